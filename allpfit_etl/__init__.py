@@ -1,0 +1,1 @@
+"""allpfit-etl: Chatwoot conversations → analysed sales leads, as a Dagster code location."""

@@ -1,0 +1,120 @@
+"""Reading chunk inputs and writing answers and failures in the analytics database.
+
+Answers are written one by one as they arrive (``save_answer``), so nothing already paid
+for can be lost by a later crash, retry or kill.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import sqlalchemy as sa
+
+from allpfit_etl.analysis.interface import (
+    AnalysisFailure,
+    AnalysisResult,
+    AnalyzerIdentity,
+    ConversationInput,
+    LeadAnalysis,
+)
+from allpfit_etl.db import load_sql
+from allpfit_etl.extract.sanitize import sanitize_text
+from allpfit_etl.tables import conversation_analyses, insert_ignore_duplicates, insert_rows, llm_usage
+
+ANALYSIS_KEY = ("tenant_id", "conversation_id", "content_hash", "analyzer", "model", "prompt_version")
+
+
+def _expanding(name: str) -> sa.TextClause:
+    return sa.text(load_sql(name)).bindparams(sa.bindparam("conversation_ids", expanding=True))
+
+
+def chunk_inputs(engine: sa.Engine, tenant_id: int, conversation_ids) -> list[ConversationInput]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            _expanding("analytics/chunk_inputs"), {"tenant_id": tenant_id, "conversation_ids": list(conversation_ids)}
+        ).all()
+    return [
+        ConversationInput(tenant_id, int(r.conversation_id), r.content_hash, r.message_compiled, r.contact_name)
+        for r in rows
+    ]
+
+
+def stored_answers(
+    engine: sa.Engine, tenant_id: int, identity: AnalyzerIdentity, conversations: list[ConversationInput]
+) -> dict[int, AnalysisResult]:
+    """Answers already stored for exactly these (conversation, content hash) pairs."""
+    if not conversations:
+        return {}
+    wanted = {c.conversation_id: c.content_hash for c in conversations}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            _expanding("analytics/stored_answers"),
+            {"tenant_id": tenant_id, "analyzer": identity.analyzer, "model": identity.model,
+             "prompt_version": identity.prompt_version, "conversation_ids": list(wanted)},
+        ).all()
+    return {
+        int(r.conversation_id): AnalysisResult(
+            int(r.conversation_id), r.content_hash,
+            LeadAnalysis(bool(r.is_lead), bool(r.visita_agendada), int(r.probabilidade_conversao),
+                         r.nome_mapeado_bot, r.analise_ia),
+        )
+        for r in rows
+        if wanted.get(int(r.conversation_id)) == r.content_hash
+    }
+
+
+def _analysis_row(tenant_id: int, identity: AnalyzerIdentity, result: AnalysisResult, tokens: dict | None = None) -> dict:
+    a = result.analysis
+    tokens = tokens or {}
+    return {
+        "tenant_id": tenant_id, "conversation_id": result.conversation_id, "content_hash": result.content_hash,
+        "analyzer": identity.analyzer, "model": identity.model, "prompt_version": identity.prompt_version,
+        "is_lead": bool(a.is_lead), "visita_agendada": bool(a.visita_agendada),
+        "probabilidade_conversao": int(a.probabilidade_conversao),
+        "nome_mapeado_bot": sanitize_text(a.nome_mapeado_bot), "analise_ia": sanitize_text(a.analise_ia) or "",
+        "prompt_tokens": int(tokens.get("prompt_tokens", 0)), "cached_tokens": int(tokens.get("cached_tokens", 0)),
+        "completion_tokens": int(tokens.get("completion_tokens", 0)), "cost_usd": float(tokens.get("cost_usd", 0.0)),
+        "analyzed_at": dt.datetime.now(dt.timezone.utc),
+    }
+
+
+class AnswerSink:
+    """Thread-safe writer used by analysers while a chunk is still running."""
+
+    def __init__(self, engine: sa.Engine, tenant_id: int, identity: AnalyzerIdentity, run_id: str | None = None):
+        self.engine, self.tenant_id, self.identity, self.run_id = engine, tenant_id, identity, run_id
+        self._lock = threading.Lock()
+
+    def save_answer(self, result: AnalysisResult, record=None) -> None:
+        tokens = vars(record) if record is not None else None
+        with self._lock, self.engine.begin() as conn:
+            insert_ignore_duplicates(
+                conn, conversation_analyses, [_analysis_row(self.tenant_id, self.identity, result, tokens)], ANALYSIS_KEY
+            )
+
+    def save_answers(self, results: list[AnalysisResult]) -> None:
+        rows = [_analysis_row(self.tenant_id, self.identity, r) for r in results]
+        with self._lock, self.engine.begin() as conn:
+            insert_ignore_duplicates(conn, conversation_analyses, rows, ANALYSIS_KEY)
+
+    def save_call(self, record) -> None:
+        row = {column: getattr(record, column, None) for column in llm_usage.columns.keys()}
+        row["run_id"] = self.run_id
+        with self._lock, self.engine.begin() as conn:
+            insert_rows(conn, llm_usage, [row])
+
+    def save_failures(self, failures: list[AnalysisFailure]) -> None:
+        if not failures:
+            return
+        now = dt.datetime.now(dt.timezone.utc)
+        with self._lock, self.engine.begin() as conn:
+            for f in failures:
+                params = {
+                    "tenant_id": self.tenant_id, "conversation_id": f.conversation_id, "content_hash": f.content_hash,
+                    "analyzer": self.identity.analyzer, "model": self.identity.model,
+                    "prompt_version": self.identity.prompt_version, "error_kind": f.error_kind,
+                    "attempts": f.attempts, "message": sanitize_text(f.message)[:500] if f.message else None,
+                    "failed_at": now,
+                }
+                conn.execute(sa.text(load_sql("analytics/record_failure")), params)

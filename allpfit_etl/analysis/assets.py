@@ -1,0 +1,143 @@
+"""Analysis: pending conversations fan out in chunks (DynamicOut), each analysed by the
+tenant's analyser (regex or OpenAI), then fan in to one materialization with the totals."""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+import sqlalchemy as sa
+
+from allpfit_etl import settings
+from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, stored_answers
+from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget, month_to_date_spend_brl
+from allpfit_etl.analysis.chunks import ChunkSpec, split_into_chunks
+from allpfit_etl.analysis.interface import Analyzer
+from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.analysis.summary import ChunkSummary
+from allpfit_etl.db import sql
+from allpfit_etl.extract.assets import BACKFILL_POLICY
+from allpfit_etl.partitions import days_by_tenant, tenant_day_partitions
+from allpfit_etl.resources import AnalyticsDatabase
+from allpfit_etl.tenants.registry import Tenant, get_tenant, get_tenant_by_id
+
+MAX_CHUNKS_PER_RUN = 32
+
+CHUNK_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+@dg.op(ins={"pending": dg.In(dg.Nothing)}, out=dg.DynamicOut(ChunkSpec))
+def plan_analysis_chunks(context: dg.OpExecutionContext, analytics: AnalyticsDatabase):
+    """One dynamic output per chunk of the tenant's ``chunk_size`` pending conversations."""
+    engine = analytics.engine()
+    for slug, days in days_by_tenant(context.partition_keys).items():
+        tenant = get_tenant(engine, slug)
+        with engine.connect() as conn:
+            ids = [
+                int(row.conversation_id)
+                for day in days
+                for row in conn.execute(sql("analytics/pending_for_partition"), {"tenant_id": tenant.tenant_id, "day": day})
+            ]
+        chunks = split_into_chunks(tenant.tenant_id, slug, ids, tenant.features.chunk_size, MAX_CHUNKS_PER_RUN)
+        context.log.info(f"{slug}: {len(ids)} pending conversations in {len(chunks)} chunk(s)")
+        for chunk in chunks:
+            yield dg.DynamicOutput(chunk, mapping_key=chunk.mapping_key)
+
+
+def build_analyzer(tenant: Tenant, openai: OpenAIResource, sink: AnswerSink, log) -> Analyzer:
+    if not tenant.features.use_openai:
+        from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer
+
+        return RegexAnalyzer()
+
+    def progress(p: dict) -> None:
+        log.info(
+            f"{tenant.slug}: {p['done']}/{p['total']} done, {p['per_second']:.1f} conv/s, ETA {p['eta_s']:.0f}s, "
+            f"{p['prompt_tokens'] + p['completion_tokens']} tokens, US$ {p['cost_usd']:.4f}"
+        )
+
+    return openai.build_analyzer(
+        tenant_id=tenant.tenant_id,
+        model=tenant.features.model,
+        max_concurrency=tenant.features.max_concurrency,
+        on_answer=sink.save_answer,
+        on_call=sink.save_call,
+        progress=progress,
+    )
+
+
+@dg.op(retry_policy=CHUNK_RETRY_POLICY, pool="openai")
+def analyze_chunk(
+    context: dg.OpExecutionContext, chunk: ChunkSpec, analytics: AnalyticsDatabase, openai: OpenAIResource
+) -> dg.Output[ChunkSummary]:
+    """Analyse one chunk. Answers already stored (a retry, a re-run after a crash) are reused
+    without any API call; new answers are stored the moment they arrive."""
+    started, started_at = time.monotonic(), time.time()
+    engine = analytics.engine()
+    tenant = get_tenant_by_id(engine, chunk.tenant_id)
+    identity = tenant.identity()
+    inputs = chunk_inputs(engine, tenant.tenant_id, chunk.conversation_ids)
+    reused = stored_answers(engine, tenant.tenant_id, identity, inputs)
+    todo = [c for c in inputs if c.conversation_id not in reused]
+    sink = AnswerSink(engine, tenant.tenant_id, identity, context.run_id)
+    summary = ChunkSummary(
+        conversations=len(inputs), reused_answers=len(reused), started_at=started_at,
+        models=(identity.model or identity.analyzer,),
+    )
+    summary.count_results(list(reused.values()))
+
+    if todo and identity.analyzer == "openai" and tenant.features.monthly_budget_brl is not None:
+        spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
+        estimate = estimate_chunk_cost_brl(
+            todo, model=identity.model, usd_brl=openai.usd_brl, price_overrides=openai.price_overrides
+        )
+        if exceeds_budget(tenant.features.monthly_budget_brl, spent, estimate):
+            context.log.warning(
+                f"budget: {tenant.slug} has spent R$ {spent:.2f} of R$ {tenant.features.monthly_budget_brl:.2f} this month; "
+                f"this chunk (~R$ {estimate:.2f}) would pass it, so its {len(todo)} conversations stay pending"
+            )
+            summary.deferred_by_budget = len(todo)
+            todo = []
+
+    if todo:
+        outcome = build_analyzer(tenant, openai, sink, context.log).analyze_chunk(todo)
+        sink.save_answers(outcome.results)
+        sink.save_failures(outcome.failures)
+        summary.analysed = len(outcome.results)
+        summary.failures = len(outcome.failures)
+        summary.usage = outcome.usage
+        summary.count_results(outcome.results)
+        for failure in outcome.failures[:5]:
+            context.log.warning(f"conversation {failure.conversation_id} failed after {failure.attempts} attempt(s): {failure.error_kind}")
+    summary.elapsed_s = time.monotonic() - started
+    return dg.Output(summary, metadata=summary.metadata())
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def collect_analyses(context: dg.OpExecutionContext, summaries: list[ChunkSummary]):
+    """Fan-in: sums the chunks' counts, tokens and cost into the asset's materialization."""
+    total = ChunkSummary()
+    for summary in summaries:
+        total = total.add(summary)
+    wall_seconds = time.time() - total.started_at if total.started_at else 0.0
+    metadata = total.metadata(wall_seconds=wall_seconds)
+    metadata["chunks"] = len(summaries)
+    if total.deferred_by_budget:
+        context.log.warning(f"monthly budget reached: {total.deferred_by_budget} conversations stay pending")
+    return dg.Output(None, metadata=metadata)
+
+
+@dg.graph_asset(
+    partitions_def=tenant_day_partitions,
+    backfill_policy=BACKFILL_POLICY,
+    ins={"pending_conversations": dg.AssetIn(dagster_type=dg.Nothing)},
+    group_name="analysis",
+    kinds={"openai", "postgres"},
+    description=(
+        "Lead analysis of every pending conversation: is_lead, visita_agendada, probabilidade_conversao (0–5), "
+        "nome_mapeado_bot and analise_ia, by the tenant's analyser (regex or OpenAI). Chunks of the tenant's "
+        "chunk_size fan out in parallel; tokens and cost are summed into this materialization's metadata."
+    ),
+)
+def conversation_analyses(pending_conversations):
+    return collect_analyses(plan_analysis_chunks(pending_conversations).map(analyze_chunk).collect())

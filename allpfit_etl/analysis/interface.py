@@ -1,0 +1,105 @@
+"""The analyser contract: a chunk of conversations in; results and usage out.
+
+The regex analyser and the OpenAI analyser both implement ``Analyzer``; the chunk op in
+``analysis/assets.py`` only knows this interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class ConversationInput:
+    """One conversation as the analyser sees it."""
+
+    tenant_id: int
+    conversation_id: int
+    content_hash: str
+    message_compiled: str
+    contact_name: str | None = None
+
+
+@dataclass(frozen=True)
+class LeadAnalysis:
+    """The answer for one conversation. Field names are the dashboards' column names."""
+
+    is_lead: bool
+    visita_agendada: bool
+    probabilidade_conversao: int
+    nome_mapeado_bot: str | None
+    analise_ia: str
+
+    def __post_init__(self) -> None:
+        if not 0 <= int(self.probabilidade_conversao) <= 5:
+            raise ValueError(f"probabilidade_conversao out of range 0-5: {self.probabilidade_conversao}")
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    conversation_id: int
+    content_hash: str
+    analysis: LeadAnalysis
+
+
+@dataclass(frozen=True)
+class AnalysisFailure:
+    conversation_id: int
+    content_hash: str
+    error_kind: str
+    attempts: int
+    message: str = ""
+
+
+@dataclass
+class Usage:
+    """Tokens and money spent by one chunk (all zero for the regex analyser)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_brl: float = 0.0
+    retries: int = 0
+    reused_answers: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, other: "Usage") -> "Usage":
+        return Usage(
+            calls=self.calls + other.calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            cost_brl=self.cost_brl + other.cost_brl,
+            retries=self.retries + other.retries,
+            reused_answers=self.reused_answers + other.reused_answers,
+        )
+
+
+@dataclass
+class ChunkOutcome:
+    results: list[AnalysisResult] = field(default_factory=list)
+    failures: list[AnalysisFailure] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    budget_exhausted: bool = False
+
+
+@dataclass(frozen=True)
+class AnalyzerIdentity:
+    """What makes a stored analysis current: analyser kind, model and prompt version."""
+
+    analyzer: str  # "regex" | "openai"
+    model: str  # "" for regex
+    prompt_version: str
+
+
+class Analyzer(Protocol):
+    identity: AnalyzerIdentity
+
+    def analyze_chunk(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome: ...

@@ -1,0 +1,75 @@
+"""Per-chunk outcome counts and their sum: the numbers every materialization records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from allpfit_etl.analysis.interface import AnalysisResult, Usage
+
+
+@dataclass
+class ChunkSummary:
+    conversations: int = 0
+    analysed: int = 0
+    reused_answers: int = 0
+    failures: int = 0
+    deferred_by_budget: int = 0
+    leads: int = 0
+    visits: int = 0
+    high_probability: int = 0
+    named: int = 0
+    elapsed_s: float = 0.0
+    started_at: float = 0.0  # epoch seconds, to measure wall time across parallel chunks
+    usage: Usage = field(default_factory=Usage)
+    models: tuple[str, ...] = ()
+
+    def count_results(self, results: list[AnalysisResult]) -> None:
+        for result in results:
+            a = result.analysis
+            self.leads += bool(a.is_lead)
+            self.visits += bool(a.visita_agendada)
+            self.high_probability += a.probabilidade_conversao >= 4
+            self.named += bool(a.nome_mapeado_bot)
+
+    def add(self, other: "ChunkSummary") -> "ChunkSummary":
+        return ChunkSummary(
+            conversations=self.conversations + other.conversations,
+            analysed=self.analysed + other.analysed,
+            reused_answers=self.reused_answers + other.reused_answers,
+            failures=self.failures + other.failures,
+            deferred_by_budget=self.deferred_by_budget + other.deferred_by_budget,
+            leads=self.leads + other.leads,
+            visits=self.visits + other.visits,
+            high_probability=self.high_probability + other.high_probability,
+            named=self.named + other.named,
+            elapsed_s=self.elapsed_s + other.elapsed_s,
+            started_at=min(filter(None, (self.started_at, other.started_at)), default=0.0),
+            usage=self.usage.add(other.usage),
+            models=tuple(sorted(set(self.models) | set(other.models))),
+        )
+
+    def metadata(self, wall_seconds: float | None = None) -> dict:
+        """Numeric metadata (plotted per partition in the UI) plus the model names."""
+        seconds = wall_seconds if wall_seconds is not None else self.elapsed_s
+        u = self.usage
+        return {
+            "conversations": self.conversations,
+            "analysed": self.analysed,
+            "reused_answers": self.reused_answers,
+            "failures": self.failures,
+            "deferred_by_budget": self.deferred_by_budget,
+            "leads": self.leads,
+            "visits": self.visits,
+            "high_probability": self.high_probability,
+            "named": self.named,
+            "openai.calls": u.calls,
+            "openai.prompt_tokens": u.prompt_tokens,
+            "openai.cached_tokens": u.cached_tokens,
+            "openai.completion_tokens": u.completion_tokens,
+            "openai.total_tokens": u.total_tokens,
+            "cost_usd": round(u.cost_usd, 8),
+            "cost_brl": round(u.cost_brl, 8),
+            "retries": u.retries,
+            "conversations_per_second": round(self.analysed / seconds, 3) if seconds > 0 else 0.0,
+            "model": ", ".join(self.models) or "none",
+        }

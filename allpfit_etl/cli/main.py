@@ -1,0 +1,203 @@
+"""``allpfit-etl``: set up the analytics database, manage tenants, run and watch the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+
+from allpfit_etl import settings
+from allpfit_etl.db import check_reachable, get_engine
+from allpfit_etl.errors import AllpfitError, ConfigError, redact
+
+
+def analytics_engine(*, require_schema: bool = True):
+    from allpfit_etl.schema import schema_ready
+
+    engine = get_engine(settings.analytics_database_url())
+    check_reachable(engine, "analytics")
+    if require_schema and not schema_ready(engine):
+        raise ConfigError("analytics database is not initialised: run `allpfit-etl init` first")
+    return engine
+
+
+def chatwoot_engine(*, read_only: bool = True):
+    engine = get_engine(settings.chatwoot_database_url(), read_only=read_only)
+    check_reachable(engine, "Chatwoot")
+    return engine
+
+
+def cmd_init(args) -> int:
+    from allpfit_etl.schema import apply_migrations
+
+    applied = apply_migrations(analytics_engine(require_schema=False))
+    print(f"analytics schema up to date ({'applied ' + ', '.join(applied) if applied else 'nothing to apply'})")
+    return 0
+
+
+def cmd_seed_demo(args) -> int:
+    from allpfit_etl.demo.seed import create_chatwoot_schema, seed_demo
+
+    engine = chatwoot_engine(read_only=False)
+    create_chatwoot_schema(engine)
+    counts = seed_demo(engine)
+    print("demo Chatwoot data: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_tenants(args) -> int:
+    from allpfit_etl.tenants import registry
+
+    engine = analytics_engine()
+    if args.tenants_command == "add":
+        features = registry.TenantFeatures(
+            use_openai=args.openai,
+            model=args.model or registry.DEFAULT_MODEL,
+            chunk_size=args.chunk_size or 50,
+            max_concurrency=args.max_concurrency or 20,
+            monthly_budget_brl=args.budget_brl,
+        )
+        tenant = registry.add_tenant(engine, args.slug, args.name, args.account_id, features)
+        print(f"added tenant {tenant.slug} (id {tenant.tenant_id}, Chatwoot account {tenant.chatwoot_account_id})")
+    elif args.tenants_command == "list":
+        tenants = registry.list_tenants(engine)
+        if not tenants:
+            print("no tenants (add one with `allpfit-etl tenants add`)")
+        for t in tenants:
+            f = t.features
+            print(
+                f"{t.slug:<16} id={t.tenant_id:<3} account={t.chatwoot_account_id:<4} "
+                f"{'enabled ' if t.enabled else 'disabled'} analyser={'openai:' + f.model if f.use_openai else 'regex'} "
+                f"chunk_size={f.chunk_size} max_concurrency={f.max_concurrency} budget_brl={f.monthly_budget_brl}  {t.name}"
+            )
+    elif args.tenants_command == "set":
+        changes = {}
+        for assignment in args.assignments:
+            if "=" not in assignment:
+                raise ConfigError(f"bad assignment {assignment!r}: expected KEY=VALUE")
+            key, value = assignment.split("=", 1)
+            changes[key.strip()] = registry.coerce_feature_value(key.strip(), value)
+        tenant = registry.update_features(engine, args.slug, **changes)
+        print(f"{tenant.slug}: " + ", ".join(f"{k}={v}" for k, v in asdict(tenant.features).items()))
+    elif args.tenants_command == "disable":
+        registry.set_enabled(engine, args.slug, False)
+        print(f"disabled tenant {args.slug}")
+    elif args.tenants_command == "enable":
+        registry.set_enabled(engine, args.slug, True)
+        print(f"enabled tenant {args.slug}")
+    return 0
+
+
+def _selected_tenants(engine, slugs: list[str] | None):
+    from allpfit_etl.tenants import registry
+
+    if slugs:
+        tenants = [registry.get_tenant(engine, slug) for slug in slugs]
+        disabled = [t.slug for t in tenants if not t.enabled]
+        if disabled:
+            raise ConfigError(f"tenant {disabled[0]!r} is disabled (enable it with `allpfit-etl tenants enable`)")
+        return tenants
+    tenants = registry.list_tenants(engine, enabled_only=True)
+    if not tenants:
+        raise ConfigError("no enabled tenants: add one with `allpfit-etl tenants add`")
+    return tenants
+
+
+def print_summary(summary, first, last) -> None:
+    t = summary.totals
+    print(
+        f"{len(summary.runs)} run(s), {first} → {last}: "
+        f"{int(t.get('conversations', 0))} conversations, {int(t.get('analysed', 0))} analysed, "
+        f"{int(t.get('skipped', 0))} skipped, {int(t.get('failures', 0))} failed, "
+        f"{int(t.get('leads', 0))} leads, {int(t.get('visits', 0))} visits, "
+        f"{int(t.get('tokens', 0))} tokens, US$ {t.get('cost_usd', 0):.4f} (R$ {t.get('cost_brl', 0):.4f})"
+    )
+    for error in summary.errors:
+        print(f"run failed: {error}", file=sys.stderr)
+
+
+def cmd_run(args) -> int:
+    from allpfit_etl.runner import resolve_day_range, run_partitions
+
+    first, last = resolve_day_range(args.date_from, args.date_to)
+    engine = analytics_engine()
+    chatwoot_engine()
+    tenants = _selected_tenants(engine, args.tenant)
+    summary = run_partitions(tenants, first, last)
+    print_summary(summary, first, last)
+    return 1 if summary.failed_runs else 0
+
+
+def cmd_demo(args) -> int:
+    from allpfit_etl.demo.seed import DEMO_DAYS, DEMO_END_DATE, DEMO_TENANTS, create_chatwoot_schema, seed_demo
+    from allpfit_etl.runner import dagster_home, run_partitions
+    from allpfit_etl.schema import apply_migrations
+    from allpfit_etl.tenants import registry
+    import datetime as dt
+
+    source = chatwoot_engine(read_only=False)
+    create_chatwoot_schema(source)
+    counts = seed_demo(source)
+    print(f"seeded demo Chatwoot: {counts['conversations']} conversations, {counts['messages']} messages")
+    engine = analytics_engine(require_schema=False)
+    apply_migrations(engine)
+    existing = {t.slug for t in registry.list_tenants(engine)}
+    for demo in DEMO_TENANTS:
+        if demo.slug not in existing:
+            registry.add_tenant(engine, demo.slug, demo.name, demo.account_id)
+    tenants = [registry.get_tenant(engine, d.slug) for d in DEMO_TENANTS]
+    first, last = DEMO_END_DATE - dt.timedelta(days=DEMO_DAYS - 1), DEMO_END_DATE
+    summary = run_partitions(tenants, first, last)
+    print_summary(summary, first, last)
+    home = dagster_home()
+    print(f"analytics database: {redact(settings.analytics_database_url())}")
+    print(f"open these runs in the Dagster UI:  DAGSTER_HOME={home} ALLPFIT_HOME={settings.allpfit_home()} dagster dev")
+    return 1 if summary.failed_runs else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="allpfit-etl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="create or upgrade the analytics schema").set_defaults(func=cmd_init)
+    sub.add_parser("seed-demo", help="write demo Chatwoot data for four gym tenants").set_defaults(func=cmd_seed_demo)
+    sub.add_parser("demo", help="seed-demo + init + tenants + run, on the embedded defaults").set_defaults(func=cmd_demo)
+
+    tenants = sub.add_parser("tenants", help="manage tenant_configs")
+    tenants.set_defaults(func=cmd_tenants)
+    tsub = tenants.add_subparsers(dest="tenants_command", required=True)
+    add = tsub.add_parser("add", help="add a tenant (one Chatwoot account)")
+    add.add_argument("slug")
+    add.add_argument("--name", required=True)
+    add.add_argument("--account-id", type=int, required=True)
+    add.add_argument("--openai", action="store_true", help="analyse with OpenAI instead of regex")
+    add.add_argument("--model")
+    add.add_argument("--chunk-size", type=int)
+    add.add_argument("--max-concurrency", type=int)
+    add.add_argument("--budget-brl", type=float)
+    tsub.add_parser("list", help="list tenants")
+    set_parser = tsub.add_parser("set", help="change features: KEY=VALUE ...")
+    set_parser.add_argument("slug")
+    set_parser.add_argument("assignments", nargs="+")
+    for name in ("disable", "enable"):
+        p = tsub.add_parser(name, help=f"{name} a tenant")
+        p.add_argument("slug")
+
+    run = sub.add_parser("run", help="materialize (tenant, day) partitions through Dagster")
+    run.add_argument("--tenant", action="append", help="tenant slug (repeatable); default: every enabled tenant")
+    run.add_argument("--from", dest="date_from", help="first local day, YYYY-MM-DD (default: yesterday)")
+    run.add_argument("--to", dest="date_to", help="last local day, YYYY-MM-DD (default: --from, or today)")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AllpfitError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

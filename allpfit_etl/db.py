@@ -1,0 +1,101 @@
+"""Database engines and the SQL files under ``sql/``, loaded by name.
+
+The same queries run on PostgreSQL and SQLite. Only DDL differs per dialect: ``load_sql``
+looks for ``<name>.<dialect>.sql`` first and falls back to ``<name>.sql``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from allpfit_etl.errors import DatabaseUnreachableError, redact
+
+SQL_DIR = Path(os.environ.get("ALLPFIT_SQL_DIR", Path(__file__).resolve().parent.parent / "sql"))
+
+
+@functools.cache
+def load_sql(name: str, dialect: str | None = None) -> str:
+    """Return the text of ``sql/<name>.sql`` (or its dialect-specific variant)."""
+    candidates = [SQL_DIR / f"{name}.{dialect}.sql"] if dialect else []
+    candidates.append(SQL_DIR / f"{name}.sql")
+    for path in candidates:
+        if path.exists():
+            return path.read_text(encoding="utf-8")
+    raise FileNotFoundError(f"no SQL file for {name!r} (dialect {dialect}) under {SQL_DIR}")
+
+
+def sql(name: str, dialect: str | None = None) -> sa.TextClause:
+    return sa.text(load_sql(name, dialect))
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a DDL script on ``;`` at line ends (the DDL files keep one statement per block)."""
+    statements, current = [], []
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statement = "\n".join(current).strip().rstrip(";").strip()
+            if statement:
+                statements.append(statement)
+            current = []
+    tail = "\n".join(current).strip()
+    if tail:
+        statements.append(tail)
+    return statements
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@functools.cache
+def _cached_engine(url: str, read_only: bool) -> sa.Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        if read_only:
+            event.listen(engine, "connect", lambda c, _r: c.execute("PRAGMA query_only=ON"))
+        return engine
+    kwargs: dict = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    if read_only and parsed.get_backend_name() == "postgresql":
+        # Every transaction on the Chatwoot source is read-only at the server.
+        kwargs["connect_args"]["options"] = "-c default_transaction_read_only=on"
+    return sa.create_engine(url, **kwargs)
+
+
+def get_engine(url: str, *, read_only: bool = False) -> sa.Engine:
+    try:
+        return _cached_engine(url, read_only)
+    except sa.exc.ArgumentError as exc:
+        raise DatabaseUnreachableError(f"malformed database URL {redact(url)!r}: {exc}") from None
+
+
+def check_reachable(engine: sa.Engine, label: str) -> None:
+    """Raise a one-line ``DatabaseUnreachableError`` if the database cannot be reached."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
+        raise DatabaseUnreachableError(
+            f"{label} database unreachable at {redact(engine.url.render_as_string(hide_password=True))}: {redact(reason)}"
+        ) from None
+
+
+def dialect_of(engine_or_conn) -> str:
+    return engine_or_conn.dialect.name

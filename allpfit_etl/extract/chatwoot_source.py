@@ -1,0 +1,111 @@
+"""Read one (account, local day) of Chatwoot conversations, in bounded batches.
+
+Conversations are read first (one row each), then their messages one batch of
+conversations at a time, so a big day never holds all of its messages in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from allpfit_etl.db import load_sql
+from allpfit_etl.extract.hashing import content_hash
+from allpfit_etl.extract.sanitize import sanitize_text
+from allpfit_etl.extract.transcript import SourceMessage, compile_transcript, count_contact_messages
+
+CONVERSATION_STATUS = {0: "open", 1: "resolved", 2: "pending", 3: "snoozed"}
+DEFAULT_BATCH_SIZE = 2_000
+
+
+def day_bounds_utc(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
+    """Naive UTC bounds [start, end) of a local calendar day, as Chatwoot stores timestamps."""
+    tz = ZoneInfo(timezone)
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+    to_utc = lambda t: t.astimezone(dt.timezone.utc).replace(tzinfo=None)  # noqa: E731
+    return to_utc(start), to_utc(end)
+
+
+def as_utc(value) -> dt.datetime | None:
+    """Chatwoot timestamp (naive UTC datetime, or text on SQLite) → aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+def _messages_query() -> sa.TextClause:
+    return sa.text(load_sql("chatwoot/messages_for_conversations")).bindparams(
+        sa.bindparam("conversation_ids", expanding=True)
+    )
+
+
+def extract_day(
+    source: sa.Engine,
+    *,
+    tenant_id: int,
+    account_id: int,
+    day: dt.date,
+    timezone: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[list[dict]]:
+    """Yield batches of rows shaped like the ``chatwoot_conversations`` table."""
+    start_utc, end_utc = day_bounds_utc(day, timezone)
+    messages_query = _messages_query()
+    extracted_at = dt.datetime.now(dt.timezone.utc)
+    with source.connect() as conn:
+        conversations = conn.execute(
+            sa.text(load_sql("chatwoot/conversations_for_day")),
+            {"account_id": account_id, "start_utc": start_utc, "end_utc": end_utc},
+        ).mappings().all()
+        for offset in range(0, len(conversations), batch_size):
+            batch = conversations[offset : offset + batch_size]
+            by_conversation: dict[int, list[SourceMessage]] = defaultdict(list)
+            rows = conn.execute(
+                messages_query, {"account_id": account_id, "conversation_ids": [c["conversation_id"] for c in batch]}
+            )
+            for m in rows:
+                by_conversation[m.conversation_id].append(
+                    SourceMessage(
+                        created_at=m.created_at,
+                        message_type=int(m.message_type),
+                        private=bool(m.private),
+                        sender_type=m.sender_type,
+                        content=m.content,
+                        content_attributes=m.content_attributes,
+                        attachment_type=m.attachment_type,
+                    )
+                )
+            yield [
+                _conversation_row(c, by_conversation.get(c["conversation_id"], []), tenant_id, day, timezone, extracted_at)
+                for c in batch
+            ]
+
+
+def _conversation_row(conv, messages: list[SourceMessage], tenant_id, day, timezone, extracted_at) -> dict:
+    transcript = compile_transcript(messages, timezone)
+    contact_name = sanitize_text(conv["contact_name"])
+    contact_name = contact_name.strip() if contact_name else None
+    return {
+        "tenant_id": tenant_id,
+        "conversation_id": int(conv["conversation_id"]),
+        "day": day,
+        "display_id": int(conv["display_id"]),
+        "inbox_id": conv["inbox_id"],
+        "inbox_name": sanitize_text(conv["inbox_name"]),
+        "status": CONVERSATION_STATUS.get(conv["status"], str(conv["status"])),
+        "conversation_created_at": as_utc(conv["created_at"]),
+        "conversation_updated_at": as_utc(conv["updated_at"]),
+        "last_activity_at": as_utc(conv["last_activity_at"]),
+        "contact_name": contact_name or None,
+        "contact_messages_count": count_contact_messages(messages),
+        "message_compiled": transcript,
+        "content_hash": content_hash(transcript, contact_name),
+        "extracted_at": extracted_at,
+    }

@@ -1,0 +1,16 @@
+"""The asset job every trigger (CLI, sensors, schedule, backfills) materializes."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from allpfit_etl.partitions import tenant_day_partitions
+
+LEAD_ANALYSIS_JOB_NAME = "lead_analysis"
+
+lead_analysis_job = dg.define_asset_job(
+    LEAD_ANALYSIS_JOB_NAME,
+    selection=dg.AssetSelection.groups("extract", "analysis", "load"),
+    partitions_def=tenant_day_partitions,
+    description="Extract → pending filter → analysis → load for (day, tenant) partitions.",
+)

@@ -1,0 +1,134 @@
+"""Materialize (tenant, day) partitions through Dagster from the command line.
+
+Runs go to the instance in ``DAGSTER_HOME`` (the one ``dagster dev`` and the daemon use),
+so every CLI run also shows up in the UI. Without ``DAGSTER_HOME`` an instance under
+``ALLPFIT_HOME/dagster_home`` is used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from allpfit_etl import settings
+from allpfit_etl.errors import AllpfitError, ConfigError
+from allpfit_etl.partitions import TENANT_PARTITIONS_NAME, partition_key
+from allpfit_etl.tenants.registry import Tenant
+
+SUMMARY_KEYS = {
+    "chatwoot_conversations": {"extracted": "conversations"},
+    "pending_conversations": {"pending": "pending", "skipped": "skipped"},
+    "conversation_analyses": {
+        "analysed": "analysed", "reused_answers": "reused_answers", "failures": "failures",
+        "deferred_by_budget": "deferred_by_budget", "leads": "leads", "visits": "visits",
+        "openai.total_tokens": "tokens", "cost_usd": "cost_usd", "cost_brl": "cost_brl",
+    },
+    "conversations_analytics": {"loaded": "loaded"},
+}
+
+
+def dagster_home() -> Path:
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        home = str(settings.allpfit_home() / "dagster_home")
+        os.environ["DAGSTER_HOME"] = home
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return Path(home)
+
+
+def get_instance() -> dg.DagsterInstance:
+    dagster_home()
+    return dg.DagsterInstance.get()
+
+
+def register_tenant_partitions(instance: dg.DagsterInstance, tenants: list[Tenant]) -> list[str]:
+    """Add the tenants' slugs as ``tenant`` partitions (the tenant sensor does this in production)."""
+    existing = set(instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME))
+    new = [t.slug for t in tenants if t.slug not in existing]
+    if new:
+        instance.add_dynamic_partitions(TENANT_PARTITIONS_NAME, new)
+    return new
+
+
+def parse_day(text: str, label: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"bad {label} date {text!r}: expected YYYY-MM-DD") from None
+
+
+def resolve_day_range(start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
+    today = dt.datetime.now(ZoneInfo(settings.timezone_name())).date()
+    first = parse_day(start, "--from") if start else today - dt.timedelta(days=1)
+    last = parse_day(end, "--to") if end else (first if start else today)
+    earliest = dt.date.fromisoformat(settings.partitions_start_date())
+    if first > last:
+        raise ConfigError(f"bad date range: --from {first} is after --to {last}")
+    if first < earliest:
+        raise ConfigError(f"bad --from date {first}: partitions start on {earliest} (ALLPFIT_START_DATE)")
+    if last > today:
+        raise ConfigError(f"bad --to date {last}: it is in the future (today is {today})")
+    return first, last
+
+
+@dataclass
+class RunSummary:
+    runs: list[str] = field(default_factory=list)
+    failed_runs: list[str] = field(default_factory=list)
+    totals: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, key: str, value: float) -> None:
+        self.totals[key] = self.totals.get(key, 0) + value
+
+
+def _first_error(result) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
+                error = error.cause
+            return f"{event.step_key}: {error.message.strip().splitlines()[-1] if error.message.strip() else error.cls_name}"
+    return "run failed"
+
+
+def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instance: dg.DagsterInstance | None = None) -> RunSummary:
+    """One Dagster run per tenant covering the day range (a partition-range run)."""
+    from allpfit_etl.definitions import defs
+
+    instance = instance or get_instance()
+    register_tenant_partitions(instance, tenants)
+    job = defs.resolve_job_def("lead_analysis")
+    summary = RunSummary()
+    for tenant in tenants:
+        tags = {
+            "dagster/asset_partition_range_start": partition_key(first, tenant.slug),
+            "dagster/asset_partition_range_end": partition_key(last, tenant.slug),
+            "allpfit/tenant": tenant.slug,
+            "allpfit/trigger": "cli",
+        }
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        summary.runs.append(result.run_id)
+        if not result.success:
+            summary.failed_runs.append(result.run_id)
+            summary.errors.append(f"{tenant.slug}: {_first_error(result)}")
+        seen: set[str] = set()
+        for event in result.get_asset_materialization_events():
+            materialization = event.asset_materialization
+            asset = materialization.asset_key.to_user_string()
+            if asset in seen or asset not in SUMMARY_KEYS:
+                continue  # a range run repeats the same metadata on every partition
+            seen.add(asset)
+            for meta_key, summary_key in SUMMARY_KEYS[asset].items():
+                value = materialization.metadata.get(meta_key)
+                if value is not None:
+                    summary.add(summary_key, value.value)
+    return summary
+
+
+__all__ = ["AllpfitError", "RunSummary", "get_instance", "register_tenant_partitions", "resolve_day_range", "run_partitions"]

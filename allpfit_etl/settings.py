@@ -1,0 +1,57 @@
+"""Non-secret settings read from the environment, with embedded defaults for the demo.
+
+Database URLs may carry passwords, so they are only ever shown through ``errors.redact``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_TIMEZONE = "America/Sao_Paulo"
+DEFAULT_START_DATE = "2025-01-01"
+
+
+def allpfit_home() -> Path:
+    return Path(os.environ.get("ALLPFIT_HOME", "./.allpfit")).resolve()
+
+
+def _sqlite_url(name: str) -> str:
+    return f"sqlite:///{allpfit_home() / name}"
+
+
+def chatwoot_database_url() -> str:
+    return os.environ.get("CHATWOOT_DATABASE_URL") or _sqlite_url("chatwoot.db")
+
+
+def analytics_database_url() -> str:
+    return os.environ.get("ANALYTICS_DATABASE_URL") or _sqlite_url("analytics.db")
+
+
+def timezone_name() -> str:
+    return os.environ.get("ALLPFIT_TIMEZONE", DEFAULT_TIMEZONE)
+
+
+def partitions_start_date() -> str:
+    value = os.environ.get("ALLPFIT_START_DATE", DEFAULT_START_DATE)
+    dt.date.fromisoformat(value)  # fail at load time on a malformed date
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    chatwoot_url: str
+    analytics_url: str
+    timezone: str
+    start_date: str
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            chatwoot_url=chatwoot_database_url(),
+            analytics_url=analytics_database_url(),
+            timezone=timezone_name(),
+            start_date=partitions_start_date(),
+        )

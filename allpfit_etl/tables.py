@@ -1,0 +1,49 @@
+"""Lightweight handles on analytics tables for bulk inserts (the DDL lives in ``sql/``).
+
+Columns are untyped on purpose: values reach the driver as they are, exactly as with the
+text queries, so timestamps are stored the same way by both code paths.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+CHATWOOT_CONVERSATION_COLUMNS = (
+    "tenant_id", "conversation_id", "day", "display_id", "inbox_id", "inbox_name", "status",
+    "conversation_created_at", "conversation_updated_at", "last_activity_at", "contact_name",
+    "contact_messages_count", "message_compiled", "content_hash", "extracted_at",
+)
+PENDING_COLUMNS = ("tenant_id", "conversation_id", "day", "content_hash", "reason", "queued_at")
+ANALYSIS_COLUMNS = (
+    "tenant_id", "conversation_id", "content_hash", "analyzer", "model", "prompt_version", "is_lead",
+    "visita_agendada", "probabilidade_conversao", "nome_mapeado_bot", "analise_ia", "prompt_tokens",
+    "cached_tokens", "completion_tokens", "cost_usd", "analyzed_at",
+)
+LLM_USAGE_COLUMNS = (
+    "tenant_id", "conversation_id", "model", "prompt_tokens", "cached_tokens", "completion_tokens",
+    "total_tokens", "cost_usd", "cost_brl", "latency_ms", "attempt", "status", "error_kind", "run_id", "created_at",
+)
+
+chatwoot_conversations = sa.table("chatwoot_conversations", *(sa.column(c) for c in CHATWOOT_CONVERSATION_COLUMNS))
+pending_conversations = sa.table("pending_conversations", *(sa.column(c) for c in PENDING_COLUMNS))
+conversation_analyses = sa.table("conversation_analyses", *(sa.column(c) for c in ANALYSIS_COLUMNS))
+llm_usage = sa.table("llm_usage", *(sa.column(c) for c in LLM_USAGE_COLUMNS))
+
+
+def insert_rows(conn: sa.Connection, table: sa.TableClause, rows: list[dict]) -> int:
+    """Multi-row insert (psycopg2 batches it into VALUES lists)."""
+    if rows:
+        conn.execute(table.insert(), rows)
+    return len(rows)
+
+
+def insert_ignore_duplicates(conn: sa.Connection, table: sa.TableClause, rows: list[dict], key: tuple[str, ...]) -> int:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` on PostgreSQL and SQLite alike."""
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    conn.execute(insert(table).on_conflict_do_nothing(index_elements=list(key)), rows)
+    return len(rows)

@@ -1,0 +1,200 @@
+"""``tenant_configs``: which Chatwoot accounts are analysed, and how.
+
+A tenant's slug is its Dagster partition key, so it is restricted to ``[a-z0-9_]+``: it can
+never contain the ``|``, ``,``, ``[`` or ``]`` that Dagster's multi-partition keys reserve.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import sqlalchemy as sa
+
+from allpfit_etl.analysis.interface import AnalyzerIdentity
+from allpfit_etl.errors import ConfigError, UnknownTenantError
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9_]+$")
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+@dataclass(frozen=True)
+class TenantFeatures:
+    use_openai: bool = False
+    model: str = DEFAULT_MODEL
+    chunk_size: int = 50
+    max_concurrency: int = 20
+    monthly_budget_brl: float | None = None
+    # A tenant switched back from OpenAI to regex keeps its paid answers unless this is set.
+    reanalyze_with_regex: bool = False
+
+    def validated(self) -> "TenantFeatures":
+        if not isinstance(self.use_openai, bool) or not isinstance(self.reanalyze_with_regex, bool):
+            raise ConfigError("features use_openai and reanalyze_with_regex must be true or false")
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError("feature model must be a non-empty string")
+        for name in ("chunk_size", "max_concurrency"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"feature {name} must be a positive integer, got {value!r}")
+        budget = self.monthly_budget_brl
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
+            raise ConfigError(f"feature monthly_budget_brl must be a non-negative number, got {budget!r}")
+        return self
+
+
+FEATURE_NAMES = tuple(f.name for f in fields(TenantFeatures))
+
+
+def parse_features(raw: Any) -> TenantFeatures:
+    """Features from the JSON column (dict on PostgreSQL, text on SQLite); unknown keys are an error."""
+    if raw is None or raw == "":
+        data: dict = {}
+    elif isinstance(raw, dict):
+        data = raw
+    else:
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise ConfigError(f"tenant features are not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("tenant features must be a JSON object")
+    unknown = sorted(set(data) - set(FEATURE_NAMES))
+    if unknown:
+        raise ConfigError(f"unknown tenant feature(s) {', '.join(unknown)}; known: {', '.join(FEATURE_NAMES)}")
+    return TenantFeatures(**data).validated()
+
+
+def coerce_feature_value(key: str, text: str) -> Any:
+    """Parse ``KEY=VALUE`` text from the CLI into the feature's type."""
+    if key not in FEATURE_NAMES:
+        raise ConfigError(f"unknown tenant feature {key!r}; known: {', '.join(FEATURE_NAMES)}")
+    lowered = text.strip().lower()
+    if key in ("use_openai", "reanalyze_with_regex"):
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"feature {key} takes true or false, got {text!r}")
+    if key in ("chunk_size", "max_concurrency"):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"feature {key} takes an integer, got {text!r}") from None
+    if key == "monthly_budget_brl":
+        if lowered in ("", "none", "null"):
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"feature {key} takes a number, got {text!r}") from None
+    return text
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: int
+    slug: str
+    name: str
+    chatwoot_account_id: int
+    enabled: bool
+    features: TenantFeatures
+
+    def identity(self) -> AnalyzerIdentity:
+        """The analyser whose answers count as current for this tenant."""
+        if self.features.use_openai:
+            from allpfit_etl.analysis.prompts import PROMPT_VERSION
+
+            return AnalyzerIdentity("openai", self.features.model, PROMPT_VERSION)
+        from allpfit_etl.analysis.regex_analyzer import REGEX_VERSION
+
+        return AnalyzerIdentity("regex", "", REGEX_VERSION)
+
+
+def validate_slug(slug: str) -> str:
+    if not SLUG_PATTERN.fullmatch(slug or ""):
+        raise ConfigError(f"bad tenant slug {slug!r}: use lowercase letters, digits and underscores only")
+    return slug
+
+
+def _row_to_tenant(row) -> Tenant:
+    return Tenant(
+        tenant_id=int(row.tenant_id),
+        slug=row.slug,
+        name=row.name,
+        chatwoot_account_id=int(row.chatwoot_account_id),
+        enabled=bool(row.enabled),
+        features=parse_features(row.features),
+    )
+
+
+_SELECT = "SELECT tenant_id, slug, name, chatwoot_account_id, enabled, features FROM tenant_configs"
+
+
+def list_tenants(engine: sa.Engine, *, enabled_only: bool = False) -> list[Tenant]:
+    query = _SELECT + (" WHERE enabled = TRUE" if enabled_only else "") + " ORDER BY tenant_id"
+    with engine.connect() as conn:
+        return [_row_to_tenant(row) for row in conn.execute(sa.text(query))]
+
+
+def get_tenant(engine: sa.Engine, slug: str) -> Tenant:
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(_SELECT + " WHERE slug = :slug"), {"slug": slug}).first()
+    if row is None:
+        raise UnknownTenantError(f"unknown tenant {slug!r} (see `allpfit-etl tenants list`)")
+    return _row_to_tenant(row)
+
+
+def get_tenant_by_id(engine: sa.Engine, tenant_id: int) -> Tenant:
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(_SELECT + " WHERE tenant_id = :id"), {"id": tenant_id}).first()
+    if row is None:
+        raise UnknownTenantError(f"unknown tenant id {tenant_id}")
+    return _row_to_tenant(row)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def add_tenant(
+    engine: sa.Engine, slug: str, name: str, chatwoot_account_id: int, features: TenantFeatures | None = None
+) -> Tenant:
+    validate_slug(slug)
+    features = (features or TenantFeatures()).validated()
+    with engine.begin() as conn:
+        if conn.execute(sa.text("SELECT 1 FROM tenant_configs WHERE slug = :s"), {"s": slug}).first():
+            raise ConfigError(f"tenant {slug!r} already exists (use `allpfit-etl tenants set`)")
+        conn.execute(
+            sa.text(
+                "INSERT INTO tenant_configs (slug, name, chatwoot_account_id, enabled, features, created_at, updated_at)"
+                " VALUES (:slug, :name, :account, TRUE, :features, :now, :now)"
+            ),
+            {"slug": slug, "name": name, "account": int(chatwoot_account_id),
+             "features": json.dumps(asdict(features)), "now": _now()},
+        )
+    return get_tenant(engine, slug)
+
+
+def update_features(engine: sa.Engine, slug: str, **changes: Any) -> Tenant:
+    tenant = get_tenant(engine, slug)
+    features = replace(tenant.features, **changes).validated()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE tenant_configs SET features = :f, updated_at = :now WHERE slug = :slug"),
+            {"f": json.dumps(asdict(features)), "now": _now(), "slug": slug},
+        )
+    return get_tenant(engine, slug)
+
+
+def set_enabled(engine: sa.Engine, slug: str, enabled: bool) -> Tenant:
+    get_tenant(engine, slug)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE tenant_configs SET enabled = :e, updated_at = :now WHERE slug = :slug"),
+            {"e": enabled, "now": _now(), "slug": slug},
+        )
+    return get_tenant(engine, slug)

@@ -1,0 +1,50 @@
+"""Shared fixtures: throwaway databases on the real PostgreSQL server (TEST_DATABASE_URL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+def _admin_engine() -> sa.Engine:
+    return sa.create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[sa.Engine]:
+    engine = _admin_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:  # a missing service is a failure, never a skip
+        pytest.fail(f"PostgreSQL not reachable at {make_url(TEST_DATABASE_URL).render_as_string(hide_password=True)}: {exc.orig}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def make_pg_database(pg_admin: sa.Engine) -> Iterator[Callable[[str], str]]:
+    """Create uniquely named databases for one test; drop them afterwards. Returns their URLs."""
+    created: list[str] = []
+
+    def factory(label: str = "db") -> str:
+        name = f"allpfit_test_{label}_{uuid.uuid4().hex[:10]}"
+        with pg_admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+
+    yield factory
+    from allpfit_etl.db import _cached_engine
+
+    _cached_engine.cache_clear()
+    with pg_admin.connect() as conn:
+        for name in created:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

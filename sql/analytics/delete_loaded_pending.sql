@@ -1,0 +1,10 @@
+-- Pending rows whose current analysis is now loaded are no longer pending.
+DELETE FROM pending_conversations
+WHERE tenant_id = :tenant_id AND day = :day
+  AND EXISTS (
+      SELECT 1 FROM conversations_analytics a
+      WHERE a.tenant_id = pending_conversations.tenant_id
+        AND a.conversation_id = pending_conversations.conversation_id
+        AND a.content_hash = pending_conversations.content_hash
+        AND a.analyzer = :analyzer AND a.model = :model AND a.prompt_version = :prompt_version
+  )

@@ -1,0 +1,19 @@
+-- Conversations of one Chatwoot account created within [start_utc, end_utc): one local day.
+-- Chatwoot stores UTC in timestamp-without-time-zone columns.
+SELECT
+    c.id               AS conversation_id,
+    c.display_id       AS display_id,
+    c.inbox_id         AS inbox_id,
+    i.name             AS inbox_name,
+    c.status           AS status,
+    c.created_at       AS created_at,
+    c.updated_at       AS updated_at,
+    c.last_activity_at AS last_activity_at,
+    ct.name            AS contact_name
+FROM conversations c
+LEFT JOIN inboxes i ON i.id = c.inbox_id
+LEFT JOIN contacts ct ON ct.id = c.contact_id
+WHERE c.account_id = :account_id
+  AND c.created_at >= :start_utc
+  AND c.created_at < :end_utc
+ORDER BY c.id
