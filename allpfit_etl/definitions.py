@@ -6,9 +6,13 @@ import dagster as dg
 
 from allpfit_etl.analysis.assets import conversation_analyses
 from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.automation.alerts import AlertWebhook, run_failure_alert_sensor
+from allpfit_etl.automation.schedules import every_two_hours_schedule
+from allpfit_etl.automation.sensors import chatwoot_activity_sensor, tenant_partitions_sensor
 from allpfit_etl.extract.assets import chatwoot_conversations
 from allpfit_etl.jobs import lead_analysis_job
 from allpfit_etl.load.assets import conversations_analytics, tenant_daily_kpis
+from allpfit_etl.load.checks import ASSET_CHECKS
 from allpfit_etl.pending.assets import pending_conversations
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase, env_var_or_none
 
@@ -22,15 +26,20 @@ ASSETS = [
 
 
 def build_resources() -> dict:
+    """Resources from the environment; unset database URLs fall back to the embedded SQLite demo."""
     return {
         "chatwoot": ChatwootDatabase(url=env_var_or_none("CHATWOOT_DATABASE_URL")),
         "analytics": AnalyticsDatabase(url=env_var_or_none("ANALYTICS_DATABASE_URL")),
         "openai": OpenAIResource(api_key=env_var_or_none("OPENAI_API_KEY"), base_url=env_var_or_none("OPENAI_BASE_URL")),
+        "alert_webhook": AlertWebhook(url=env_var_or_none("ALERT_WEBHOOK_URL")),
     }
 
 
 defs = dg.Definitions(
     assets=ASSETS,
+    asset_checks=ASSET_CHECKS,
     jobs=[lead_analysis_job],
+    sensors=[tenant_partitions_sensor, chatwoot_activity_sensor, run_failure_alert_sensor],
+    schedules=[every_two_hours_schedule],
     resources=build_resources(),
 )

@@ -12,7 +12,7 @@ from allpfit_etl import settings
 from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, stored_answers
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget, month_to_date_spend_brl
 from allpfit_etl.analysis.chunks import ChunkSpec, split_into_chunks
-from allpfit_etl.analysis.interface import Analyzer
+from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer
 from allpfit_etl.analysis.openai_resource import OpenAIResource
 from allpfit_etl.analysis.summary import ChunkSummary
 from allpfit_etl.db import sql
@@ -97,6 +97,10 @@ def analyze_chunk(
                 f"this chunk (~R$ {estimate:.2f}) would pass it, so its {len(todo)} conversations stay pending"
             )
             summary.deferred_by_budget = len(todo)
+            sink.save_failures([
+                AnalysisFailure(c.conversation_id, c.content_hash, "budget_exhausted", 0, "monthly budget reached")
+                for c in todo
+            ])
             todo = []
 
     if todo:

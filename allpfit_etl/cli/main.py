@@ -155,6 +155,29 @@ def cmd_demo(args) -> int:
     return 1 if summary.failed_runs else 0
 
 
+def cmd_backfill(args) -> int:
+    from allpfit_etl.automation.backfill import submit_tenant_backfill
+    from allpfit_etl.runner import get_instance, resolve_day_range
+    from allpfit_etl.tenants import registry
+
+    if not args.date_from or not args.date_to:
+        raise ConfigError("backfill needs both --from and --to (YYYY-MM-DD)")
+    first, last = resolve_day_range(args.date_from, args.date_to)
+    tenant = registry.get_tenant(analytics_engine(), args.slug)
+    instance = get_instance()
+    backfill_id = submit_tenant_backfill(instance, tenant, first, last)
+    days = (last - first).days + 1
+    print(f"submitted backfill {backfill_id}: {tenant.slug}, {days} day(s) {first} → {last}; "
+          "the dagster-daemon runs it (see Overview → Backfills in the UI)")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from allpfit_etl.status.monitor import run_status
+
+    return run_status(analytics_engine(), watch_seconds=args.watch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="allpfit-etl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,6 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--from", dest="date_from", help="first local day, YYYY-MM-DD (default: yesterday)")
     run.add_argument("--to", dest="date_to", help="last local day, YYYY-MM-DD (default: --from, or today)")
     run.set_defaults(func=cmd_run)
+
+    backfill = sub.add_parser("backfill", help="submit a tenant's history as a Dagster backfill")
+    backfill.add_argument("slug")
+    backfill.add_argument("--from", dest="date_from", required=True)
+    backfill.add_argument("--to", dest="date_to", required=True)
+    backfill.set_defaults(func=cmd_backfill)
+
+    status = sub.add_parser("status", help="progress, leads and spend per tenant")
+    status.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
+    status.set_defaults(func=cmd_status)
     return parser
 
 

@@ -1,0 +1,63 @@
+"""Run-failure alerts: a JSON message to ``ALERT_WEBHOOK_URL`` when set, a log line otherwise.
+The URL is a secret (it usually embeds a token): it is never logged."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import dagster as dg
+
+from allpfit_etl.errors import redact
+
+
+class AlertWebhook(dg.ConfigurableResource):
+    url: str | None = None
+    timeout_s: float = 10.0
+
+    def post(self, payload: dict) -> str:
+        """Send ``payload``; returns a short outcome that is safe to log."""
+        if not self.url:
+            return "no webhook configured"
+        request = urllib.request.Request(
+            self.url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return f"webhook answered HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            return f"webhook answered HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            return f"webhook unreachable ({type(exc).__name__})"
+
+
+def failure_payload(context: dg.RunFailureSensorContext) -> dict:
+    run = context.dagster_run
+    tags = run.tags or {}
+    partition = tags.get("dagster/partition") or (
+        f"{tags['dagster/asset_partition_range_start']}…{tags['dagster/asset_partition_range_end']}"
+        if "dagster/asset_partition_range_start" in tags
+        else None
+    )
+    error = context.failure_event.message if context.failure_event else "run failed"
+    step_errors = [
+        e.event_specific_data.error.message.strip().splitlines()[-1]
+        for e in context.get_step_failure_events()
+        if e.event_specific_data and e.event_specific_data.error and e.event_specific_data.error.message.strip()
+    ]
+    return {
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "partition": partition,
+        "tenant": tags.get("allpfit/tenant") or (partition.split("|")[-1] if partition else None),
+        "error": redact(step_errors[0] if step_errors else error),
+    }
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alert_webhook: AlertWebhook):
+    """Posts every failed run of this code location to the alert webhook."""
+    payload = failure_payload(context)
+    outcome = alert_webhook.post(payload)
+    context.log.info(f"run {payload['run_id']} failed ({payload['tenant']}): {outcome}")

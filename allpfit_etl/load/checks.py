@@ -1,0 +1,113 @@
+"""Asset checks on the loaded data, evaluated per (tenant, day) partition."""
+
+from __future__ import annotations
+
+import dagster as dg
+import sqlalchemy as sa
+
+from allpfit_etl.analysis.budget import month_to_date_spend_brl
+from allpfit_etl import settings
+from allpfit_etl.db import sql
+from allpfit_etl.load.assets import conversations_analytics
+from allpfit_etl.partitions import days_by_tenant, tenant_day_partitions
+from allpfit_etl.resources import AnalyticsDatabase
+from allpfit_etl.tenants.registry import get_tenant
+
+TEXT_COLUMNS = ("message_compiled", "contact_name", "nome_mapeado_bot", "analise_ia", "inbox_name")
+
+
+def _partitions(context):
+    return days_by_tenant(context.partition_keys)
+
+
+@dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
+def no_nul_bytes_stored(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase) -> dg.AssetCheckResult:
+    """No text column of the partition's rows holds a NUL byte (or its escaped form)."""
+    engine = analytics.engine()
+    offending = 0
+    for slug, days in _partitions(context).items():
+        tenant = get_tenant(engine, slug)
+        with engine.connect() as conn:
+            for day in days:
+                rows = conn.execute(
+                    sa.text(f"SELECT {', '.join(TEXT_COLUMNS)} FROM conversations_analytics WHERE tenant_id = :t AND day = :d"),
+                    {"t": tenant.tenant_id, "d": day},
+                )
+                offending += sum(
+                    1 for row in rows if any(v and ("\x00" in v or "\\u0000" in v) for v in row)
+                )
+    return dg.AssetCheckResult(passed=offending == 0, metadata={"rows_with_nul": offending})
+
+
+@dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
+def every_conversation_analysed_or_failed(
+    context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase
+) -> dg.AssetCheckResult:
+    """Every extracted conversation has a current analysis or a recorded failure."""
+    engine = analytics.engine()
+    missing: list[int] = []
+    for slug, days in _partitions(context).items():
+        tenant = get_tenant(engine, slug)
+        with engine.connect() as conn:
+            for day in days:
+                missing += [r[0] for r in conn.execute(sql("analytics/coverage_for_partition"), {"tenant_id": tenant.tenant_id, "day": day})]
+    return dg.AssetCheckResult(
+        passed=not missing,
+        metadata={"missing": len(missing), "sample_conversation_ids": str(missing[:20])},
+    )
+
+
+@dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
+def probabilidade_conversao_in_range(
+    context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase
+) -> dg.AssetCheckResult:
+    """``probabilidade_conversao`` is always within 0–5."""
+    engine = analytics.engine()
+    bad = 0
+    for slug, days in _partitions(context).items():
+        tenant = get_tenant(engine, slug)
+        with engine.connect() as conn:
+            for day in days:
+                bad += conn.execute(
+                    sa.text(
+                        "SELECT COUNT(*) FROM conversations_analytics WHERE tenant_id = :t AND day = :d"
+                        " AND (probabilidade_conversao < 0 OR probabilidade_conversao > 5 OR probabilidade_conversao IS NULL)"
+                    ),
+                    {"t": tenant.tenant_id, "d": day},
+                ).scalar_one()
+    return dg.AssetCheckResult(passed=bad == 0, metadata={"out_of_range": bad})
+
+
+@dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
+def spend_within_monthly_budget(
+    context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase
+) -> dg.AssetCheckResult:
+    """Month-to-date OpenAI spend is within the tenant's budget, and no conversation of the
+    partition is waiting because the budget ran out."""
+    engine = analytics.engine()
+    passed, metadata = True, {}
+    for slug, days in _partitions(context).items():
+        tenant = get_tenant(engine, slug)
+        spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
+        budget = tenant.features.monthly_budget_brl
+        with engine.connect() as conn:
+            deferred = sum(
+                conn.execute(sql("analytics/budget_deferrals_for_partition"), {"tenant_id": tenant.tenant_id, "day": d}).scalar_one()
+                for d in days
+            )
+        over = budget is not None and spent > budget
+        passed = passed and not over and deferred == 0
+        metadata.update({
+            f"{slug}.spent_brl_month": round(spent, 6),
+            f"{slug}.budget_brl": budget if budget is not None else -1,
+            f"{slug}.deferred_by_budget": deferred,
+        })
+    return dg.AssetCheckResult(passed=passed, metadata=metadata)
+
+
+ASSET_CHECKS = [
+    no_nul_bytes_stored,
+    every_conversation_analysed_or_failed,
+    probabilidade_conversao_in_range,
+    spend_within_monthly_budget,
+]

@@ -1,0 +1,89 @@
+"""Pure rules around the pipeline: pending filter, chunking, partition keys, tenant features."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from allpfit_etl.analysis.chunks import split_into_chunks
+from allpfit_etl.analysis.interface import AnalyzerIdentity, LeadAnalysis
+from allpfit_etl.errors import ConfigError
+from allpfit_etl.partitions import days_by_tenant, parse_partition_key, partition_key
+from allpfit_etl.pending.rules import ANALYZER_CHANGED, CONTENT_CHANGED, NEW, StoredAnalysis, pending_reason
+from allpfit_etl.tenants.registry import coerce_feature_value, parse_features, validate_slug
+
+REGEX = AnalyzerIdentity("regex", "", "regex-v1")
+OPENAI = AnalyzerIdentity("openai", "gpt-4o-mini", "lead-v1")
+
+
+def stored(identity: AnalyzerIdentity, content_hash="h1") -> StoredAnalysis:
+    return StoredAnalysis(content_hash, identity.analyzer, identity.model, identity.prompt_version)
+
+
+@pytest.mark.parametrize(
+    "current, existing, force, expected",
+    [
+        (REGEX, None, False, NEW),
+        (REGEX, stored(REGEX), False, None),
+        (REGEX, stored(REGEX, "other"), False, CONTENT_CHANGED),
+        (OPENAI, stored(REGEX), False, ANALYZER_CHANGED),
+        (OPENAI, stored(AnalyzerIdentity("openai", "gpt-4o-mini", "lead-v0")), False, ANALYZER_CHANGED),
+        (OPENAI, stored(AnalyzerIdentity("openai", "gpt-4o", "lead-v1")), False, ANALYZER_CHANGED),
+        (REGEX, stored(OPENAI), False, None),
+        (REGEX, stored(OPENAI), True, ANALYZER_CHANGED),
+        (REGEX, stored(OPENAI, "other"), False, CONTENT_CHANGED),
+    ],
+)
+def test_pending_reason(current, existing, force, expected):
+    assert pending_reason("h1", current, existing, reanalyze_with_regex=force) == expected
+
+
+def test_split_into_chunks_respects_size_and_cap():
+    chunks = split_into_chunks(1, "allpfit", list(range(120)), 50)
+    assert [len(c.conversation_ids) for c in chunks] == [50, 50, 20]
+    assert [c.mapping_key for c in chunks] == ["allpfit_00000", "allpfit_00001", "allpfit_00002"]
+    capped = split_into_chunks(1, "allpfit", list(range(1000)), 10, max_chunks=8)
+    assert len(capped) == 8 and sum(len(c.conversation_ids) for c in capped) == 1000
+    assert split_into_chunks(1, "allpfit", [], 50) == []
+
+
+def test_partition_keys_round_trip():
+    key = partition_key(dt.date(2025, 11, 10), "cdt_mossoro")
+    assert str(key) == "2025-11-10|cdt_mossoro"
+    assert parse_partition_key(key) == (dt.date(2025, 11, 10), "cdt_mossoro")
+    grouped = days_by_tenant(["2025-11-11|allpfit", "2025-11-10|allpfit", "2025-11-10|investbem"])
+    assert grouped == {"allpfit": [dt.date(2025, 11, 10), dt.date(2025, 11, 11)], "investbem": [dt.date(2025, 11, 10)]}
+
+
+@pytest.mark.parametrize("bad", ["allpfit", "2025-13-01|allpfit", "a|b|c"])
+def test_bad_partition_key_is_a_clear_error(bad):
+    with pytest.raises(ConfigError, match="bad partition key"):
+        parse_partition_key(bad)
+
+
+@pytest.mark.parametrize("slug", ["AllpFit", "cdt-mossoro", "a|b", "x,y", "[t]", ""])
+def test_slugs_that_would_break_partition_keys_are_rejected(slug):
+    with pytest.raises(ConfigError, match="bad tenant slug"):
+        validate_slug(slug)
+
+
+def test_features_parse_validate_and_coerce():
+    features = parse_features('{"use_openai": true, "chunk_size": 25, "monthly_budget_brl": 100}')
+    assert features.use_openai and features.chunk_size == 25 and features.model == "gpt-4o-mini"
+    assert parse_features({}).chunk_size == 50
+    with pytest.raises(ConfigError, match="unknown tenant feature"):
+        parse_features({"colour": "blue"})
+    with pytest.raises(ConfigError, match="chunk_size"):
+        parse_features({"chunk_size": 0})
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        parse_features("{nope")
+    assert coerce_feature_value("use_openai", "TRUE") is True
+    assert coerce_feature_value("monthly_budget_brl", "none") is None
+    with pytest.raises(ConfigError):
+        coerce_feature_value("chunk_size", "many")
+
+
+def test_lead_analysis_rejects_out_of_range_probability():
+    with pytest.raises(ValueError):
+        LeadAnalysis(True, False, 6, None, "x")

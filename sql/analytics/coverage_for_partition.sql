@@ -1,0 +1,14 @@
+-- Extracted conversations of a (tenant, day) with neither a current loaded analysis nor a
+-- recorded failure for their current content.
+SELECT c.conversation_id
+FROM chatwoot_conversations c
+WHERE c.tenant_id = :tenant_id AND c.day = :day
+  AND NOT EXISTS (
+      SELECT 1 FROM conversations_analytics a
+      WHERE a.tenant_id = c.tenant_id AND a.conversation_id = c.conversation_id
+        AND a.content_hash = c.content_hash)
+  AND NOT EXISTS (
+      SELECT 1 FROM analysis_failures f
+      WHERE f.tenant_id = c.tenant_id AND f.conversation_id = c.conversation_id
+        AND f.content_hash = c.content_hash)
+ORDER BY c.conversation_id
