@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -64,12 +65,18 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def _cached_engine(url: str, read_only: bool) -> sa.Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = parsed.database
+        if read_only and path and path != ":memory:":
+            # The source is never created nor written: a missing file is an unreachable database.
+            engine = sa.create_engine(
+                url, creator=lambda: sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=30)
+            )
+            event.listen(engine, "connect", lambda c, _r: c.execute("PRAGMA query_only=ON"))
+            return engine
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        if read_only:
-            event.listen(engine, "connect", lambda c, _r: c.execute("PRAGMA query_only=ON"))
         return engine
     kwargs: dict = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     if read_only and parsed.get_backend_name() == "postgresql":

@@ -1,7 +1,5 @@
 """The allpfit-etl code location: assets, checks, jobs, sensors, schedules and resources."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from allpfit_etl.analysis.assets import conversation_analyses

@@ -1,7 +1,5 @@
 """The asset job every trigger (CLI, sensors, schedule, backfills) materializes."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from allpfit_etl.partitions import tenant_day_partitions

@@ -1,8 +1,6 @@
 """Dagster resources. Connection strings may hold passwords: they come from environment
 variables through ``dg.EnvVar`` and are never logged or put in metadata."""
 
-from __future__ import annotations
-
 import os
 
 import dagster as dg

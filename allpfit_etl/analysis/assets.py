@@ -1,8 +1,6 @@
 """Analysis: pending conversations fan out in chunks (DynamicOut), each analysed by the
 tenant's analyser (regex or OpenAI), then fan in to one materialization with the totals."""
 
-from __future__ import annotations
-
 import time
 
 import dagster as dg

@@ -70,26 +70,46 @@ class ChangedPartition:
     day: dt.date
 
 
+@dataclass(frozen=True)
+class Change:
+    stream: str
+    row_id: int
+    ts: str
+    partition: ChangedPartition
+
+
+STREAMS = ("messages", "conversations")
+
+
+def read_stream(
+    source: sa.Engine, stream: str, position: StreamPosition, account_ids: list[int], timezone: str, limit: int
+) -> tuple[list[Change], StreamPosition]:
+    """At most ``limit`` changes of one stream after ``position``, and the position after them."""
+    tz = ZoneInfo(timezone)
+    query = sa.text(load_sql(f"chatwoot/activity_{stream}_since")).bindparams(sa.bindparam("account_ids", expanding=True))
+    with source.connect() as conn:
+        rows = conn.execute(query, {**position.as_params(), "account_ids": account_ids, "limit": limit}).all()
+    changes = [
+        Change(stream, int(r.id), _naive_iso(r.ts),
+               ChangedPartition(int(r.account_id), as_utc(r.conversation_created_at).astimezone(tz).date()))
+        for r in rows
+    ]
+    new_position = StreamPosition(changes[-1].ts, changes[-1].row_id) if changes else position
+    return changes, new_position
+
+
 def changed_partitions(
     source: sa.Engine, cursor: ActivityCursor, account_ids: list[int], timezone: str, limit: int = 5_000
 ) -> tuple[dict[ChangedPartition, str], ActivityCursor]:
     """Partitions touched after ``cursor``, each with the position of its last change, and the
     cursor just past the rows read."""
-    tz = ZoneInfo(timezone)
     changed: dict[ChangedPartition, str] = {}
-    new_cursor = ActivityCursor(StreamPosition(**asdict(cursor.messages)), StreamPosition(**asdict(cursor.conversations)))
-    if not account_ids:
-        return changed, new_cursor
-    with source.connect() as conn:
-        for stream in ("messages", "conversations"):
-            position: StreamPosition = getattr(new_cursor, stream)
-            query = sa.text(load_sql(f"chatwoot/activity_{stream}_since")).bindparams(
-                sa.bindparam("account_ids", expanding=True)
-            )
-            rows = conn.execute(query, {**position.as_params(), "account_ids": account_ids, "limit": limit}).all()
-            for row in rows:
-                day = as_utc(row.conversation_created_at).astimezone(tz).date()
-                changed[ChangedPartition(int(row.account_id), day)] = f"{stream[0]}{_naive_iso(row.ts)}#{row.id}"
-            if rows:
-                setattr(new_cursor, stream, StreamPosition(_naive_iso(rows[-1].ts), int(rows[-1].id)))
-    return changed, new_cursor
+    positions = {}
+    for stream in STREAMS:
+        position = getattr(cursor, stream)
+        if account_ids:
+            changes, position = read_stream(source, stream, position, account_ids, timezone, limit)
+            for change in changes:
+                changed[change.partition] = f"{stream[0]}{change.ts}#{change.row_id}"
+        positions[stream] = position
+    return changed, ActivityCursor(**positions)

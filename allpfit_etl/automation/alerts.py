@@ -1,8 +1,6 @@
 """Run-failure alerts: a JSON message to ``ALERT_WEBHOOK_URL`` when set, a log line otherwise.
 The URL is a secret (it usually embeds a token): it is never logged."""
 
-from __future__ import annotations
-
 import json
 import urllib.error
 import urllib.request

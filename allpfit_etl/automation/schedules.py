@@ -1,7 +1,5 @@
 """The safety net behind the activity sensor: today's and yesterday's partitions every 2 hours."""
 
-from __future__ import annotations
-
 import datetime as dt
 
 import dagster as dg

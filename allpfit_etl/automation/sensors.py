@@ -1,7 +1,5 @@
 """Sensors: tenant partitions follow ``tenant_configs``; Chatwoot activity triggers runs."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from allpfit_etl import settings

@@ -121,8 +121,8 @@ def cmd_run(args) -> int:
 
     first, last = resolve_day_range(args.date_from, args.date_to)
     engine = analytics_engine()
-    chatwoot_engine()
     tenants = _selected_tenants(engine, args.tenant)
+    chatwoot_engine()
     summary = run_partitions(tenants, first, last)
     print_summary(summary, first, last)
     return 1 if summary.failed_runs else 0

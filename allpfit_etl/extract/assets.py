@@ -1,7 +1,5 @@
 """Extract: Chatwoot conversations of a (tenant, day) into the analytics database."""
 
-from __future__ import annotations
-
 import dagster as dg
 import sqlalchemy as sa
 

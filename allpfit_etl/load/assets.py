@@ -1,7 +1,5 @@
 """Load: analysed conversations into ``conversations_analytics``, then per-day KPIs."""
 
-from __future__ import annotations
-
 import datetime as dt
 
 import dagster as dg

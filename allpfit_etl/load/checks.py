@@ -1,7 +1,5 @@
 """Asset checks on the loaded data, evaluated per (tenant, day) partition."""
 
-from __future__ import annotations
-
 import dagster as dg
 import sqlalchemy as sa
 

@@ -1,7 +1,5 @@
 """Pending filter: only conversations whose analysis is missing or out of date go on."""
 
-from __future__ import annotations
-
 import datetime as dt
 from collections import Counter
 
