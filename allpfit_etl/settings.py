@@ -40,6 +40,28 @@ def partitions_start_date() -> str:
     return value
 
 
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+    return value
+
+
+def backfill_days_per_run() -> int:
+    """Partitions (days of one tenant) per backfill run: a year is ~26 runs at the default."""
+    return _positive_int("ALLPFIT_BACKFILL_DAYS_PER_RUN", 14)
+
+
+def activity_sensor_interval_seconds() -> int:
+    return _positive_int("ALLPFIT_ACTIVITY_SENSOR_INTERVAL", 30)
+
+
 @dataclass(frozen=True)
 class Settings:
     chatwoot_url: str

@@ -22,7 +22,7 @@ def tenant_partition_requests(instance: dg.DagsterInstance, enabled_slugs: set[s
     return requests
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(minimum_interval_seconds=settings.activity_sensor_interval_seconds(), default_status=dg.DefaultSensorStatus.RUNNING)
 def tenant_partitions_sensor(context: dg.SensorEvaluationContext, analytics: AnalyticsDatabase):
     """Keeps the ``tenant`` partitions equal to the enabled rows of ``tenant_configs``."""
     enabled = {t.slug for t in list_tenants(analytics.engine(), enabled_only=True)}
@@ -32,7 +32,11 @@ def tenant_partitions_sensor(context: dg.SensorEvaluationContext, analytics: Ana
     return dg.SensorResult(dynamic_partitions_requests=requests)
 
 
-@dg.sensor(job=lead_analysis_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=lead_analysis_job,
+    minimum_interval_seconds=settings.activity_sensor_interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def chatwoot_activity_sensor(context: dg.SensorEvaluationContext, chatwoot: ChatwootDatabase, analytics: AnalyticsDatabase):
     """The incremental trigger: one run per (tenant, day) partition whose Chatwoot
     conversations changed since the cursor. A tick reads at most a bounded number of rows,

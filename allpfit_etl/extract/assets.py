@@ -11,7 +11,7 @@ from allpfit_etl.tables import chatwoot_conversations as conversations_table
 from allpfit_etl.tables import insert_rows
 from allpfit_etl.tenants.registry import get_tenant
 
-BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=14)
+BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.backfill_days_per_run())
 
 
 @dg.asset(

@@ -1,0 +1,350 @@
+"""The production setup on loopback: dagster-webserver and dagster-daemon on a PostgreSQL-backed
+DAGSTER_HOME using the repo's dagster.yaml and workspace.yaml, driven through the GraphQL API,
+with the bundled OpenAI-compatible server, a local alert webhook and headless Chromium."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import requests
+import sqlalchemy as sa
+from dagster_graphql import DagsterGraphQLClient
+from sqlalchemy.engine import make_url
+
+from allpfit_etl.db import get_engine
+from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from allpfit_etl.schema import apply_migrations
+from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
+from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
+from allpfit_etl_tests.conftest import TEST_DATABASE_URL
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+UTC = dt.datetime
+WEEK = [dt.date(2025, 11, 3) + dt.timedelta(days=i) for i in range(7)]
+SINGLE_DAY = dt.date(2025, 11, 10)
+DAYS_PER_RUN = 3
+WEBHOOK_SECRET = "hook-" + uuid.uuid4().hex
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class WebhookReceiver(http.server.BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        WebhookReceiver.received.append({"path": self.path, "payload": json.loads(body)})
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, pg_admin):
+    tmp = tmp_path_factory.mktemp("deployment")
+    names = {label: f"allpfit_test_{label}_{uuid.uuid4().hex[:8]}" for label in ("dagster", "chatwoot", "analytics")}
+    with pg_admin.connect() as conn:
+        for name in names.values():
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    urls = {k: make_url(TEST_DATABASE_URL).set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
+
+    source = get_engine(urls["chatwoot"])
+    cw = ChatwootBuilder(source)
+    gym = cw.account("AllpFit")
+    for day in WEEK + [SINGLE_DAY]:
+        for hour in (13, 15, 18):
+            at = UTC(day.year, day.month, day.day, hour, 0)
+            conv = cw.conversation(gym, at, "Juliana Souza")
+            cw.message(gym, conv, at, "Oi! Qual o valor da mensalidade?")
+            cw.message(gym, conv, at + dt.timedelta(minutes=1), "R$ 99,90 no plano mensal", message_type=1, sender_type="User")
+    analytics = get_engine(urls["analytics"])
+    apply_migrations(analytics)
+    add_tenant(analytics, "allpfit", "AllpFit", gym, TenantFeatures(use_openai=True, chunk_size=2, max_concurrency=4))
+
+    server = FakeOpenAIServer(FakeServerConfig(latency_s=0.01)).start()
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WebhookReceiver)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+
+    home = tmp / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": urls["dagster"],
+        "CHATWOOT_DATABASE_URL": urls["chatwoot"],
+        "ANALYTICS_DATABASE_URL": urls["analytics"],
+        "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex,
+        "OPENAI_BASE_URL": server.base_url,
+        "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/{WEBHOOK_SECRET}",
+        "ALLPFIT_START_DATE": "2025-11-01",
+        "ALLPFIT_ACTIVITY_SENSOR_INTERVAL": "5",
+        "ALLPFIT_BACKFILL_DAYS_PER_RUN": str(DAYS_PER_RUN),
+    }
+    logs = {name: open(tmp / f"{name}.log", "w") for name in ("daemon", "webserver")}
+    processes = [
+        subprocess.Popen(["dagster-daemon", "run", "-w", "workspace.yaml"],
+                         cwd=REPO, env=env, stdout=logs["daemon"], stderr=subprocess.STDOUT),
+        subprocess.Popen(["dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+                         cwd=REPO, env=env, stdout=logs["webserver"], stderr=subprocess.STDOUT),
+    ]
+    saved_env = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "DAGSTER_PG_URL")}
+    os.environ.update({"DAGSTER_HOME": env["DAGSTER_HOME"], "DAGSTER_PG_URL": env["DAGSTER_PG_URL"]})
+    try:
+        wait_for(lambda: _server_up(port), 120, "dagster-webserver to answer")
+        instance = dg.DagsterInstance.get()
+        yield {
+            "port": port, "env": env, "instance": instance, "server": server, "cw": cw, "gym": gym,
+            "analytics": analytics, "logs": {k: tmp / f"{k}.log" for k in logs}, "home": home,
+            "client": DagsterGraphQLClient("127.0.0.1", port_number=port),
+        }
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for f in logs.values():
+            f.close()
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+        hook.shutdown()
+        from allpfit_etl.db import _cached_engine
+
+        _cached_engine.cache_clear()
+        with pg_admin.connect() as conn:
+            for name in names.values():
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _server_up(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def graphql(deployment, query: str, variables: dict | None = None) -> dict:
+    response = requests.post(
+        f"http://127.0.0.1:{deployment['port']}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+    )
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+REPOSITORY_QUERY = """
+{
+  repositoriesOrError {
+    ... on RepositoryConnection {
+      nodes {
+        name
+        location { name }
+        sensors { name sensorState { status } }
+        schedules { name cronSchedule executionTimezone scheduleState { status } }
+        assetNodes {
+          assetKey { path }
+          isPartitioned
+          partitionDefinition { type dimensionTypes { name type } }
+          assetChecksOrError { ... on AssetChecks { checks { name } } }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def test_graphql_loads_assets_partitions_checks_sensors_and_schedule(deployment):
+    data = graphql(deployment, REPOSITORY_QUERY)
+    (repository,) = [r for r in data["repositoriesOrError"]["nodes"] if r["location"]["name"] == "allpfit_etl"]
+    assets = {"/".join(n["assetKey"]["path"]): n for n in repository["assetNodes"]}
+    assert set(assets) == {
+        "chatwoot_conversations", "pending_conversations", "conversation_analyses",
+        "conversations_analytics", "tenant_daily_kpis",
+    }
+    for node in assets.values():
+        assert node["isPartitioned"]
+        assert {d["name"] for d in node["partitionDefinition"]["dimensionTypes"]} == {"day", "tenant"}
+    checks = {c["name"] for c in assets["conversations_analytics"]["assetChecksOrError"]["checks"]}
+    assert checks == {
+        "no_nul_bytes_stored", "every_conversation_analysed_or_failed",
+        "probabilidade_conversao_in_range", "spend_within_monthly_budget",
+    }
+    sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
+    assert sensors == {
+        "tenant_partitions_sensor": "RUNNING", "chatwoot_activity_sensor": "RUNNING", "run_failure_alert_sensor": "RUNNING",
+    }
+    (schedule,) = repository["schedules"]
+    assert schedule["cronSchedule"] == "0 */2 * * *" and schedule["executionTimezone"] == "America/Sao_Paulo"
+    assert schedule["scheduleState"]["status"] == "RUNNING"
+
+
+def wait_for_run(instance: dg.DagsterInstance, run_id: str, timeout: float = 240) -> dg.DagsterRun:
+    terminal = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+    return wait_for(lambda: (r := instance.get_run_by_id(run_id)) and r.status in terminal and r, timeout, f"run {run_id}")
+
+
+def partition_tags(day: dt.date, slug: str) -> dict:
+    return {
+        "dagster/partition": f"{day.isoformat()}|{slug}",
+        "dagster/partition/day": day.isoformat(),
+        "dagster/partition/tenant": slug,
+        "allpfit/tenant": slug,
+    }
+
+
+def test_one_tenant_day_run_records_tokens_and_cost(deployment):
+    instance = deployment["instance"]
+    wait_for(lambda: "allpfit" in instance.get_dynamic_partitions("tenant"), 120, "the tenant sensor to add 'allpfit'")
+    stats_before = deployment["server"].stats()
+    run_id = deployment["client"].submit_job_execution("lead_analysis", tags=partition_tags(SINGLE_DAY, "allpfit"))
+    run = wait_for_run(instance, run_id)
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+
+    stats = deployment["server"].stats()
+    record = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("conversation_analyses"), asset_partitions=[f"{SINGLE_DAY}|allpfit"]),
+        limit=1,
+    ).records[0]
+    meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    assert meta["analysed"] == 3
+    assert meta["openai.calls"] == stats["billed_calls"] - stats_before["billed_calls"] > 0
+    assert meta["openai.prompt_tokens"] == stats["prompt_tokens"] - stats_before["prompt_tokens"]
+    assert meta["openai.completion_tokens"] == stats["completion_tokens"] - stats_before["completion_tokens"]
+    assert meta["cost_usd"] > 0 and meta["cost_brl"] > meta["cost_usd"]
+    assert meta["model"] == "gpt-4o-mini"
+
+
+def test_backfill_of_a_week_completes_in_the_expected_number_of_runs(deployment):
+    instance = deployment["instance"]
+    result = subprocess.run(
+        ["allpfit-etl", "backfill", "allpfit", "--from", WEEK[0].isoformat(), "--to", WEEK[-1].isoformat()],
+        env=deployment["env"], cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    backfill_id = result.stdout.split("submitted backfill ")[1].split(":")[0]
+    done = {dg.BulkActionStatus.COMPLETED_SUCCESS, dg.BulkActionStatus.COMPLETED_FAILED, dg.BulkActionStatus.FAILED,
+            dg.BulkActionStatus.COMPLETED}
+    backfill = wait_for(
+        lambda: (b := instance.get_backfill(backfill_id)) and b.status in done and b, 420, f"backfill {backfill_id}", 3
+    )
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+    assert backfill.status in (dg.BulkActionStatus.COMPLETED_SUCCESS, dg.BulkActionStatus.COMPLETED), backfill.status
+    assert len(runs) == math.ceil(len(WEEK) / DAYS_PER_RUN)
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    assert all(r.tags.get("allpfit/tenant") == "allpfit" for r in runs)
+    with deployment["analytics"].connect() as conn:
+        days = {str(d) for (d,) in conn.execute(sa.text("SELECT DISTINCT day FROM conversations_analytics"))}
+    assert {d.isoformat() for d in WEEK} <= days
+
+
+SENSOR_TICKS = """
+query($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    ... on Sensor { sensorState { ticks(limit: 5) { status cursor } } }
+  }
+}
+"""
+
+
+def test_a_new_chatwoot_message_makes_the_activity_sensor_launch_its_run(deployment):
+    selector = {"repositoryName": "__repository__", "repositoryLocationName": "allpfit_etl", "sensorName": "chatwoot_activity_sensor"}
+    wait_for(
+        lambda: any(t["cursor"] for t in graphql(deployment, SENSOR_TICKS, {"selector": selector})["sensorOrError"]["sensorState"]["ticks"]),
+        120, "the activity sensor's first tick",
+    )
+    cw, gym = deployment["cw"], deployment["gym"]
+    at = UTC(2025, 11, 12, 14, 0)
+    conv = cw.conversation(gym, at, "Marcos")
+    cw.message(gym, conv, at, "quero agendar uma aula experimental amanhã às 19h")
+    instance = deployment["instance"]
+
+    def sensor_run():
+        runs = instance.get_runs(dg.RunsFilter(tags={"allpfit/trigger": "activity_sensor", "dagster/partition": "2025-11-12|allpfit"}))
+        return runs[0] if runs else None
+
+    run = wait_for(sensor_run, 180, "a run launched by the activity sensor", 2)
+    assert wait_for_run(instance, run.run_id).status == dg.DagsterRunStatus.SUCCESS
+    with deployment["analytics"].connect() as conn:
+        row = conn.execute(sa.text("SELECT analyzer FROM conversations_analytics WHERE conversation_id = :c"), {"c": conv}).one()
+    assert row.analyzer == "openai"
+
+
+def test_a_failed_run_posts_the_alert_webhook_without_leaking_its_url(deployment):
+    instance = deployment["instance"]
+    instance.add_dynamic_partitions("tenant", ["ghost"])  # a partition whose tenant is not in tenant_configs
+    run_id = deployment["client"].submit_job_execution("lead_analysis", tags=partition_tags(SINGLE_DAY, "ghost"))
+    assert wait_for_run(instance, run_id).status == dg.DagsterRunStatus.FAILURE
+    alert = wait_for(
+        lambda: next((a for a in WebhookReceiver.received if a["payload"]["run_id"] == run_id), None), 120, "the alert webhook", 2
+    )
+    assert alert["path"] == f"/{WEBHOOK_SECRET}"
+    payload = alert["payload"]
+    assert payload["job"] == "lead_analysis" and payload["tenant"] == "ghost"
+    assert payload["partition"] == f"{SINGLE_DAY}|ghost"
+    assert "unknown tenant 'ghost'" in payload["error"]
+
+    time.sleep(2)
+    texts = [p.read_text(errors="replace") for p in deployment["logs"].values()]
+    texts += [str(e.message) + json.dumps(str(e.dagster_event)) for e in instance.all_logs(run_id)]
+    texts += [p.read_text(errors="replace") for p in deployment["home"].rglob("*") if p.is_file() and p.suffix in (".out", ".err", ".log")]
+    leaking = [t for t in texts if WEBHOOK_SECRET in t or deployment["env"]["OPENAI_API_KEY"] in t]
+    assert not leaking
+
+
+def test_asset_graph_page_renders_in_headless_chromium(deployment):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium package is required (.ci/run installs it)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    url = f"http://127.0.0.1:{deployment['port']}/asset-groups"
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={deployment['home'] / 'chromium'}", "--window-size=1600,1000", "--virtual-time-budget=20000"]
+    dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    screenshot = ARTIFACTS / "asset_graph.png"
+    subprocess.run(flags + [f"--screenshot={screenshot}", url], capture_output=True, timeout=120)
+    assert screenshot.exists() and screenshot.stat().st_size > 10_000
+    for asset in ("chatwoot_conversations", "conversation_analyses", "conversations_analytics"):
+        assert asset in dom
+    for error in ("Something went wrong", "Unexpected GraphQL error", "PythonError", "Error loading"):
+        assert error not in dom
