@@ -112,14 +112,17 @@ def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instanc
             "allpfit/tenant": tenant.slug,
             "allpfit/trigger": "cli",
         }
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("ALLPFIT_LOG_LEVEL", "WARNING")}}}},
+        )
         summary.runs.append(result.run_id)
         if not result.success:
             summary.failed_runs.append(result.run_id)
             summary.errors.append(f"{tenant.slug}: {_first_error(result)}")
         seen: set[str] = set()
         for event in result.get_asset_materialization_events():
-            materialization = event.asset_materialization
+            materialization = event.materialization
             asset = materialization.asset_key.to_user_string()
             if asset in seen or asset not in SUMMARY_KEYS:
                 continue  # a range run repeats the same metadata on every partition

@@ -20,6 +20,7 @@ from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.tenants.registry import Tenant, get_tenant, get_tenant_by_id
 
 MAX_CHUNKS_PER_RUN = 32
+OPENAI_POOL = "openai"
 
 CHUNK_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -42,7 +43,7 @@ def plan_analysis_chunks(context: dg.OpExecutionContext, analytics: AnalyticsDat
             yield dg.DynamicOutput(chunk, mapping_key=chunk.mapping_key)
 
 
-def build_analyzer(tenant: Tenant, openai: OpenAIResource, sink: AnswerSink, log) -> Analyzer:
+def build_analyzer(tenant: Tenant, openai: OpenAIResource, sink: AnswerSink, log, rate_limit_share: float = 1.0) -> Analyzer:
     if not tenant.features.use_openai:
         from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer
 
@@ -58,13 +59,28 @@ def build_analyzer(tenant: Tenant, openai: OpenAIResource, sink: AnswerSink, log
         tenant_id=tenant.tenant_id,
         model=tenant.features.model,
         max_concurrency=tenant.features.max_concurrency,
+        rate_limit_share=rate_limit_share,
         on_answer=sink.save_answer,
         on_call=sink.save_call,
         progress=progress,
     )
 
 
-@dg.op(retry_policy=CHUNK_RETRY_POLICY, pool="openai")
+def openai_pool_share(instance: dg.DagsterInstance) -> float:
+    """The share of the account's rate limit one step may use: 1 / the ``openai`` pool's limit.
+
+    Pool slots cap how many chunk steps run at once across all runs, so together they stay
+    within the account's RPM/TPM. Without a configured limit, a step may use all of it.
+    """
+    try:
+        info = instance.event_log_storage.get_concurrency_info(OPENAI_POOL)
+        slots = info.slot_count
+    except Exception:  # storages without pool support
+        return 1.0
+    return 1.0 / slots if slots and slots > 0 else 1.0
+
+
+@dg.op(retry_policy=CHUNK_RETRY_POLICY, pool=OPENAI_POOL)
 def analyze_chunk(
     context: dg.OpExecutionContext, chunk: ChunkSpec, analytics: AnalyticsDatabase, openai: OpenAIResource
 ) -> dg.Output[ChunkSummary]:
@@ -102,7 +118,8 @@ def analyze_chunk(
             todo = []
 
     if todo:
-        outcome = build_analyzer(tenant, openai, sink, context.log).analyze_chunk(todo)
+        share = openai_pool_share(context.instance) if identity.analyzer == "openai" else 1.0
+        outcome = build_analyzer(tenant, openai, sink, context.log, share).analyze_chunk(todo)
         sink.save_answers(outcome.results)
         sink.save_failures(outcome.failures)
         summary.analysed = len(outcome.results)

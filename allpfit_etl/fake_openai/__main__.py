@@ -1,0 +1,38 @@
+"""``python -m allpfit_etl.fake_openai --port 8000 --latency 3 --latency-jitter 1 --rpm 3000``"""
+
+import argparse
+import signal
+import threading
+
+from allpfit_etl.fake_openai.server import FakeOpenAIServer, FakeServerConfig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m allpfit_etl.fake_openai", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--latency-jitter", type=float, default=0.0)
+    parser.add_argument("--rpm", type=int, default=0)
+    parser.add_argument("--tpm", type=int, default=0)
+    for fault in ("429", "500", "hang", "truncated", "nul"):
+        parser.add_argument(f"--p-{fault}", type=float, default=0.0, dest=f"p_{fault}")
+    parser.add_argument("--hang-seconds", type=float, default=120.0)
+    parser.add_argument("--fault-seed", type=int, default=0)
+    args = parser.parse_args()
+    config = FakeServerConfig(
+        latency_s=args.latency, latency_jitter_s=args.latency_jitter, rpm=args.rpm, tpm=args.tpm,
+        p_429=args.p_429, p_500=args.p_500, p_hang=args.p_hang, hang_s=args.hang_seconds,
+        p_truncated=args.p_truncated, p_nul=args.p_nul, fault_seed=args.fault_seed,
+    )
+    server = FakeOpenAIServer(config, host=args.host, port=args.port).start()
+    print(f"listening on {server.base_url}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
