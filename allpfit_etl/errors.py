@@ -26,3 +26,13 @@ class ConfigError(AllpfitError):
 def redact(text: str) -> str:
     """Remove passwords embedded in database URLs (``user:secret@host``)."""
     return _URL_PASSWORD.sub(r"\g<scheme>:***@", text)
+
+
+def root_cause_line(error) -> str:
+    """``Class: first line`` of the innermost cause of a Dagster ``SerializableErrorInfo``:
+    the user's error, not the wrappers around it."""
+    while error.cause is not None:
+        error = error.cause
+    message = error.message.strip()
+    first_line = message.splitlines()[0] if message else ""
+    return first_line if first_line.startswith(error.cls_name) else f"{error.cls_name}: {first_line}"

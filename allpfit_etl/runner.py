@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from allpfit_etl import settings
-from allpfit_etl.errors import AllpfitError, ConfigError
+from allpfit_etl.errors import AllpfitError, ConfigError, redact, root_cause_line
 from allpfit_etl.partitions import TENANT_PARTITIONS_NAME, partition_key
 from allpfit_etl.tenants.registry import Tenant
 
@@ -90,10 +90,7 @@ class RunSummary:
 def _first_error(result) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
-                error = error.cause
-            return f"{event.step_key}: {error.message.strip().splitlines()[-1] if error.message.strip() else error.cls_name}"
+            return f"{event.step_key}: {redact(root_cause_line(event.step_failure_data.error))}"
     return "run failed"
 
 

@@ -7,7 +7,7 @@ import urllib.request
 
 import dagster as dg
 
-from allpfit_etl.errors import redact
+from allpfit_etl.errors import redact, root_cause_line
 
 
 class AlertWebhook(dg.ConfigurableResource):
@@ -39,11 +39,8 @@ def failure_payload(context: dg.RunFailureSensorContext) -> dict:
         else None
     )
     error = context.failure_event.message if context.failure_event else "run failed"
-    step_errors = [
-        e.event_specific_data.error.message.strip().splitlines()[-1]
-        for e in context.get_step_failure_events()
-        if e.event_specific_data and e.event_specific_data.error and e.event_specific_data.error.message.strip()
-    ]
+    step_errors = [root_cause_line(e.event_specific_data.error) for e in context.get_step_failure_events()
+                   if e.event_specific_data and e.event_specific_data.error]
     return {
         "run_id": run.run_id,
         "job": run.job_name,

@@ -4,6 +4,8 @@ import dagster as dg
 import sqlalchemy as sa
 
 from allpfit_etl import settings
+from allpfit_etl.db import sql
+from allpfit_etl.errors import ConfigError
 from allpfit_etl.extract.chatwoot_source import extract_day
 from allpfit_etl.partitions import days_by_tenant, tenant_day_partitions
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
@@ -12,6 +14,12 @@ from allpfit_etl.tables import insert_rows
 from allpfit_etl.tenants.registry import get_tenant
 
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.backfill_days_per_run())
+
+
+def require_account(source: sa.Engine, account_id: int, slug: str) -> None:
+    with source.connect() as conn:
+        if conn.execute(sql("chatwoot/account_name"), {"account_id": account_id}).first() is None:
+            raise ConfigError(f"tenant {slug!r} points at Chatwoot account {account_id}, which does not exist")
 
 
 @dg.asset(
@@ -31,6 +39,7 @@ def chatwoot_conversations(
     extracted = contact_messages = 0
     for slug, days in days_by_tenant(context.partition_keys).items():
         tenant = get_tenant(target, slug)
+        require_account(source, tenant.chatwoot_account_id, slug)
         for day in days:
             with target.begin() as conn:
                 conn.execute(
