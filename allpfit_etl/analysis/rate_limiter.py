@@ -42,7 +42,9 @@ class _Bucket:
     def delay_for(self, amount: float) -> float:
         self.refill()
         amount = min(amount, self.capacity)
-        return 0.0 if self.level >= amount else (amount - self.level) * 60 / self.per_minute
+        if self.level >= amount - 1e-9:  # float dust must not turn into endless micro-sleeps
+            return 0.0
+        return max((amount - self.level) * 60 / self.per_minute, 0.001)
 
     def take(self, amount: float) -> None:
         self.level -= min(amount, self.capacity)

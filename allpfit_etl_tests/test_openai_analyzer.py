@@ -1,0 +1,102 @@
+"""The OpenAI analyser on its own, over real HTTP to the bundled server (no Dagster)."""
+
+from __future__ import annotations
+
+import time
+
+import openai
+import pytest
+
+from allpfit_etl.analysis.interface import ConversationInput
+from allpfit_etl.analysis.openai_analyzer import RESPONSE_FORMAT, build_messages
+from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.errors import ConfigError
+from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig, expected_answer
+
+
+def conversations(n: int) -> list[ConversationInput]:
+    return [ConversationInput(1, i, f"hash{i}", f"[10/11 10:00] Contato: qual o valor do plano {i}?", f"Cliente {i}")
+            for i in range(n)]
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAIServer(FakeServerConfig()) as fake:
+        yield fake
+
+
+def analyzer(server, key="sk-test", **kw):
+    resource = OpenAIResource(api_key=key, base_url=server.base_url, timeout_s=kw.pop("timeout_s", 5.0),
+                              max_attempts=kw.pop("max_attempts", 4))
+    return resource.build_analyzer(tenant_id=1, model="gpt-4o-mini", max_concurrency=kw.pop("max_concurrency", 8), **kw)
+
+
+def test_answers_are_the_servers_and_each_is_handed_over_as_it_arrives(server):
+    server.configure(latency_s=0.3, latency_jitter_s=0.25)
+    arrivals, calls = [], []
+    started = time.monotonic()
+    outcome = analyzer(server, on_answer=lambda r, rec: arrivals.append((time.monotonic() - started, r)),
+                       on_call=calls.append).analyze_chunk(conversations(16))
+    finished = time.monotonic() - started
+    assert len(outcome.results) == 16 and not outcome.failures
+    for result in outcome.results:
+        c = conversations(16)[result.conversation_id]
+        body = {"model": "gpt-4o-mini", "messages": build_messages(c, 6000), "response_format": RESPONSE_FORMAT}
+        expected = expected_answer(body)
+        assert result.analysis.is_lead == expected["is_lead"]
+        assert result.analysis.probabilidade_conversao == expected["probabilidade_conversao"]
+        assert result.analysis.analise_ia == expected["analise_ia"]
+    assert arrivals[0][0] < finished - 0.2  # the first answer was handed over long before the chunk ended
+    assert len(calls) == 16 and all(c.status == "ok" and c.cost_usd > 0 for c in calls)
+
+
+def test_usage_equals_the_servers_counters(server):
+    outcome = analyzer(server).analyze_chunk(conversations(25))
+    stats = server.stats()
+    u = outcome.usage
+    assert (u.calls, u.prompt_tokens, u.cached_tokens, u.completion_tokens) == (
+        stats["billed_calls"], stats["prompt_tokens"], stats["cached_tokens"], stats["completion_tokens"])
+    assert u.cost_brl == pytest.approx(u.cost_usd * 5.40)
+
+
+def test_faults_end_as_results_or_failures_never_nul_never_a_good_answer_paid_twice(server):
+    server.configure(p_500=0.2, p_429=0.2, p_truncated=0.15, p_nul=0.3, fault_seed=3)
+    outcome = analyzer(server, max_attempts=6).analyze_chunk(conversations(40))
+    assert len(outcome.results) + len(outcome.failures) == 40
+    assert len(outcome.results) >= 35
+    for r in outcome.results:
+        assert "\x00" not in r.analysis.analise_ia and "\x00" not in (r.analysis.nome_mapeado_bot or "")
+    assert outcome.usage.retries > 0
+    assert server.prompts_billed_twice() == []
+
+
+def test_a_hang_becomes_a_timeout_failure_quickly(server):
+    server.configure(p_hang=1.0, hang_s=10)
+    started = time.monotonic()
+    outcome = analyzer(server, timeout_s=0.5, max_attempts=2).analyze_chunk(conversations(2))
+    assert time.monotonic() - started < 8
+    assert [(f.error_kind, f.attempts) for f in outcome.failures] == [("timeout", 2), ("timeout", 2)]
+
+
+def test_missing_key_is_a_config_error(server):
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
+        OpenAIResource(base_url=server.base_url).build_analyzer(tenant_id=1, model="gpt-4o-mini", max_concurrency=1)
+
+
+def test_authentication_errors_are_not_retried():
+    class Rejecting(FakeOpenAIServer):
+        async def _route(self, method, path, headers, body):
+            self._stats.requests += 1
+            return 401, {}, {"error": {"message": "bad key", "type": "invalid_request_error", "code": "invalid_api_key"}}
+
+    with Rejecting() as server:
+        outcome = analyzer(server).analyze_chunk(conversations(1))
+        assert [(f.error_kind, f.attempts) for f in outcome.failures] == [("http_401", 1)]
+        assert server.stats()["requests"] == 1
+
+
+def test_prompt_carries_the_conversation_and_strips_nul():
+    messages = build_messages(ConversationInput(1, 7, "h", "[10/11 10:00] Contato: oi\x00 tudo", "Ana\x00"), 6000)
+    assert messages[0]["role"] == "system" and "academias" in messages[0]["content"]
+    assert "Conversa #7" in messages[1]["content"] and "\x00" not in messages[1]["content"]
+    assert "Ana" in messages[1]["content"]
