@@ -26,13 +26,12 @@ import dagster as dg  # noqa: E402
 import openai  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from _common import peak_rss_mib, throwaway_databases  # noqa: E402
+from _common import peak_rss_mib, seed_in_subprocess, throwaway_databases  # noqa: E402
 from allpfit_etl.analysis.openai_analyzer import LeadAnswer  # noqa: E402
 from allpfit_etl.analysis.openai_resource import OpenAIResource  # noqa: E402
 from allpfit_etl.analysis.prompts import system_prompt  # noqa: E402
 from allpfit_etl.db import get_engine  # noqa: E402
 from allpfit_etl.definitions import ASSETS  # noqa: E402
-from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk  # noqa: E402
 from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig  # noqa: E402
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase  # noqa: E402
 from allpfit_etl.schema import apply_migrations  # noqa: E402
@@ -44,9 +43,8 @@ API_KEY = "sk-bench"
 
 def run_pipeline(conversations: int, server: FakeOpenAIServer, rpm: int, max_concurrency: int) -> dict:
     with throwaway_databases("chatwoot", "analytics") as (chatwoot_url, analytics_url):
+        seed_in_subprocess(chatwoot_url, account_id=1, day=DAY.isoformat(), conversations=conversations, messages=8)
         source = get_engine(chatwoot_url)
-        create_chatwoot_schema(source)
-        seed_bulk(source, account_id=1, day=DAY, conversations=conversations, messages_per_conversation=8)
         analytics = get_engine(analytics_url)
         apply_migrations(analytics)
         add_tenant(analytics, "bench", "Bench Gym", 1,

@@ -23,10 +23,21 @@ REGEX_VERSION = "regex-v1"
 _LINE = re.compile(r"^\[[^\]]*\]\s*(Contato|Atendente|Bot):\s?(.*)$")
 
 
+def _accent_table() -> dict[int, str]:
+    table = {}
+    for code in range(0xC0, 0x250):
+        base = unicodedata.normalize("NFKD", chr(code))[0]
+        if base != chr(code) and base.isascii():
+            table[code] = base
+    return table
+
+
+_ACCENTS = _accent_table()
+
+
 def _fold(text: str) -> str:
-    """Lower-case and strip accents: 'Matrícula' → 'matricula'."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    """Lower-case and strip accents, one character for one: 'Matrícula' → 'matricula'."""
+    return text.lower().translate(_ACCENTS)
 
 
 _INTEREST = {
@@ -77,10 +88,10 @@ def _contact_lines(transcript: str) -> tuple[list[str], list[str]]:
     return contact, others
 
 
-def extract_name(contact_lines: list[str]) -> str | None:
+def extract_name(contact_lines: list[str], folded_lines: list[str] | None = None) -> str | None:
     """The name the contact states ("meu nome é…", "aqui é a…", "sou o…"), title-cased."""
-    for line in contact_lines:
-        folded = _fold(line)
+    folded_lines = folded_lines if folded_lines is not None else [_fold(line) for line in contact_lines]
+    for line, folded in zip(contact_lines, folded_lines):
         if len(folded) != len(line):  # folding changed offsets (rare ligatures): skip rather than misalign
             continue
         for match in _NAME_INTRO_RE.finditer(folded):
@@ -119,8 +130,9 @@ def plausible_person_name(name: str | None) -> str | None:
 def analyze_transcript(transcript: str, contact_name: str | None = None) -> LeadAnalysis:
     """Lead analysis of one transcript, deterministic and free."""
     contact, others = _contact_lines(transcript)
-    contact_text = _fold("\n".join(contact))
-    all_text = _fold("\n".join(contact + others))
+    folded_contact = [_fold(line) for line in contact]
+    contact_text = "\n".join(folded_contact)
+    all_text = contact_text + "\n" + _fold("\n".join(others))
 
     interests = [label for label, pattern in _INTEREST_RE.items() if pattern.search(contact_text)]
     member = bool(_MEMBER_RE.search(contact_text))
@@ -148,7 +160,7 @@ def analyze_transcript(transcript: str, contact_name: str | None = None) -> Lead
         probability = min(probability, 1)
 
     is_lead = probability >= 2 and not rejected and not (member and not confirmed_visit)
-    name = extract_name(contact) or plausible_person_name(contact_name)
+    name = extract_name(contact, folded_contact) or plausible_person_name(contact_name)
     return LeadAnalysis(
         is_lead=is_lead,
         visita_agendada=confirmed_visit,

@@ -285,6 +285,9 @@ def seed_bulk(
         for table, rows in tables.items():
             _bulk_write(conn, table, BULK_COLUMNS[table], rows)
         _reset_sequences(conn)
+    with engine.begin() as conn:  # fresh statistics, as a live database has, so plans are realistic
+        for table in BULK_COLUMNS:
+            conn.execute(sa.text(f"ANALYZE {table}"))
     return conversations
 
 

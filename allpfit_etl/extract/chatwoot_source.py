@@ -59,29 +59,24 @@ def extract_day(
     start_utc, end_utc = day_bounds_utc(day, timezone)
     messages_query = _messages_query()
     extracted_at = dt.datetime.now(dt.timezone.utc)
+    conversations_query = sa.text(load_sql("chatwoot/conversations_for_day"))
+    after_id = 0
     with source.connect() as conn:
-        conversations = conn.execute(
-            sa.text(load_sql("chatwoot/conversations_for_day")),
-            {"account_id": account_id, "start_utc": start_utc, "end_utc": end_utc},
-        ).mappings().all()
-        for offset in range(0, len(conversations), batch_size):
-            batch = conversations[offset : offset + batch_size]
+        while True:
+            batch = conn.execute(
+                conversations_query,
+                {"account_id": account_id, "start_utc": start_utc, "end_utc": end_utc, "after_id": after_id,
+                 "batch_size": batch_size},
+            ).mappings().all()
+            if not batch:
+                return
+            after_id = batch[-1]["conversation_id"]
             by_conversation: dict[int, list[SourceMessage]] = defaultdict(list)
             rows = conn.execute(
                 messages_query, {"account_id": account_id, "conversation_ids": [c["conversation_id"] for c in batch]}
             )
-            for m in rows:
-                by_conversation[m.conversation_id].append(
-                    SourceMessage(
-                        created_at=m.created_at,
-                        message_type=int(m.message_type),
-                        private=bool(m.private),
-                        sender_type=m.sender_type,
-                        content=m.content,
-                        content_attributes=m.content_attributes,
-                        attachment_type=m.attachment_type,
-                    )
-                )
+            for conversation_id, *columns in rows.tuples().all():
+                by_conversation[conversation_id].append(SourceMessage(*columns))
             yield [
                 _conversation_row(c, by_conversation.get(c["conversation_id"], []), tenant_id, day, timezone, extracted_at)
                 for c in batch

@@ -14,6 +14,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Writers that double-escape JSON leave the six characters "\u0000" in plain text.
 _ESCAPED_NUL = re.compile(r"\\u0000", re.IGNORECASE)
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# One scan decides whether any cleaning is needed: most texts are already clean.
+_ANYTHING_TO_CLEAN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]|\\u0000", re.IGNORECASE)
 
 
 def sanitize_text(value: str | None) -> str | None:
@@ -22,6 +24,8 @@ def sanitize_text(value: str | None) -> str | None:
         return None
     if not isinstance(value, str):
         value = str(value)
+    if not _ANYTHING_TO_CLEAN.search(value):
+        return value
     value = value.replace("\r\n", "\n").replace("\r", "\n")
     value = _ESCAPED_NUL.sub("", value)
     value = _CONTROL.sub("", value)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 from zoneinfo import ZoneInfo
 
 from allpfit_etl.extract.sanitize import sanitize_text
@@ -39,9 +38,9 @@ GENERIC_PLACEHOLDER = "[anexo sem texto]"
 DELETED_PLACEHOLDER = "[mensagem apagada]"
 
 
-@dataclass(frozen=True)
-class SourceMessage:
-    """The columns of a Chatwoot ``messages`` row the transcript needs."""
+class SourceMessage(NamedTuple):
+    """The columns of a Chatwoot ``messages`` row the transcript needs (a tuple: a big day has
+    millions of them)."""
 
     created_at: dt.datetime
     message_type: int
@@ -64,7 +63,7 @@ def speaker_of(message: SourceMessage) -> str | None:
 
 
 def _attributes(raw: Any) -> dict:
-    if raw is None or raw == "":
+    if raw is None or raw == "" or raw == "{}":
         return {}
     if isinstance(raw, dict):
         return raw
@@ -121,8 +120,8 @@ def compile_transcript(messages: Iterable[SourceMessage], timezone: str = "Ameri
         speaker = speaker_of(message)
         if speaker is None:
             continue
-        stamp = _local(message.created_at, tz).strftime("%d/%m %H:%M")
-        lines.append(f"[{stamp}] {speaker}: {message_text(message)}")
+        t = _local(message.created_at, tz)
+        lines.append(f"[{t.day:02d}/{t.month:02d} {t.hour:02d}:{t.minute:02d}] {speaker}: {message_text(message)}")
     return "\n".join(lines)
 
 

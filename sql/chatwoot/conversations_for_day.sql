@@ -1,5 +1,5 @@
 -- Conversations of one Chatwoot account created within [start_utc, end_utc): one local day.
--- Chatwoot stores UTC in timestamp-without-time-zone columns.
+-- Chatwoot stores UTC in timestamp-without-time-zone columns. Keyset-paginated by id.
 SELECT
     c.id               AS conversation_id,
     c.display_id       AS display_id,
@@ -16,4 +16,6 @@ LEFT JOIN contacts ct ON ct.id = c.contact_id
 WHERE c.account_id = :account_id
   AND c.created_at >= :start_utc
   AND c.created_at < :end_utc
+  AND c.id > :after_id
 ORDER BY c.id
+LIMIT :batch_size
