@@ -35,7 +35,7 @@ def test_answers_are_the_servers_and_each_is_handed_over_as_it_arrives(server):
     server.configure(latency_s=0.3, latency_jitter_s=0.25)
     arrivals, calls = [], []
     started = time.monotonic()
-    outcome = analyzer(server, on_answer=lambda r, rec: arrivals.append((time.monotonic() - started, r)),
+    outcome = analyzer(server, on_answer=lambda r, rec: arrivals.append((time.monotonic() - started, r, rec)),
                        on_call=calls.append).analyze_chunk(conversations(16))
     finished = time.monotonic() - started
     assert len(outcome.results) == 16 and not outcome.failures
@@ -47,7 +47,8 @@ def test_answers_are_the_servers_and_each_is_handed_over_as_it_arrives(server):
         assert result.analysis.probabilidade_conversao == expected["probabilidade_conversao"]
         assert result.analysis.analise_ia == expected["analise_ia"]
     assert arrivals[0][0] < finished - 0.2  # the first answer was handed over long before the chunk ended
-    assert len(calls) == 16 and all(c.status == "ok" and c.cost_usd > 0 for c in calls)
+    assert len(arrivals) == 16 and all(rec.status == "ok" and rec.cost_usd > 0 for _, _, rec in arrivals)
+    assert calls == []  # successful calls reach the ledger with their answer, through on_answer
 
 
 def test_usage_equals_the_servers_counters(server):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dagster as dg  # noqa: E402
 import openai  # noqa: E402
+import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from _common import peak_rss_mib, seed_in_subprocess, throwaway_databases  # noqa: E402
@@ -32,7 +34,6 @@ from allpfit_etl.analysis.openai_resource import OpenAIResource  # noqa: E402
 from allpfit_etl.analysis.prompts import system_prompt  # noqa: E402
 from allpfit_etl.db import get_engine  # noqa: E402
 from allpfit_etl.definitions import ASSETS  # noqa: E402
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig  # noqa: E402
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase  # noqa: E402
 from allpfit_etl.schema import apply_migrations  # noqa: E402
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant  # noqa: E402
@@ -41,7 +42,7 @@ DAY = dt.date(2025, 11, 10)
 API_KEY = "sk-bench"
 
 
-def run_pipeline(conversations: int, server: FakeOpenAIServer, rpm: int, max_concurrency: int) -> dict:
+def run_pipeline(conversations: int, server: "ServerProcess", rpm: int, max_concurrency: int) -> dict:
     with throwaway_databases("chatwoot", "analytics") as (chatwoot_url, analytics_url):
         seed_in_subprocess(chatwoot_url, account_id=1, day=DAY.isoformat(), conversations=conversations, messages=8)
         source = get_engine(chatwoot_url)
@@ -78,7 +79,7 @@ def run_pipeline(conversations: int, server: FakeOpenAIServer, rpm: int, max_con
             "failures": analysis["failures"], "calls": analysis["openai.calls"]}
 
 
-def old_design(server: FakeOpenAIServer, conversations: int) -> float:
+def old_design(server: "ServerProcess", conversations: int) -> float:
     """The previous ETL: 5 threads over the synchronous client, 30 s timeout."""
     client = openai.OpenAI(api_key=API_KEY, base_url=server.base_url, timeout=30.0)
 
@@ -96,6 +97,30 @@ def old_design(server: FakeOpenAIServer, conversations: int) -> float:
     return conversations / (time.perf_counter() - started)
 
 
+class ServerProcess:
+    """The bundled server in its own process, as a real endpoint would be: the client's CPU is
+    the pipeline's alone."""
+
+    def __init__(self, *args: str):
+        self.process = subprocess.Popen([sys.executable, "-m", "allpfit_etl.fake_openai", "--port", "0", *args],
+                                        stdout=subprocess.PIPE, text=True)
+        self.base_url = self.process.stdout.readline().strip().removeprefix("listening on ")
+        self.root = self.base_url.removesuffix("/v1")
+
+    def stats(self) -> dict:
+        return requests.get(f"{self.root}/_stats", timeout=10).json()
+
+    def configure(self, **changes) -> None:
+        requests.post(f"{self.root}/_config", json=changes, timeout=10).raise_for_status()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate-limited", type=int, default=3000)
@@ -105,15 +130,13 @@ def main() -> None:
     args = parser.parse_args()
     limit_per_s = args.rpm / 60
 
-    with FakeOpenAIServer(FakeServerConfig(latency_s=3.0, latency_jitter_s=1.0, rpm=args.rpm)) as server:
-        server.start() if not getattr(server, "base_url", None) else None
+    with ServerProcess("--latency", "3", "--latency-jitter", "1", "--rpm", str(args.rpm)) as server:
         limited = run_pipeline(args.rate_limited, server, args.rpm, max_concurrency=260)
         rate_limited_429 = server.stats()["rate_limited"]
         server.configure(rpm=0)
         old_rate = old_design(server, args.old_design)
 
-    with FakeOpenAIServer(FakeServerConfig(latency_s=0.2)) as server:
-        server.start() if not getattr(server, "base_url", None) else None
+    with ServerProcess("--latency", "0.2") as server:
         unlimited = run_pipeline(args.unlimited, server, 0, max_concurrency=200)
 
     print(f"1. rate-limited: {args.rate_limited} conversations, server 3 s ± 1 s latency, {args.rpm} RPM enforced")

@@ -87,11 +87,19 @@ class AnswerSink:
         self._lock = threading.Lock()
 
     def save_answer(self, result: AnalysisResult, record=None) -> None:
+        """The answer and the API call that paid for it, in one transaction."""
         tokens = vars(record) if record is not None else None
         with self._lock, self.engine.begin() as conn:
             insert_ignore_duplicates(
                 conn, conversation_analyses, [_analysis_row(self.tenant_id, self.identity, result, tokens)], ANALYSIS_KEY
             )
+            if record is not None:
+                insert_rows(conn, llm_usage, [self._call_row(record)])
+
+    def _call_row(self, record) -> dict:
+        row = {column: getattr(record, column, None) for column in llm_usage.columns.keys()}
+        row["run_id"] = self.run_id
+        return row
 
     def save_answers(self, results: list[AnalysisResult]) -> None:
         rows = [_analysis_row(self.tenant_id, self.identity, r) for r in results]
@@ -99,10 +107,8 @@ class AnswerSink:
             insert_ignore_duplicates(conn, conversation_analyses, rows, ANALYSIS_KEY)
 
     def save_call(self, record) -> None:
-        row = {column: getattr(record, column, None) for column in llm_usage.columns.keys()}
-        row["run_id"] = self.run_id
         with self._lock, self.engine.begin() as conn:
-            insert_rows(conn, llm_usage, [row])
+            insert_rows(conn, llm_usage, [self._call_row(record)])
 
     def save_failures(self, failures: list[AnalysisFailure]) -> None:
         if not failures:

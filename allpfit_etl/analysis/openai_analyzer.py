@@ -198,9 +198,11 @@ class OpenAIAnalyzer:
                                 limiter.penalize(failed.retry_after)
                             raise
             result = AnalysisResult(conversation.conversation_id, conversation.content_hash, analysis)
+            if self.on_answer:  # stored before this conversation counts as done; the loop keeps going meanwhile
+                await asyncio.to_thread(self.on_answer, result, record)
+            elif self.on_call:
+                await asyncio.to_thread(self.on_call, record)
             outcome.results.append(result)
-            if self.on_answer:
-                self.on_answer(result, record)
         except RetryError:
             outcome.failures.append(AnalysisFailure(conversation.conversation_id, conversation.content_hash,
                                                     last_status, attempts, f"gave up after {attempts} attempts"))
@@ -221,25 +223,25 @@ class OpenAIAnalyzer:
             limiter.observe_headers(raw.headers)
             completion = raw.parse()
         except openai.RateLimitError as exc:
-            self._record(record, started, "rate_limited", "rate_limit", usage)
+            await self._record(record, started, "rate_limited", "rate_limit", usage)
             raise AttemptFailed("rate_limited", retry_after_seconds(exc.response.headers)) from None
         except openai.APITimeoutError:
-            self._record(record, started, "timeout", "timeout", usage)
+            await self._record(record, started, "timeout", "timeout", usage)
             raise AttemptFailed("timeout") from None
         except openai.APIConnectionError:
-            self._record(record, started, "connection_error", "connection", usage)
+            await self._record(record, started, "connection_error", "connection", usage)
             raise AttemptFailed("connection_error") from None
         except openai.InternalServerError as exc:
-            self._record(record, started, "server_error", f"http_{exc.status_code}", usage)
+            await self._record(record, started, "server_error", f"http_{exc.status_code}", usage)
             raise AttemptFailed("server_error") from None
         except openai.APIStatusError as exc:
             kind = f"http_{exc.status_code}"
-            self._record(record, started, "error", kind, usage)
+            await self._record(record, started, "error", kind, usage)
             if exc.status_code in (400, 401, 403, 404, 422):
                 raise FatalRequestError(kind) from None
             raise AttemptFailed("error") from None
         except (json.JSONDecodeError, pydantic.ValidationError):
-            self._record(record, started, "invalid_answer", "malformed_response", usage)
+            await self._record(record, started, "invalid_answer", "malformed_response", usage)
             raise AttemptFailed("invalid_answer") from None
 
         reported = completion.usage
@@ -256,16 +258,18 @@ class OpenAIAnalyzer:
                 raise AttemptFailed("invalid_answer")
             analysis = parse_answer(choice.message.content, choice.finish_reason)
         except AttemptFailed:
-            self._record(record, started, "invalid_answer", "invalid_answer", usage)
+            await self._record(record, started, "invalid_answer", "invalid_answer", usage)
             raise
-        self._record(record, started, "ok", None, usage)
+        await self._record(record, started, "ok", None, usage)
         return analysis, record
 
-    def _record(self, record: CallRecord, started: float, status: str, error_kind: str | None, usage: Usage) -> None:
+    async def _record(self, record: CallRecord, started: float, status: str, error_kind: str | None, usage: Usage) -> None:
+        """Account for one attempt. Successful ones reach the ledger through ``on_answer``
+        (with their answer, in one transaction); every other attempt through ``on_call``."""
         record.latency_ms = int((time.monotonic() - started) * 1000)
         record.status, record.error_kind = status, error_kind
-        if self.on_call:
-            self.on_call(record)
+        if self.on_call and status != "ok":
+            await asyncio.to_thread(self.on_call, record)
         if record.prompt_tokens or record.completion_tokens:  # a billed call: a completion came back, valid or not
             usage.calls += 1
             usage.prompt_tokens += record.prompt_tokens
