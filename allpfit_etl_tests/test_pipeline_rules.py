@@ -87,3 +87,16 @@ def test_features_parse_validate_and_coerce():
 def test_lead_analysis_rejects_out_of_range_probability():
     with pytest.raises(ValueError):
         LeadAnalysis(True, False, 6, None, "x")
+
+
+def test_openai_pool_share_follows_the_instance_pool_limit(tmp_path):
+    import dagster as dg
+
+    from allpfit_etl.analysis.assets import openai_pool_share
+
+    with dg.instance_for_test() as instance:
+        assert openai_pool_share(instance) == 1.0  # no limit configured: the whole account limit
+    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 4}}}) as instance:
+        assert openai_pool_share(instance) == 0.25
+        instance.event_log_storage.set_concurrency_slots("openai", 2)
+        assert openai_pool_share(instance) == 0.5

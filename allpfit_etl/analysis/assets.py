@@ -4,7 +4,6 @@ tenant's analyser (regex or OpenAI), then fan in to one materialization with the
 import time
 
 import dagster as dg
-import sqlalchemy as sa
 
 from allpfit_etl import settings
 from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, stored_answers
@@ -74,7 +73,7 @@ def openai_pool_share(instance: dg.DagsterInstance) -> float:
     """
     try:
         info = instance.event_log_storage.get_concurrency_info(OPENAI_POOL)
-        slots = info.slot_count
+        slots = info.limit if info.limit is not None else info.slot_count  # explicit, or dagster.yaml's default
     except Exception:  # storages without pool support
         return 1.0
     return 1.0 / slots if slots and slots > 0 else 1.0

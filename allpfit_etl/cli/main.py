@@ -160,8 +160,6 @@ def cmd_backfill(args) -> int:
     from allpfit_etl.runner import get_instance, resolve_day_range
     from allpfit_etl.tenants import registry
 
-    if not args.date_from or not args.date_to:
-        raise ConfigError("backfill needs both --from and --to (YYYY-MM-DD)")
     first, last = resolve_day_range(args.date_from, args.date_to)
     tenant = registry.get_tenant(analytics_engine(), args.slug)
     instance = get_instance()
