@@ -42,8 +42,8 @@ def world(make_pg_database):
 
 
 def evaluate(sensor, world, cursor=None):
-    context = dg.build_sensor_context(instance=world["instance"], cursor=cursor, resources=world["resources"])
-    return sensor(context), context
+    with dg.build_sensor_context(instance=world["instance"], cursor=cursor, resources=world["resources"]) as context:
+        return sensor(context), context
 
 
 def test_tenant_sensor_adds_new_and_removes_disabled_tenants(world):
