@@ -32,11 +32,21 @@ SUMMARY_KEYS = {
 }
 
 
+LOCAL_INSTANCE_YAML = """# Local instance for the CLI and `dagster dev` on embedded defaults (SQLite storage).
+telemetry:
+  enabled: false
+"""
+
+
 def dagster_home() -> Path:
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         home = str(settings.allpfit_home() / "dagster_home")
         os.environ["DAGSTER_HOME"] = home
+        config = Path(home) / "dagster.yaml"
+        if not config.exists():
+            config.parent.mkdir(parents=True, exist_ok=True)
+            config.write_text(LOCAL_INSTANCE_YAML)
     Path(home).mkdir(parents=True, exist_ok=True)
     return Path(home)
 
