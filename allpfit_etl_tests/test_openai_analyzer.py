@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import openai
 import pytest
 
 from allpfit_etl.analysis.interface import ConversationInput

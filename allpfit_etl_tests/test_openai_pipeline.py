@@ -17,14 +17,14 @@ import sqlalchemy as sa
 
 from allpfit_etl.analysis.openai_resource import OpenAIResource
 from allpfit_etl.db import get_engine
-from allpfit_etl.definitions import ASSETS, build_resources
+from allpfit_etl.definitions import ASSETS
 from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
 from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.load.checks import ASSET_CHECKS
 from allpfit_etl.partitions import TENANT_PARTITIONS_NAME
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.tenants.registry import TenantFeatures, add_tenant, get_tenant, update_features
+from allpfit_etl.tenants.registry import TenantFeatures, add_tenant, update_features
 
 DAY = dt.date(2025, 11, 10)
 KEY = f"{DAY.isoformat()}|gym"

@@ -53,3 +53,27 @@ def seed_in_subprocess(url: str, *, account_id: int, day: str, conversations: in
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)
     return time.perf_counter() - started
+
+
+def materialize_partition(partition_key: str, chatwoot_url: str, analytics_url: str, openai_resource) -> tuple[float, dict]:
+    """Materialize every asset of one partition on a throwaway instance; (wall seconds, metadata)."""
+    import dagster as dg
+
+    from allpfit_etl.definitions import ASSETS
+    from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenant", [partition_key.split("|")[1]])
+        started = time.perf_counter()
+        result = dg.materialize(
+            ASSETS, partition_key=partition_key, instance=instance,
+            resources={"chatwoot": ChatwootDatabase(url=chatwoot_url), "analytics": AnalyticsDatabase(url=analytics_url),
+                       "openai": openai_resource},
+        )
+        wall = time.perf_counter() - started
+    assert result.success
+    metadata = {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
+    return wall, metadata

@@ -23,18 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import dagster as dg  # noqa: E402
 import openai  # noqa: E402
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from _common import peak_rss_mib, seed_in_subprocess, throwaway_databases  # noqa: E402
+from _common import materialize_partition, peak_rss_mib, seed_in_subprocess, throwaway_databases  # noqa: E402
 from allpfit_etl.analysis.openai_analyzer import LeadAnswer  # noqa: E402
 from allpfit_etl.analysis.openai_resource import OpenAIResource  # noqa: E402
 from allpfit_etl.analysis.prompts import system_prompt  # noqa: E402
 from allpfit_etl.db import get_engine  # noqa: E402
-from allpfit_etl.definitions import ASSETS  # noqa: E402
-from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase  # noqa: E402
 from allpfit_etl.schema import apply_migrations  # noqa: E402
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant  # noqa: E402
 
@@ -51,25 +48,10 @@ def run_pipeline(conversations: int, server: "ServerProcess", rpm: int, max_conc
         add_tenant(analytics, "bench", "Bench Gym", 1,
                    TenantFeatures(use_openai=True, chunk_size=conversations, max_concurrency=max_concurrency))
         overrides = {"gpt-4o-mini": {"rpm": rpm, "tpm": 0}} if rpm else {"gpt-4o-mini": {"rpm": 0, "tpm": 0}}
-        with dg.instance_for_test() as instance:
-            instance.add_dynamic_partitions("tenant", ["bench"])
-            started = time.perf_counter()
-            result = dg.materialize(
-                ASSETS,
-                partition_key=f"{DAY.isoformat()}|bench",
-                instance=instance,
-                resources={
-                    "chatwoot": ChatwootDatabase(url=chatwoot_url),
-                    "analytics": AnalyticsDatabase(url=analytics_url),
-                    "openai": OpenAIResource(api_key=API_KEY, base_url=server.base_url, rate_limit_overrides=overrides),
-                },
-            )
-            wall = time.perf_counter() - started
-            assert result.success
-            meta = {
-                e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-                for e in result.get_asset_materialization_events()
-            }
+        wall, meta = materialize_partition(
+            f"{DAY.isoformat()}|bench", chatwoot_url, analytics_url,
+            OpenAIResource(api_key=API_KEY, base_url=server.base_url, rate_limit_overrides=overrides),
+        )
         with analytics.connect() as conn:
             loaded = conn.execute(sa.text("SELECT COUNT(*) FROM conversations_analytics")).scalar_one()
         analytics.dispose()

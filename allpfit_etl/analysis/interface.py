@@ -6,7 +6,7 @@ The regex analyser and the OpenAI analyser both implement ``Analyzer``; the chun
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol, Sequence
 
 
@@ -70,16 +70,7 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
     def add(self, other: "Usage") -> "Usage":
-        return Usage(
-            calls=self.calls + other.calls,
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            cached_tokens=self.cached_tokens + other.cached_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            cost_usd=self.cost_usd + other.cost_usd,
-            cost_brl=self.cost_brl + other.cost_brl,
-            retries=self.retries + other.retries,
-            reused_answers=self.reused_answers + other.reused_answers,
-        )
+        return Usage(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
 
 @dataclass

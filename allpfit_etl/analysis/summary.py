@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from allpfit_etl.analysis.interface import AnalysisResult, Usage
+
+
+_MERGED = {"started_at", "usage", "models"}  # not plain sums
 
 
 @dataclass
@@ -32,17 +35,9 @@ class ChunkSummary:
             self.named += bool(a.nome_mapeado_bot)
 
     def add(self, other: "ChunkSummary") -> "ChunkSummary":
+        counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name not in _MERGED}
         return ChunkSummary(
-            conversations=self.conversations + other.conversations,
-            analysed=self.analysed + other.analysed,
-            reused_answers=self.reused_answers + other.reused_answers,
-            failures=self.failures + other.failures,
-            deferred_by_budget=self.deferred_by_budget + other.deferred_by_budget,
-            leads=self.leads + other.leads,
-            visits=self.visits + other.visits,
-            high_probability=self.high_probability + other.high_probability,
-            named=self.named + other.named,
-            elapsed_s=self.elapsed_s + other.elapsed_s,
+            **counts,
             started_at=min(filter(None, (self.started_at, other.started_at)), default=0.0),
             usage=self.usage.add(other.usage),
             models=tuple(sorted(set(self.models) | set(other.models))),
