@@ -14,26 +14,31 @@ from allpfit_etl.tenants.registry import get_tenant
 TEXT_COLUMNS = ("message_compiled", "contact_name", "nome_mapeado_bot", "analise_ia", "inbox_name")
 
 
-def _partitions(context):
-    return days_by_tenant(context.partition_keys)
+def _tenants_and_days(context, engine):
+    """(tenant, days) for every tenant among the check's partitions."""
+    for slug, days in days_by_tenant(context.partition_keys).items():
+        yield get_tenant(engine, slug), days
+
+
+def _partition_params(context, engine):
+    """(connection, query parameters) for each (tenant, day) partition of the check."""
+    for tenant, days in _tenants_and_days(context, engine):
+        with engine.connect() as conn:
+            for day in days:
+                yield conn, {"tenant_id": tenant.tenant_id, "day": day}
 
 
 @dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
 def no_nul_bytes_stored(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase) -> dg.AssetCheckResult:
     """No text column of the partition's rows holds a NUL byte (or its escaped form)."""
-    engine = analytics.engine()
     offending = 0
-    for slug, days in _partitions(context).items():
-        tenant = get_tenant(engine, slug)
-        with engine.connect() as conn:
-            for day in days:
-                rows = conn.execute(
-                    sa.text(f"SELECT {', '.join(TEXT_COLUMNS)} FROM conversations_analytics WHERE tenant_id = :t AND day = :d"),
-                    {"t": tenant.tenant_id, "d": day},
-                )
-                offending += sum(
-                    1 for row in rows if any(v and ("\x00" in v or "\\u0000" in v) for v in row)
-                )
+    query = sa.text(
+        f"SELECT {', '.join(TEXT_COLUMNS)} FROM conversations_analytics WHERE tenant_id = :tenant_id AND day = :day"
+    )
+    for conn, params in _partition_params(context, analytics.engine()):
+        offending += sum(
+            1 for row in conn.execute(query, params) if any(v and ("\x00" in v or "\\u0000" in v) for v in row)
+        )
     return dg.AssetCheckResult(passed=offending == 0, metadata={"rows_with_nul": offending})
 
 
@@ -42,13 +47,9 @@ def every_conversation_analysed_or_failed(
     context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase
 ) -> dg.AssetCheckResult:
     """Every extracted conversation has a current analysis or a recorded failure."""
-    engine = analytics.engine()
     missing: list[int] = []
-    for slug, days in _partitions(context).items():
-        tenant = get_tenant(engine, slug)
-        with engine.connect() as conn:
-            for day in days:
-                missing += [r[0] for r in conn.execute(sql("analytics/coverage_for_partition"), {"tenant_id": tenant.tenant_id, "day": day})]
+    for conn, params in _partition_params(context, analytics.engine()):
+        missing += [r[0] for r in conn.execute(sql("analytics/coverage_for_partition"), params)]
     return dg.AssetCheckResult(
         passed=not missing,
         metadata={"missing": len(missing), "sample_conversation_ids": str(missing[:20])},
@@ -60,19 +61,13 @@ def probabilidade_conversao_in_range(
     context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase
 ) -> dg.AssetCheckResult:
     """``probabilidade_conversao`` is always within 0–5."""
-    engine = analytics.engine()
     bad = 0
-    for slug, days in _partitions(context).items():
-        tenant = get_tenant(engine, slug)
-        with engine.connect() as conn:
-            for day in days:
-                bad += conn.execute(
-                    sa.text(
-                        "SELECT COUNT(*) FROM conversations_analytics WHERE tenant_id = :t AND day = :d"
-                        " AND (probabilidade_conversao < 0 OR probabilidade_conversao > 5 OR probabilidade_conversao IS NULL)"
-                    ),
-                    {"t": tenant.tenant_id, "d": day},
-                ).scalar_one()
+    query = sa.text(
+        "SELECT COUNT(*) FROM conversations_analytics WHERE tenant_id = :tenant_id AND day = :day"
+        " AND (probabilidade_conversao < 0 OR probabilidade_conversao > 5 OR probabilidade_conversao IS NULL)"
+    )
+    for conn, params in _partition_params(context, analytics.engine()):
+        bad += conn.execute(query, params).scalar_one()
     return dg.AssetCheckResult(passed=bad == 0, metadata={"out_of_range": bad})
 
 
@@ -84,8 +79,8 @@ def spend_within_monthly_budget(
     partition is waiting because the budget ran out."""
     engine = analytics.engine()
     passed, metadata = True, {}
-    for slug, days in _partitions(context).items():
-        tenant = get_tenant(engine, slug)
+    for tenant, days in _tenants_and_days(context, engine):
+        slug = tenant.slug
         spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
         budget = tenant.features.monthly_budget_brl
         with engine.connect() as conn:
