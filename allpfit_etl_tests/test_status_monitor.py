@@ -83,6 +83,13 @@ def test_collect_status_matches_the_rows(analytics):
     assert len(snapshot.last_calls) == 6
 
 
+def test_today_and_this_month_follow_the_configured_timezone(analytics, monkeypatch):
+    engine, _, _, _ = analytics
+    monkeypatch.setenv("ALLPFIT_TIMEZONE", "Asia/Tokyo")  # NOW is 00:00 on the 21st there: nothing spent today yet
+    gym = collect_status(engine, now=NOW).tenants[0]
+    assert gym.today_brl == 0 and gym.month_brl == pytest.approx(3.75)
+
+
 def test_render_shows_every_tenant_and_its_numbers(analytics):
     engine, _, _, _ = analytics
     console = Console(record=True, width=220)

@@ -17,6 +17,8 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from allpfit_etl import settings
+from allpfit_etl.analysis.budget import month_start_utc
 from allpfit_etl.db import sql
 from allpfit_etl.tenants.registry import parse_features
 
@@ -60,12 +62,13 @@ class StatusSnapshot:
     last_calls: list[dict] = field(default_factory=list)
 
 
-def collect_status(engine: sa.Engine, now: dt.datetime | None = None, timezone: str = "America/Sao_Paulo",
+def collect_status(engine: sa.Engine, now: dt.datetime | None = None, timezone: str | None = None,
                    last_calls: int = 10) -> StatusSnapshot:
     now = now or dt.datetime.now(dt.timezone.utc)
+    timezone = timezone or settings.timezone_name()  # today and this month as the budget guard sees them
     local = now.astimezone(ZoneInfo(timezone))
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.timezone.utc)
-    month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(dt.timezone.utc)
+    month_start = month_start_utc(now, timezone)
     snapshot = StatusSnapshot(taken_at=now)
     with engine.connect() as conn:
         spend = {
