@@ -8,6 +8,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from allpfit_etl.analysis.interface import ConversationInput
+from allpfit_etl.analysis.pricing import estimate_cost_usd, price_for
+from allpfit_etl.analysis.prompts import system_prompt
+from allpfit_etl.analysis.truncation import estimate_tokens
 from allpfit_etl.db import sql
 
 
@@ -31,10 +34,6 @@ def estimate_chunk_cost_brl(
     price_overrides: dict | None = None,
 ) -> float:
     """Upper-bound estimate of what sending these conversations would cost, without any network."""
-    from allpfit_etl.analysis.pricing import estimate_cost_usd, price_for
-    from allpfit_etl.analysis.prompts import system_prompt
-    from allpfit_etl.analysis.truncation import estimate_tokens
-
     price = price_for(model, price_overrides)
     system_tokens = estimate_tokens(system_prompt())
     total = 0.0

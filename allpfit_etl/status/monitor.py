@@ -103,6 +103,15 @@ def _eta(seconds: float | None) -> str:
     return str(dt.timedelta(seconds=int(seconds)))
 
 
+def _tenant_cells(t: TenantStatus, label: str, budget: str) -> list:
+    return [
+        label, t.analyser, ProgressBar(total=max(t.total, 1), completed=t.analysed, width=24),
+        str(t.analysed), str(t.total), str(t.pending), str(t.failed), f"{t.rate_per_s:.1f}", _eta(t.eta_s),
+        str(t.leads), str(t.visits), str(t.high_probability), str(t.named),
+        f"{t.today_brl:.4f}", f"{t.month_brl:.4f}", budget,
+    ]
+
+
 def render_status(snapshot: StatusSnapshot):
     tenants = Table(title=f"allpfit-etl · {snapshot.taken_at.astimezone().strftime('%Y-%m-%d %H:%M:%S')}",
                     title_justify="left", expand=False)
@@ -114,22 +123,12 @@ def render_status(snapshot: StatusSnapshot):
     totals = TenantStatus("total", "", True, "")
     for t in snapshot.tenants:
         budget = f"{t.budget_used_pct:.0f}% of {t.budget_brl:.2f}" if t.budget_brl else "—"
-        tenants.add_row(
-            t.slug if t.enabled else f"[dim]{t.slug} (off)[/dim]", t.analyser,
-            ProgressBar(total=max(t.total, 1), completed=t.analysed, width=24),
-            str(t.analysed), str(t.total), str(t.pending), str(t.failed), f"{t.rate_per_s:.1f}", _eta(t.eta_s),
-            str(t.leads), str(t.visits), str(t.high_probability), str(t.named),
-            f"{t.today_brl:.4f}", f"{t.month_brl:.4f}", budget,
-        )
+        tenants.add_row(*_tenant_cells(t, t.slug if t.enabled else f"[dim]{t.slug} (off)[/dim]", budget))
         for name in ("total", "analysed", "pending", "failed", "leads", "visits", "high_probability", "named",
                      "today_brl", "month_brl", "rate_per_s"):
             setattr(totals, name, getattr(totals, name) + getattr(t, name))
     tenants.add_section()
-    tenants.add_row("[bold]total[/bold]", "", ProgressBar(total=max(totals.total, 1), completed=totals.analysed, width=24),
-                    str(totals.analysed), str(totals.total), str(totals.pending), str(totals.failed),
-                    f"{totals.rate_per_s:.1f}", _eta(totals.eta_s), str(totals.leads), str(totals.visits),
-                    str(totals.high_probability), str(totals.named), f"{totals.today_brl:.4f}",
-                    f"{totals.month_brl:.4f}", "")
+    tenants.add_row(*_tenant_cells(totals, "[bold]total[/bold]", ""))
     calls = Table(title="last API calls", title_justify="left")
     for column in ("time", "tenant", "model", "tokens", "US$", "latency ms", "status"):
         calls.add_column(column, no_wrap=True)
