@@ -119,7 +119,8 @@ def analyze_chunk(
     if todo:
         share = openai_pool_share(context.instance) if identity.analyzer == "openai" else 1.0
         outcome = build_analyzer(tenant, openai, sink, context.log, share).analyze_chunk(todo)
-        sink.save_answers(outcome.results)
+        if identity.analyzer != "openai":  # OpenAI answers were stored one by one as they arrived
+            sink.save_answers(outcome.results)
         sink.save_failures(outcome.failures)
         summary.analysed = len(outcome.results)
         summary.failures = len(outcome.failures)
