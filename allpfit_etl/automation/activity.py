@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from allpfit_etl.db import load_sql
 from allpfit_etl.extract.chatwoot_source import as_utc
-from zoneinfo import ZoneInfo
 
 EPOCH = "1970-01-01T00:00:00"
 
