@@ -1,0 +1,119 @@
+"""The embedded defaults under a real ``dagster-daemon``: every sensor ticks cleanly on the
+SQLite demo home (Dagster's own SQLite storage, SQLite analytics and Chatwoot databases),
+including the activity sensor's tick that turns a new Chatwoot message into a run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+
+from allpfit_etl.cli.main import main
+from allpfit_etl.demo.seed import DEMO_TENANTS
+from allpfit_etl.errors import root_cause_line
+from allpfit_etl.runner import LOCAL_INSTANCE_YAML
+
+REPO = Path(__file__).resolve().parent.parent
+DAEMON_SECONDS = 60
+INTERVAL_SECONDS = 5
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def add_chatwoot_message(chatwoot_db: Path, account_id: int) -> None:
+    """A contact writes again in an existing demo conversation, now."""
+    engine = sa.create_engine(f"sqlite:///{chatwoot_db}")
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+    with engine.begin() as conn:
+        conv = conn.execute(
+            sa.text("SELECT id, inbox_id FROM conversations WHERE account_id = :a ORDER BY id DESC LIMIT 1"), {"a": account_id}
+        ).one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO messages (content, account_id, inbox_id, conversation_id, message_type, created_at, updated_at, sender_type)"
+                " VALUES ('Ainda tem vaga na turma das 19h?', :a, :i, :c, 0, :t, :t, 'Contact')"
+            ),
+            {"a": account_id, "i": conv.inbox_id, "c": conv.id, "t": now},
+        )
+        conn.execute(sa.text("UPDATE conversations SET updated_at = :t, last_activity_at = :t WHERE id = :c"), {"t": now, "c": conv.id})
+    engine.dispose()
+
+
+def tick_statuses(instance: dg.DagsterInstance) -> dict[str, Counter]:
+    statuses: dict[str, Counter] = {}
+    for state in instance.all_instigator_state():
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1000)
+        statuses[state.instigator_name] = Counter(t.status.value for t in ticks)
+    return statuses
+
+
+def failed_tick_errors(instance: dg.DagsterInstance) -> list[str]:
+    errors = []
+    for state in instance.all_instigator_state():
+        for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1000):
+            if tick.status.value == "FAILURE":
+                errors.append(f"{state.instigator_name}: {root_cause_line(tick.error) if tick.error else '?'}")
+    return errors
+
+
+def test_every_sensor_ticks_cleanly_for_a_minute_on_the_sqlite_demo_home(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML)
+    for name in ("CHATWOOT_DATABASE_URL", "ANALYTICS_DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ALERT_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALLPFIT_HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("ALLPFIT_ACTIVITY_SENSOR_INTERVAL", str(INTERVAL_SECONDS))
+    # The demo home without the demo's 35-day run (the sensors need the tenants and both databases).
+    assert main(["seed-demo"]) == 0 and main(["init"]) == 0
+    for tenant in DEMO_TENANTS:
+        assert main(["tenants", "add", tenant.slug, "--name", tenant.name, "--account-id", str(tenant.account_id)]) == 0
+    capsys.readouterr()
+
+    log = open(tmp_path / "daemon.log", "w")
+    daemon = subprocess.Popen(
+        ["dagster-daemon", "run", "-w", str(REPO / "workspace.yaml")], cwd=tmp_path, env=dict(os.environ),
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    instance = dg.DagsterInstance.get()
+    try:
+        started = time.monotonic()
+        wait_for(lambda: tick_statuses(instance).get("chatwoot_activity_sensor", Counter()).total() >= 2, 60,
+                 "the activity sensor's first two ticks")
+        add_chatwoot_message(tmp_path / "chatwoot.db", DEMO_TENANTS[1].account_id)
+        run = wait_for(lambda: next(iter(instance.get_runs(dg.RunsFilter(tags={"allpfit/trigger": "activity_sensor"}))), None),
+                       60, "the run requested by the activity sensor")
+        finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+        run = wait_for(lambda: (r := instance.get_run_by_id(run.run_id)) and r.status in finished and r, 240, "that run to finish", 2)
+        time.sleep(max(0.0, DAEMON_SECONDS - (time.monotonic() - started)))
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        log.close()
+
+    statuses = tick_statuses(instance)
+    assert failed_tick_errors(instance) == []
+    activity = statuses["chatwoot_activity_sensor"]
+    assert activity.total() >= DAEMON_SECONDS // INTERVAL_SECONDS - 2, statuses
+    assert activity["SUCCESS"] >= 1, statuses  # the tick that requested the run
+    assert statuses["tenant_partitions_sensor"].total() >= 2, statuses
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert "same thread" not in (tmp_path / "daemon.log").read_text(errors="replace")
