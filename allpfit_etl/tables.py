@@ -31,7 +31,7 @@ llm_usage = sa.table("llm_usage", *(sa.column(c) for c in LLM_USAGE_COLUMNS))
 
 
 def insert_rows(conn: sa.Connection, table: sa.TableClause, rows: list[dict]) -> int:
-    """Multi-row insert (psycopg2 batches it into VALUES lists)."""
+    """Multi-row insert (SQLAlchemy batches it into multi-row VALUES)."""
     if rows:
         conn.execute(table.insert(), rows)
     return len(rows)

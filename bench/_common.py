@@ -13,7 +13,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @contextlib.contextmanager
