@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 from _common import materialize_partition, peak_rss_mib, seed_in_subprocess, throwaway_databases  # noqa: E402
-from allpfit_etl.analysis.openai_resource import OpenAIResource  # noqa: E402
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI  # noqa: E402
 from allpfit_etl.db import get_engine  # noqa: E402
 from allpfit_etl.schema import apply_migrations  # noqa: E402
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant  # noqa: E402
@@ -42,7 +42,7 @@ def main() -> None:
         # Regex costs nothing per call: big chunks keep the number of Dagster steps small.
         add_tenant(analytics, "bench", "Bench Gym", 1, TenantFeatures(chunk_size=10_000))
 
-        wall, _ = materialize_partition(f"{DAY.isoformat()}|bench", chatwoot_url, analytics_url, OpenAIResource())
+        wall, _ = materialize_partition(f"{DAY.isoformat()}|bench", chatwoot_url, analytics_url, LeadAnalysisOpenAI())
         with analytics.connect() as conn:
             loaded = conn.exec_driver_sql("SELECT COUNT(*) FROM conversations_analytics").scalar_one()
         analytics.dispose()
