@@ -16,7 +16,7 @@ from allpfit_etl.analysis.interface import (
     ConversationInput,
     LeadAnalysis,
 )
-from allpfit_etl.identities import REGEX_VERSION, regex_identity  # noqa: F401  (REGEX_VERSION: re-exported)
+from allpfit_etl.identities import regex_identity
 
 
 _LINE = re.compile(r"^\[[^\]]*\]\s*(Contato|Atendente|Bot):\s?(.*)$")
