@@ -1,4 +1,4 @@
-"""Database engines and the SQL files under ``sql/``, loaded by name.
+"""Database engines (``chatwoot_engine``, ``analytics_engine``) and the SQL files under ``sql/``, loaded by name.
 
 The same queries run on PostgreSQL and SQLite. Only DDL differs per dialect: ``load_sql``
 looks for ``<name>.<dialect>.sql`` first and falls back to ``<name>.sql``.
@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from allpfit_etl import settings
 from allpfit_etl.errors import DatabaseUnreachableError, redact
 
 
@@ -135,5 +136,17 @@ def check_reachable(engine: sa.Engine, label: str) -> None:
         ) from None
 
 
-def dialect_of(engine_or_conn) -> str:
-    return engine_or_conn.dialect.name
+def chatwoot_engine(url: str | None = None, *, read_only: bool = True) -> sa.Engine:
+    """The Chatwoot engine, checked reachable; read-only unless the demo writes its data.
+
+    The one way to build an engine: the Dagster resources and the CLI both call these two."""
+    engine = get_engine(url or settings.chatwoot_database_url(), read_only=read_only)
+    check_reachable(engine, "Chatwoot")
+    return engine
+
+
+def analytics_engine(url: str | None = None) -> sa.Engine:
+    """The analytics engine, checked reachable."""
+    engine = get_engine(url or settings.analytics_database_url())
+    check_reachable(engine, "analytics")
+    return engine

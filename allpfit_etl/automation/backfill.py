@@ -13,8 +13,7 @@ import dagster as dg
 from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
 
-from allpfit_etl.partitions import partition_key
-from allpfit_etl.runner import register_tenant_partitions
+from allpfit_etl.partitions import partition_key, register_tenant_partitions, run_tags
 from allpfit_etl.tenants.registry import Tenant
 
 
@@ -23,9 +22,10 @@ def backfill_partition_keys(tenant_slug: str, first: dt.date, last: dt.date) -> 
     return [str(partition_key(first + dt.timedelta(days=i), tenant_slug)) for i in range(days)]
 
 
-def submit_tenant_backfill(instance: dg.DagsterInstance, tenant: Tenant, first: dt.date, last: dt.date) -> str:
-    from allpfit_etl.definitions import defs
-
+def submit_tenant_backfill(
+    defs: dg.Definitions, instance: dg.DagsterInstance, tenant: Tenant, first: dt.date, last: dt.date
+) -> str:
+    """``defs`` comes from the caller (the CLI), so this code-location module never imports the entry points."""
     register_tenant_partitions(instance, [tenant])
     asset_graph = defs.resolve_asset_graph()
     backfill_id = make_new_backfill_id()
@@ -35,7 +35,7 @@ def submit_tenant_backfill(instance: dg.DagsterInstance, tenant: Tenant, first: 
         partition_names=backfill_partition_keys(tenant.slug, first, last),
         asset_selection=list(asset_graph.materializable_asset_keys),
         backfill_timestamp=time.time(),
-        tags={"allpfit/tenant": tenant.slug, "allpfit/trigger": "backfill"},
+        tags=run_tags(tenant.slug, "backfill"),
         dynamic_partitions_store=instance,
         all_partitions=False,
         title=f"{tenant.slug} {first}…{last}",
