@@ -7,11 +7,16 @@ run), under the run queue's limits for backfill runs.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import string
 import time
 
 import dagster as dg
+
+# Dagster has no public API to submit an asset backfill from Python (only the UI and GraphQL):
+# dagster-io/dagster#26786 proposes making PartitionBackfill.from_asset_partitions public.
+# test_deployment_end_to_end.py pins this use (a week's backfill → the expected runs, tags).
 from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.utils import make_new_backfill_id
 
 from allpfit_etl.partitions import partition_key, register_tenant_partitions, run_tags
 from allpfit_etl.tenants.registry import Tenant
@@ -28,7 +33,7 @@ def submit_tenant_backfill(
     """``defs`` comes from the caller (the CLI), so this code-location module never imports the entry points."""
     register_tenant_partitions(instance, [tenant])
     asset_graph = defs.resolve_asset_graph()
-    backfill_id = make_new_backfill_id()
+    backfill_id = "".join(secrets.choice(string.ascii_lowercase) for _ in range(8))  # Dagster's id format
     backfill = PartitionBackfill.from_asset_partitions(
         backfill_id=backfill_id,
         asset_graph=asset_graph,
