@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from allpfit_etl.db import load_sql
 from allpfit_etl.extract.hashing import content_hash
-from allpfit_etl.extract.sanitize import sanitize_text
+from allpfit_etl.text import sanitize_text
+from allpfit_etl.timeutil import as_utc
 from allpfit_etl.extract.transcript import SourceMessage, compile_transcript, count_contact_messages
 
 CONVERSATION_STATUS = {0: "open", 1: "resolved", 2: "pending", 3: "snoozed"}
@@ -29,15 +30,6 @@ def day_bounds_utc(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetim
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
     to_utc = lambda t: t.astimezone(dt.timezone.utc).replace(tzinfo=None)  # noqa: E731
     return to_utc(start), to_utc(end)
-
-
-def as_utc(value) -> dt.datetime | None:
-    """Chatwoot timestamp (naive UTC datetime, or text on SQLite) → aware UTC datetime."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
 
 def _messages_query() -> sa.TextClause:
