@@ -73,3 +73,13 @@ def register_tenant_partitions(instance: dg.DagsterInstance, tenants: list[Tenan
     if new:
         instance.add_dynamic_partitions(TENANT_PARTITIONS_NAME, new)
     return new
+
+
+def add_partition_metadata(context: dg.AssetExecutionContext, day: dt.date, tenant_slug: str, metadata: dict) -> None:
+    """Give one (day, tenant) partition of a run its own materialization metadata.
+
+    A run over a range of partitions (the CLI's, a backfill's) records one materialization per
+    partition, and a ``MaterializeResult``'s metadata is copied onto each of them; metadata added
+    with ``add_asset_metadata(partition_key=...)`` lands on that partition's event alone.
+    """
+    context.add_asset_metadata(metadata, partition_key=partition_key(day, tenant_slug))

@@ -11,10 +11,11 @@ from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget,
 from allpfit_etl.analysis.chunks import ChunkSpec, split_into_chunks
 from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
-from allpfit_etl.analysis.summary import ChunkSummary
+from allpfit_etl.analysis.partition_activity import partition_activity
+from allpfit_etl.analysis.summary import ANALYZED, DEFERRED, FAILED, REUSED, ChunkSummary
 from allpfit_etl.db import sql
 from allpfit_etl.identities import OPENAI_ANALYZER
-from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
+from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions, tenant_days
 from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.tenants.registry import Tenant, get_tenant_by_id
 
@@ -98,6 +99,7 @@ def analyze_chunk(
         models=(identity.model or identity.analyzer,),
     )
     summary.count_results(list(reused.values()))
+    summary.mark(tenant.tenant_id, reused, REUSED)
 
     if todo and identity.analyzer == OPENAI_ANALYZER and tenant.features.monthly_budget_brl is not None:
         spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
@@ -110,6 +112,7 @@ def analyze_chunk(
                 f"this chunk (~R$ {estimate:.2f}) would pass it, so its {len(todo)} conversations stay pending"
             )
             summary.deferred_by_budget = len(todo)
+            summary.mark(tenant.tenant_id, (c.conversation_id for c in todo), DEFERRED)
             sink.save_failures([
                 AnalysisFailure(c.conversation_id, c.content_hash, "budget_exhausted", 0, "monthly budget reached")
                 for c in todo
@@ -126,6 +129,8 @@ def analyze_chunk(
         summary.failures = len(outcome.failures)
         summary.usage = outcome.usage
         summary.count_results(outcome.results)
+        summary.mark(tenant.tenant_id, (r.conversation_id for r in outcome.results), ANALYZED)
+        summary.mark(tenant.tenant_id, (f.conversation_id for f in outcome.failures), FAILED)
         for failure in outcome.failures[:5]:
             context.log.warning(f"conversation {failure.conversation_id} failed after {failure.attempts} attempt(s): {failure.error_kind}")
     summary.elapsed_s = time.monotonic() - started
@@ -133,17 +138,31 @@ def analyze_chunk(
 
 
 @dg.op(out=dg.Out(dg.Nothing))
-def collect_analyses(context: dg.OpExecutionContext, summaries: list[ChunkSummary]):
-    """Fan-in: sums the chunks' counts, tokens and cost into the asset's materialization."""
+def collect_analyses(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase, summaries: list[ChunkSummary]):
+    """Fan-in: what this run did to each partition — analyzed, reused, failed and deferred
+    conversations from the chunks, tokens and cost from the ``llm_usage`` ledger rows of this
+    run — recorded on that partition's materialization."""
     total = ChunkSummary()
     for summary in summaries:
         total = total.add(summary)
+    engine = analytics.engine()
+    for tenant, days in tenant_days(engine, context.partition_keys):
+        for day, figures in partition_activity(engine, tenant.tenant_id, days, context.run_id, total.outcomes).items():
+            add_partition_metadata(context, day, tenant.slug, figures)
     wall_seconds = time.time() - total.started_at if total.started_at else 0.0
-    metadata = total.metadata(wall_seconds=wall_seconds)
-    metadata["chunks"] = len(summaries)
+    context.log.info(
+        f"{total.analyzed} analyzed, {total.reused_answers} reused, {total.failures} failed in {len(summaries)} chunk(s), "
+        f"{total.usage.total_tokens} tokens, US$ {total.usage.cost_usd:.4f}"
+    )
     if total.deferred_by_budget:
         context.log.warning(f"monthly budget reached: {total.deferred_by_budget} conversations stay pending")
-    return dg.Output(None, metadata=metadata)
+    # Facts about the run that produced the partitions, the same on each of them.
+    run_metadata = total.metadata(wall_seconds=wall_seconds)
+    return dg.Output(None, metadata={
+        "chunks": len(summaries),
+        "conversations_per_second": run_metadata["conversations_per_second"],
+        "model": run_metadata["model"],
+    })
 
 
 @dg.graph_asset(
@@ -155,7 +174,8 @@ def collect_analyses(context: dg.OpExecutionContext, summaries: list[ChunkSummar
     description=(
         "Lead analysis of every pending conversation: is_lead, visita_agendada, probabilidade_conversao (0–5), "
         "nome_mapeado_bot and analise_ia, by the tenant's analyzer (regex or OpenAI). Chunks of the tenant's "
-        "chunk_size fan out in parallel; tokens and cost are summed into this materialization's metadata."
+        "chunk_size fan out in parallel; each partition's materialization records what this run did to it "
+        "(analyzed, reused, failed, tokens and cost from the llm_usage ledger)."
     ),
 )
 def conversation_analyses(pending_conversations):

@@ -7,7 +7,11 @@ from dataclasses import dataclass, field, fields
 from allpfit_etl.analysis.interface import AnalysisResult, Usage
 
 
-_MERGED = {"started_at", "usage", "models"}  # not plain sums
+_MERGED = {"started_at", "usage", "models", "outcomes"}  # not plain sums
+
+# What a run did with one conversation; the names are the activity metadata keys they count in.
+ANALYZED, REUSED, FAILED, DEFERRED = "analyzed", "reused_answers", "failures", "deferred_by_budget"
+OUTCOMES = (ANALYZED, REUSED, FAILED, DEFERRED)
 
 
 @dataclass
@@ -25,6 +29,12 @@ class ChunkSummary:
     started_at: float = 0.0  # epoch seconds, to measure wall time across parallel chunks
     usage: Usage = field(default_factory=Usage)
     models: tuple[str, ...] = ()
+    # (tenant id, conversation id) → outcome: lets the fan-in split the counts by partition.
+    outcomes: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    def mark(self, tenant_id: int, conversation_ids, outcome: str) -> None:
+        for conversation_id in conversation_ids:
+            self.outcomes[(tenant_id, int(conversation_id))] = outcome
 
     def count_results(self, results: list[AnalysisResult]) -> None:
         for result in results:
@@ -41,6 +51,7 @@ class ChunkSummary:
             started_at=min(filter(None, (self.started_at, other.started_at)), default=0.0),
             usage=self.usage.add(other.usage),
             models=tuple(sorted(set(self.models) | set(other.models))),
+            outcomes={**self.outcomes, **other.outcomes},
         )
 
     def metadata(self, wall_seconds: float | None = None) -> dict:

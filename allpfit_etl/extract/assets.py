@@ -7,7 +7,7 @@ from allpfit_etl import settings
 from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.extract.chatwoot_source import extract_day
-from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
+from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions, tenant_days
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.tables import chatwoot_conversations as conversations_table
 from allpfit_etl.tables import insert_rows
@@ -33,10 +33,11 @@ def chatwoot_conversations(
     activity; NUL bytes removed) and content hash. Re-running replaces the partition."""
     source, target = chatwoot.engine(), analytics.engine()
     timezone = settings.timezone_name()
-    extracted = contact_messages = 0
+    total = 0
     for tenant, days in tenant_days(target, context.partition_keys):
         require_account(source, tenant.chatwoot_account_id, tenant.slug)
         for day in days:
+            extracted = contact_messages = 0
             with target.begin() as conn:
                 conn.execute(sql("analytics/delete_partition_chatwoot_conversations"), {"t": tenant.tenant_id, "d": day})
                 for batch in extract_day(
@@ -45,11 +46,8 @@ def chatwoot_conversations(
                 ):
                     extracted += insert_rows(conn, conversations_table, batch)
                     contact_messages += sum(row["contact_messages_count"] for row in batch)
-    context.log.info(f"extracted {extracted} conversations for {len(context.partition_keys)} partition(s)")
-    return dg.MaterializeResult(
-        metadata={
-            "extracted": extracted,
-            "contact_messages": contact_messages,
-            "partitions_in_run": len(context.partition_keys),
-        }
-    )
+            # The partition is replaced, so what was extracted is what it holds now.
+            add_partition_metadata(context, day, tenant.slug, {"extracted": extracted, "contact_messages": contact_messages})
+            total += extracted
+    context.log.info(f"extracted {total} conversations for {len(context.partition_keys)} partition(s)")
+    return dg.MaterializeResult()

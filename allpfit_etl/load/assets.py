@@ -5,8 +5,15 @@ import datetime as dt
 import dagster as dg
 
 from allpfit_etl.db import sql
-from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
+from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions, tenant_days
 from allpfit_etl.resources import AnalyticsDatabase
+
+# What a partition holds now, recorded on both load assets' materializations.
+STATE_KEYS = ("conversations", "leads", "visits", "high_probability", "named")
+
+
+def _counts(row) -> dict[str, int]:
+    return {key: int(row[key]) for key in STATE_KEYS}
 
 
 @dg.asset(
@@ -18,10 +25,10 @@ from allpfit_etl.resources import AnalyticsDatabase
 )
 def conversations_analytics(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase) -> dg.MaterializeResult:
     """One row per (tenant, conversation) with its transcript and current lead analysis —
-    the table the dashboards read. An idempotent upsert of the partition's analysed
-    pending conversations; loaded ones leave the pending list."""
+    the table the dashboards read. An idempotent upsert of the partition's analyzed
+    pending conversations; loaded ones leave the pending list. Each partition's
+    materialization records what it holds now, and how many rows this run loaded."""
     engine = analytics.engine()
-    loaded = 0
     now = dt.datetime.now(dt.timezone.utc)
     for tenant, days in tenant_days(engine, context.partition_keys):
         identity = tenant.identity()
@@ -29,9 +36,11 @@ def conversations_analytics(context: dg.AssetExecutionContext, analytics: Analyt
                   "prompt_version": identity.prompt_version}
         for day in days:
             with engine.begin() as conn:
-                loaded += conn.execute(sql("analytics/load_conversations_analytics"), {**params, "day": day, "loaded_at": now}).rowcount
+                loaded = conn.execute(sql("analytics/load_conversations_analytics"), {**params, "day": day, "loaded_at": now}).rowcount
                 conn.execute(sql("analytics/delete_loaded_pending"), {**params, "day": day})
-    return dg.MaterializeResult(metadata={"loaded": loaded, "partitions_in_run": len(context.partition_keys)})
+                state = conn.execute(sql("analytics/partition_state"), {"tenant_id": tenant.tenant_id, "day": day}).one()
+            add_partition_metadata(context, day, tenant.slug, {**_counts(state._mapping), "loaded": loaded})
+    return dg.MaterializeResult()
 
 
 @dg.asset(
@@ -45,7 +54,6 @@ def tenant_daily_kpis(context: dg.AssetExecutionContext, analytics: AnalyticsDat
     """Per tenant and day: conversations, leads, lead rate, visits scheduled, high
     probability (4–5) and named contacts."""
     engine = analytics.engine()
-    totals = {"conversations": 0, "leads": 0, "visits_scheduled": 0, "high_probability": 0, "named_contacts": 0}
     now = dt.datetime.now(dt.timezone.utc)
     for tenant, days in tenant_days(engine, context.partition_keys):
         for day in days:
@@ -53,7 +61,7 @@ def tenant_daily_kpis(context: dg.AssetExecutionContext, analytics: AnalyticsDat
             with engine.begin() as conn:
                 conn.execute(sql("analytics/refresh_tenant_daily_kpis"), {**params, "updated_at": now})
                 row = conn.execute(sql("analytics/kpis_for_partition"), params).one()
-            for key in totals:
-                totals[key] += int(getattr(row, key))
-    lead_rate = totals["leads"] / totals["conversations"] if totals["conversations"] else 0.0
-    return dg.MaterializeResult(metadata={**totals, "lead_rate": round(lead_rate, 4)})
+            figures = {"conversations": row.conversations, "leads": row.leads, "visits": row.visits_scheduled,
+                       "high_probability": row.high_probability, "named": row.named_contacts}
+            add_partition_metadata(context, day, tenant.slug, {**_counts(figures), "lead_rate": round(float(row.lead_rate), 4)})
+    return dg.MaterializeResult()

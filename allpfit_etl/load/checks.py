@@ -1,86 +1,120 @@
-"""Asset checks on the loaded data, evaluated per (tenant, day) partition."""
+"""Asset checks on the loaded data, evaluated and recorded per (tenant, day) partition.
+
+Dagster 1.13 records an ``AssetCheckResult`` under the run's partition only when the run has
+exactly one; a range run (the CLI's, a backfill's) would record it once, without a partition,
+and every partition would show the check as skipped. So each check yields one
+``AssetCheckEvaluation`` per partition, pointing at that partition's latest materialization —
+the pointer Dagster uses to show the result as current — and a bad day of one tenant fails
+that partition alone.
+"""
+
+import json
+from collections.abc import Callable, Iterator
 
 import dagster as dg
+import sqlalchemy as sa
 
 from allpfit_etl import settings
 from allpfit_etl.analysis.budget import month_to_date_spend_brl
 from allpfit_etl.db import sql
 from allpfit_etl.load.assets import conversations_analytics
-from allpfit_etl.partitions import tenant_day_partitions, tenant_days
+from allpfit_etl.partitions import partition_key, tenant_day_partitions, tenant_days
 from allpfit_etl.resources import AnalyticsDatabase
+from allpfit_etl.tenants.registry import Tenant
+
+CHECKED_ASSET = conversations_analytics.key
+
+Evaluate = Callable[[sa.Connection, Tenant, object], tuple[bool, dict]]
 
 
-def _partition_params(context, engine):
-    """(connection, query parameters) for each (tenant, day) partition of the check."""
+def latest_materialization_pointer(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str):
+    """Dagster's pointer to the partition's latest materialization, as ``AssetCheckResult``
+    builds it for single-partition runs. The record type is not exported by ``dagster`` in
+    1.13, so it is built from its serialized form (a storage format Dagster keeps stable)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
+    ).records
+    if not records:
+        return None
+    record = records[0]
+    return dg.deserialize_value(json.dumps({
+        "__class__": "AssetCheckEvaluationTargetMaterializationData",
+        "storage_id": record.storage_id, "run_id": record.run_id, "timestamp": record.timestamp,
+    }))
+
+
+def evaluate_per_partition(context: dg.AssetCheckExecutionContext, engine: sa.Engine, check_name: str,
+                           evaluate: Evaluate) -> Iterator:
+    """One evaluation per (tenant, day) partition of the run, then the check step's output."""
+    failed = []
     for tenant, days in tenant_days(engine, context.partition_keys):
         with engine.connect() as conn:
             for day in days:
-                yield conn, {"tenant_id": tenant.tenant_id, "day": day}
+                passed, metadata = evaluate(conn, tenant, day)
+                key = str(partition_key(day, tenant.slug))
+                if not passed:
+                    failed.append(key)
+                yield dg.AssetCheckEvaluation(
+                    asset_key=CHECKED_ASSET, check_name=check_name, passed=passed, metadata=metadata, partition=key,
+                    target_materialization_data=latest_materialization_pointer(context.instance, CHECKED_ASSET, key),
+                    blocking=False,
+                )
+    if failed:
+        context.log.warning(f"{check_name} failed on {len(failed)} partition(s): {', '.join(failed[:20])}")
+    yield dg.Output(None)
+
+
+def _nul_bytes(conn: sa.Connection, tenant: Tenant, day) -> tuple[bool, dict]:
+    rows = conn.execute(sql("analytics/text_columns_for_partition"), {"tenant_id": tenant.tenant_id, "day": day})
+    offending = sum(1 for row in rows if any(v and ("\x00" in v or "\\u0000" in v) for v in row))
+    return offending == 0, {"rows_with_nul": offending}
+
+
+def _coverage(conn: sa.Connection, tenant: Tenant, day) -> tuple[bool, dict]:
+    missing = [r[0] for r in conn.execute(sql("analytics/coverage_for_partition"), {"tenant_id": tenant.tenant_id, "day": day})]
+    return not missing, {"missing": len(missing), "sample_conversation_ids": str(missing[:20])}
+
+
+def _probability_range(conn: sa.Connection, tenant: Tenant, day) -> tuple[bool, dict]:
+    bad = conn.execute(sql("analytics/out_of_range_probability_for_partition"), {"tenant_id": tenant.tenant_id, "day": day}).scalar_one()
+    return bad == 0, {"out_of_range": bad}
+
+
+def _budget(conn: sa.Connection, tenant: Tenant, day) -> tuple[bool, dict]:
+    spent = month_to_date_spend_brl(conn.engine, tenant.tenant_id, settings.timezone_name())
+    budget = tenant.features.monthly_budget_brl
+    deferred = conn.execute(sql("analytics/budget_deferrals_for_partition"), {"tenant_id": tenant.tenant_id, "day": day}).scalar_one()
+    over = budget is not None and spent > budget
+    return not over and deferred == 0, {
+        "spent_brl_month": round(spent, 6),
+        "budget_brl": budget if budget is not None else -1,
+        "deferred_by_budget": deferred,
+    }
 
 
 @dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
-def no_nul_bytes_stored(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase) -> dg.AssetCheckResult:
+def no_nul_bytes_stored(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase):
     """No text column of the partition's rows holds a NUL byte (or its escaped form)."""
-    offending = 0
-    query = sql("analytics/text_columns_for_partition")
-    for conn, params in _partition_params(context, analytics.engine()):
-        offending += sum(
-            1 for row in conn.execute(query, params) if any(v and ("\x00" in v or "\\u0000" in v) for v in row)
-        )
-    return dg.AssetCheckResult(passed=offending == 0, metadata={"rows_with_nul": offending})
+    yield from evaluate_per_partition(context, analytics.engine(), "no_nul_bytes_stored", _nul_bytes)
 
 
 @dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
-def every_conversation_analyzed_or_failed(
-    context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase
-) -> dg.AssetCheckResult:
+def every_conversation_analyzed_or_failed(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase):
     """Every extracted conversation has a current analysis or a recorded failure."""
-    missing: list[int] = []
-    for conn, params in _partition_params(context, analytics.engine()):
-        missing += [r[0] for r in conn.execute(sql("analytics/coverage_for_partition"), params)]
-    return dg.AssetCheckResult(
-        passed=not missing,
-        metadata={"missing": len(missing), "sample_conversation_ids": str(missing[:20])},
-    )
+    yield from evaluate_per_partition(context, analytics.engine(), "every_conversation_analyzed_or_failed", _coverage)
 
 
 @dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
-def probabilidade_conversao_in_range(
-    context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase
-) -> dg.AssetCheckResult:
+def probabilidade_conversao_in_range(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase):
     """``probabilidade_conversao`` is always within 0–5."""
-    bad = 0
-    query = sql("analytics/out_of_range_probability_for_partition")
-    for conn, params in _partition_params(context, analytics.engine()):
-        bad += conn.execute(query, params).scalar_one()
-    return dg.AssetCheckResult(passed=bad == 0, metadata={"out_of_range": bad})
+    yield from evaluate_per_partition(context, analytics.engine(), "probabilidade_conversao_in_range", _probability_range)
 
 
 @dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
-def spend_within_monthly_budget(
-    context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase
-) -> dg.AssetCheckResult:
+def spend_within_monthly_budget(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase):
     """Month-to-date OpenAI spend is within the tenant's budget, and no conversation of the
     partition is waiting because the budget ran out."""
-    engine = analytics.engine()
-    passed, metadata = True, {}
-    for tenant, days in tenant_days(engine, context.partition_keys):
-        slug = tenant.slug
-        spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
-        budget = tenant.features.monthly_budget_brl
-        with engine.connect() as conn:
-            deferred = sum(
-                conn.execute(sql("analytics/budget_deferrals_for_partition"), {"tenant_id": tenant.tenant_id, "day": d}).scalar_one()
-                for d in days
-            )
-        over = budget is not None and spent > budget
-        passed = passed and not over and deferred == 0
-        metadata.update({
-            f"{slug}.spent_brl_month": round(spent, 6),
-            f"{slug}.budget_brl": budget if budget is not None else -1,
-            f"{slug}.deferred_by_budget": deferred,
-        })
-    return dg.AssetCheckResult(passed=passed, metadata=metadata)
+    yield from evaluate_per_partition(context, analytics.engine(), "spend_within_monthly_budget", _budget)
 
 
 ASSET_CHECKS = [

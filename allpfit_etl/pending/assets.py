@@ -6,7 +6,7 @@ from collections import Counter
 import dagster as dg
 
 from allpfit_etl.db import sql
-from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
+from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions, tenant_days
 from allpfit_etl.pending.rules import StoredAnalysis, pending_reason
 from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.tables import insert_rows, pending_conversations as pending_table
@@ -25,11 +25,12 @@ def pending_conversations(context: dg.AssetExecutionContext, analytics: Analytic
     conversation is never analysed — nor paid for — twice."""
     engine = analytics.engine()
     now = dt.datetime.now(dt.timezone.utc)
-    reasons: Counter[str] = Counter()
-    skipped = 0
+    total_pending = total_skipped = 0
     for tenant, days in tenant_days(engine, context.partition_keys):
         identity = tenant.identity()
         for day in days:
+            reasons: Counter[str] = Counter()
+            skipped = 0
             with engine.begin() as conn:
                 rows = conn.execute(
                     sql("analytics/partition_conversations_with_stored_analysis"),
@@ -56,14 +57,14 @@ def pending_conversations(context: dg.AssetExecutionContext, analytics: Analytic
                     })
                 conn.execute(sql("analytics/delete_partition_pending_conversations"), {"t": tenant.tenant_id, "d": day})
                 insert_rows(conn, pending_table, pending)
-    total_pending = sum(reasons.values())
-    context.log.info(f"{total_pending} pending, {skipped} skipped (analysis current)")
-    return dg.MaterializeResult(
-        metadata={
-            "pending": total_pending,
-            "skipped": skipped,
-            "pending_new": reasons["new"],
-            "pending_content_changed": reasons["content_changed"],
-            "pending_analyzer_changed": reasons["analyzer_changed"],
-        }
-    )
+            add_partition_metadata(context, day, tenant.slug, {
+                "pending": len(pending),
+                "skipped": skipped,
+                "pending_new": reasons["new"],
+                "pending_content_changed": reasons["content_changed"],
+                "pending_analyzer_changed": reasons["analyzer_changed"],
+            })
+            total_pending += len(pending)
+            total_skipped += skipped
+    context.log.info(f"{total_pending} pending, {total_skipped} skipped (analysis current)")
+    return dg.MaterializeResult()

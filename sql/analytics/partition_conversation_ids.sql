@@ -1,0 +1,2 @@
+-- The conversations of one (tenant, day) partition.
+SELECT conversation_id FROM chatwoot_conversations WHERE tenant_id = :tenant_id AND day = :day
