@@ -14,7 +14,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from allpfit_etl import settings
-from allpfit_etl.errors import ConfigError
+from allpfit_etl.errors import ConfigError, UnknownTenantError
 from allpfit_etl.tenants.registry import Tenant, get_tenant
 
 TENANT_PARTITIONS_NAME = "tenant"
@@ -57,9 +57,23 @@ def days_by_tenant(keys) -> dict[str, list[dt.date]]:
 
 
 def tenant_days(engine: sa.Engine, partition_keys) -> Iterator[tuple[Tenant, list[dt.date]]]:
-    """(tenant, its days) for every tenant among a run's (or a check's) partition keys."""
-    for slug, days in days_by_tenant(partition_keys).items():
-        yield get_tenant(engine, slug), days
+    """(tenant, its days) for every tenant among a run's (or a check's) partition keys.
+
+    A ``tenant`` partition added by hand in the UI may have no ``tenant_configs`` row: the run's
+    first step then fails with one line saying so (no step retry can fix it)."""
+    grouped = days_by_tenant(partition_keys)
+    tenants = {}
+    for slug in grouped:
+        try:
+            tenants[slug] = get_tenant(engine, slug)
+        except UnknownTenantError:
+            raise dg.Failure(
+                description=(f"tenant partition {slug!r} has no row in tenant_configs: add it with "
+                             f"`allpfit-etl tenants add {slug} --name NAME --account-id ID`, or delete the partition"),
+                allow_retries=False,
+            ) from None
+    for slug, days in grouped.items():
+        yield tenants[slug], days
 
 
 def run_tags(tenant_slug: str, trigger: str) -> dict[str, str]:

@@ -14,19 +14,22 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import sqlalchemy as sa
 
 from allpfit_etl import settings
+from allpfit_etl.db import sql
 from allpfit_etl.errors import AllpfitError, ConfigError, redact, root_cause_line
 from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME
 from allpfit_etl.partitions import partition_key, register_tenant_partitions, run_tags
 from allpfit_etl.tenants.registry import Tenant
 
+# What a run changed, summed over the per-partition materializations it recorded.
 SUMMARY_KEYS = {
-    "chatwoot_conversations": {"extracted": "conversations"},
+    "chatwoot_conversations": {"extracted": "extracted"},
     "pending_conversations": {"pending": "pending", "skipped": "skipped"},
     "conversation_analyses": {
         "analyzed": "analyzed", "reused_answers": "reused_answers", "failures": "failures",
-        "deferred_by_budget": "deferred_by_budget", "leads": "leads", "visits": "visits",
+        "deferred_by_budget": "deferred_by_budget",
         "openai.total_tokens": "tokens", "cost_usd": "cost_usd", "cost_brl": "cost_brl",
     },
     "conversations_analytics": {"loaded": "loaded"},
@@ -92,8 +95,8 @@ class RunSummary:
 def _first_error(result) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            return f"{event.step_key}: {redact(root_cause_line(event.step_failure_data.error))}"
-    return "run failed"
+            return f"step {event.step_key} failed: {redact(root_cause_line(event.step_failure_data.error))}"
+    return "the run failed before any step"
 
 
 def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instance: dg.DagsterInstance | None = None) -> RunSummary:
@@ -110,26 +113,44 @@ def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instanc
             "dagster/asset_partition_range_end": partition_key(last, tenant.slug),
             **run_tags(tenant.slug, "cli"),
         }
+        # Dagster's console log would print a failing step's stack trace: the CLI prints one line
+        # per failed run instead (ALLPFIT_LOG_LEVEL=INFO shows Dagster's log; the UI always has it).
         result = job.execute_in_process(
             instance=instance, tags=tags, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("ALLPFIT_LOG_LEVEL", "WARNING")}}}},
+            run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("ALLPFIT_LOG_LEVEL", "CRITICAL")}}}},
         )
         summary.runs.append(result.run_id)
         if not result.success:
             summary.failed_runs.append(result.run_id)
             summary.errors.append(f"{tenant.slug}: {_first_error(result)}")
-        seen: set[str] = set()
-        for event in result.get_asset_materialization_events():
+        for event in result.get_asset_materialization_events():  # one per partition, each with its own figures
             materialization = event.materialization
             asset = materialization.asset_key.to_user_string()
-            if asset in seen or asset not in SUMMARY_KEYS:
-                continue  # a range run repeats the same metadata on every partition
-            seen.add(asset)
-            for meta_key, summary_key in SUMMARY_KEYS[asset].items():
+            for meta_key, summary_key in SUMMARY_KEYS.get(asset, {}).items():
                 value = materialization.metadata.get(meta_key)
                 if value is not None:
                     summary.add(summary_key, value.value)
     return summary
 
 
-__all__ = ["AllpfitError", "RunSummary", "get_instance", "register_tenant_partitions", "resolve_day_range", "run_partitions"]
+@dataclass(frozen=True)
+class RangeTotals:
+    """What the range's partitions hold now, whichever runs filled them."""
+
+    conversations: int
+    analyzed: int
+    leads: int
+    visits: int
+    cost_usd: float
+    cost_brl: float
+
+
+def range_totals(engine: sa.Engine, tenants: list[Tenant], first: dt.date, last: dt.date) -> RangeTotals:
+    query = sql("analytics/range_totals").bindparams(sa.bindparam("tenant_ids", expanding=True))
+    with engine.connect() as conn:
+        row = conn.execute(query, {"tenant_ids": [t.tenant_id for t in tenants], "first": first, "last": last}).one()
+    return RangeTotals(int(row.conversations), int(row.analyzed), int(row.leads), int(row.visits),
+                       float(row.cost_usd), float(row.cost_brl))
+
+
+__all__ = ["AllpfitError", "RangeTotals", "RunSummary", "range_totals", "get_instance", "register_tenant_partitions", "resolve_day_range", "run_partitions"]

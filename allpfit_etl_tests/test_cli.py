@@ -3,6 +3,7 @@ with exit status 2 for every kind of bad input, with nothing already stored chan
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -12,6 +13,9 @@ import sqlalchemy as sa
 
 from allpfit_etl.cli.main import main
 from allpfit_etl.db import get_engine
+from allpfit_etl.demo.seed import create_chatwoot_schema
+from allpfit_etl.tenants.registry import add_tenant
+from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
 
 
 @pytest.fixture
@@ -44,13 +48,19 @@ def test_demo_runs_end_to_end_in_a_subprocess_and_a_rerun_skips_everything(tmp_p
             "SELECT t.slug, COUNT(*) FROM conversations_analytics a JOIN tenant_configs t USING (tenant_id) GROUP BY t.slug"
         )).all())
         nul_rows = conn.execute(sa.text("SELECT COUNT(*) FROM conversations_analytics WHERE instr(message_compiled, char(0)) > 0")).scalar_one()
+        leads, visits = conn.execute(sa.text(
+            "SELECT SUM(CASE WHEN is_lead THEN 1 ELSE 0 END), SUM(CASE WHEN visita_agendada THEN 1 ELSE 0 END)"
+            " FROM conversations_analytics")).one()
     assert loaded > 2000 and set(per_tenant) == {"allpfit", "cdt_mossoro", "investbem", "cdt_jp_sul"}
-    assert f"{loaded} conversations, {loaded} analysed" in first.stdout
+    range_now = f"range now: {loaded} conversations, {loaded} analyzed, {leads} leads, {visits} visits, US$ 0.0000"
+    assert f"this run:  {loaded} conversations extracted, {loaded} analyzed, 0 reused, 0 skipped" in first.stdout
+    assert range_now in first.stdout
     assert nul_rows == 0
 
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert f"{loaded} conversations, 0 analysed, {loaded} skipped" in second.stdout
+    assert f"this run:  {loaded} conversations extracted, 0 analyzed, 0 reused, {loaded} skipped" in second.stdout
+    assert range_now in second.stdout  # the totals of the range, not what the second run changed
 
 
 def test_init_is_safe_to_rerun_and_tenants_commands_work(home, capsys):
@@ -117,3 +127,83 @@ def test_malformed_database_url_is_one_line(home, capsys, monkeypatch):
 def test_uninitialised_schema_is_reported(home, capsys):
     code, _, err = run_cli(capsys, "tenants", "list")
     assert code == 2 and "not initialised" in err and "allpfit-etl init" in err
+
+
+@pytest.fixture
+def chatwoot(home):
+    """A reachable Chatwoot (SQLite, in the home) with accounts 1 and 2, one conversation on 2025-11-10."""
+    engine = sa.create_engine(f"sqlite:///{home / 'chatwoot.db'}")
+    create_chatwoot_schema(engine)
+    cw = ChatwootBuilder(engine)
+    gym, other = cw.account("AllpFit"), cw.account("InvestBem")
+    conv = cw.conversation(gym, dt.datetime(2025, 11, 10, 13, 0), "Ana")
+    cw.message(gym, conv, dt.datetime(2025, 11, 10, 13, 0), "qual o valor da mensalidade?")
+    engine.dispose()
+    return gym, other
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["tenants", "add", "ghost", "--name", "Ghost", "--account-id", "999"], "Chatwoot account 999 does not exist"),
+        (["tenants", "add", "copy", "--name", "Copy", "--account-id", "{gym}"], "Chatwoot account {gym} is already used by enabled tenant 'allpfit'"),
+        (["tenants", "set", "investbem", "account={gym}"], "Chatwoot account {gym} is already used by enabled tenant 'allpfit'"),
+        (["tenants", "set", "investbem", "account=999"], "Chatwoot account 999 does not exist"),
+        (["tenants", "set", "investbem", "account=two"], "account takes a Chatwoot account id"),
+    ],
+)
+def test_a_missing_or_taken_chatwoot_account_is_one_line_and_changes_nothing(home, chatwoot, capsys, args, message):
+    gym, other = chatwoot
+    run_cli(capsys, "init")
+    assert run_cli(capsys, "tenants", "add", "allpfit", "--name", "AllpFit", "--account-id", str(gym))[0] == 0
+    assert run_cli(capsys, "tenants", "add", "investbem", "--name", "InvestBem", "--account-id", str(other))[0] == 0
+    before = tenant_snapshot(home)
+    code, out, err = run_cli(capsys, *(a.format(gym=gym) for a in args))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and message.format(gym=gym) in err
+    assert tenant_snapshot(home) == before
+
+
+def test_a_disabled_tenants_account_can_be_reused_and_enabling_a_duplicate_is_refused(home, chatwoot, capsys):
+    gym, _ = chatwoot
+    run_cli(capsys, "init")
+    run_cli(capsys, "tenants", "add", "old", "--name", "Old", "--account-id", str(gym))
+    run_cli(capsys, "tenants", "disable", "old")
+    assert run_cli(capsys, "tenants", "add", "allpfit", "--name", "AllpFit", "--account-id", str(gym))[0] == 0
+    code, _, err = run_cli(capsys, "tenants", "enable", "old")
+    assert code == 2 and "already used by enabled tenant 'allpfit'" in err
+
+
+def test_a_failing_run_prints_one_line_naming_the_step_and_the_cause(home, chatwoot, capsys):
+    run_cli(capsys, "init")
+    engine = get_engine(f"sqlite:///{home / 'analytics.db'}")
+    add_tenant(engine, "ghost", "Ghost Gym", 999)  # written around the CLI's validation, as an old row could be
+    env = {k: v for k, v in os.environ.items() if k not in ("CHATWOOT_DATABASE_URL", "ANALYTICS_DATABASE_URL", "DAGSTER_HOME")}
+    result = subprocess.run(
+        [sys.executable, "-m", "allpfit_etl.cli.main", "run", "--tenant", "ghost", "--from", "2025-11-10", "--to", "2025-11-10"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("run failed: ghost: step chatwoot_conversations failed: ")
+    assert "Chatwoot account 999, which does not exist" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr and "Stack Trace" not in result.stdout + result.stderr
+
+
+def test_a_tenant_partition_without_a_tenant_configs_row_fails_its_first_step_with_one_line(home, chatwoot, capsys):
+    import dagster as dg
+
+    from allpfit_etl.definitions import defs
+    from allpfit_etl.partitions import TENANT_PARTITIONS_NAME
+
+    run_cli(capsys, "init")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(TENANT_PARTITIONS_NAME, ["added_in_the_ui"])  # as the UI's "Add a partition"
+        result = defs.resolve_job_def("lead_analysis").execute_in_process(
+            partition_key="2025-11-10|added_in_the_ui", instance=instance, raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == ["chatwoot_conversations"]  # the first step; nothing else ran
+    error = failures[0].step_failure_data.error
+    assert "tenant partition 'added_in_the_ui' has no row in tenant_configs" in error.message
+    assert error.message.count("\n") <= 1

@@ -10,6 +10,10 @@ from dataclasses import asdict
 from allpfit_etl import db, settings
 from allpfit_etl.errors import AllpfitError, ConfigError, redact
 
+# Exit statuses (README, "Command line"): 0 done; 1 a run failed (one line per failed run names its
+# tenant, step and cause; the run is in the Dagster UI); 2 bad input, nothing changed.
+RUN_FAILED, BAD_INPUT = 1, 2
+
 
 def analytics_engine(*, require_schema: bool = True):
     from allpfit_etl.schema import schema_ready
@@ -42,11 +46,36 @@ def cmd_seed_demo(args) -> int:
     return 0
 
 
+def check_account(engine, account_id: int, slug: str, *, enabled: bool = True) -> None:
+    """The account must exist (when Chatwoot is reachable) and, for an enabled tenant, belong
+    to no other enabled tenant."""
+    from allpfit_etl.errors import DatabaseUnreachableError
+    from allpfit_etl.tenants.accounts import require_account_exists, require_account_unused
+
+    if enabled:
+        require_account_unused(engine, account_id, slug)
+    try:
+        source = chatwoot_engine()
+    except DatabaseUnreachableError as exc:
+        print(f"warning: Chatwoot account {account_id} not verified: {redact(str(exc))}", file=sys.stderr)
+        return
+    require_account_exists(source, account_id)
+
+
+def parse_account_id(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"account takes a Chatwoot account id (an integer), got {text!r}") from None
+
+
 def cmd_tenants(args) -> int:
     from allpfit_etl.tenants import registry
 
     engine = analytics_engine()
     if args.tenants_command == "add":
+        registry.require_new_slug(engine, args.slug)
+        check_account(engine, args.account_id, args.slug)
         features = registry.TenantFeatures(
             use_openai=args.openai,
             model=args.model or registry.DEFAULT_MODEL,
@@ -68,18 +97,32 @@ def cmd_tenants(args) -> int:
                 f"chunk_size={f.chunk_size} max_concurrency={f.max_concurrency} budget_brl={f.monthly_budget_brl}  {t.name}"
             )
     elif args.tenants_command == "set":
-        changes = {}
+        changes, account = {}, None
         for assignment in args.assignments:
             if "=" not in assignment:
                 raise ConfigError(f"bad assignment {assignment!r}: expected KEY=VALUE")
-            key, value = assignment.split("=", 1)
-            changes[key.strip()] = registry.coerce_feature_value(key.strip(), value)
-        tenant = registry.update_features(engine, args.slug, **changes)
-        print(f"{tenant.slug}: " + ", ".join(f"{k}={v}" for k, v in asdict(tenant.features).items()))
+            key, value = (part.strip() for part in assignment.split("=", 1))
+            if key == "account":
+                account = parse_account_id(value)
+            else:
+                changes[key] = registry.coerce_feature_value(key, value)
+        tenant = registry.get_tenant(engine, args.slug)
+        if account is not None and account != tenant.chatwoot_account_id:
+            check_account(engine, account, tenant.slug, enabled=tenant.enabled)
+        if changes:  # validated before anything is written
+            tenant = registry.update_features(engine, args.slug, **changes)
+        if account is not None:
+            tenant = registry.set_account(engine, args.slug, account)
+        print(f"{tenant.slug}: account={tenant.chatwoot_account_id}, "
+              + ", ".join(f"{k}={v}" for k, v in asdict(tenant.features).items()))
     elif args.tenants_command == "disable":
         registry.set_enabled(engine, args.slug, False)
         print(f"disabled tenant {args.slug}")
     elif args.tenants_command == "enable":
+        tenant = registry.get_tenant(engine, args.slug)
+        from allpfit_etl.tenants.accounts import require_account_unused
+
+        require_account_unused(engine, tenant.chatwoot_account_id, tenant.slug)
         registry.set_enabled(engine, args.slug, True)
         print(f"enabled tenant {args.slug}")
     return 0
@@ -100,34 +143,36 @@ def _selected_tenants(engine, slugs: list[str] | None):
     return tenants
 
 
-def print_summary(summary, first, last) -> None:
+def print_summary(summary, totals, first, last) -> None:
+    """What this run changed, then what the range holds now (read from the tables)."""
     t = summary.totals
     print(
-        f"{len(summary.runs)} run(s), {first} → {last}: "
-        f"{int(t.get('conversations', 0))} conversations, {int(t.get('analyzed', 0))} analysed, "
-        f"{int(t.get('skipped', 0))} skipped, {int(t.get('failures', 0))} failed, "
-        f"{int(t.get('leads', 0))} leads, {int(t.get('visits', 0))} visits, "
-        f"{int(t.get('tokens', 0))} tokens, US$ {t.get('cost_usd', 0):.4f} (R$ {t.get('cost_brl', 0):.4f})"
+        f"{len(summary.runs)} run(s), {first} → {last}\n"
+        f"  this run:  {int(t.get('extracted', 0))} conversations extracted, {int(t.get('analyzed', 0))} analyzed, "
+        f"{int(t.get('reused_answers', 0))} reused, {int(t.get('skipped', 0))} skipped, {int(t.get('failures', 0))} failed, "
+        f"{int(t.get('tokens', 0))} tokens, US$ {t.get('cost_usd', 0):.4f} (R$ {t.get('cost_brl', 0):.4f})\n"
+        f"  range now: {totals.conversations} conversations, {totals.analyzed} analyzed, {totals.leads} leads, "
+        f"{totals.visits} visits, US$ {totals.cost_usd:.4f} (R$ {totals.cost_brl:.4f}) spent to date"
     )
     for error in summary.errors:
         print(f"run failed: {error}", file=sys.stderr)
 
 
 def cmd_run(args) -> int:
-    from allpfit_etl.runner import resolve_day_range, run_partitions
+    from allpfit_etl.runner import range_totals, resolve_day_range, run_partitions
 
     first, last = resolve_day_range(args.date_from, args.date_to)
     engine = analytics_engine()
     tenants = _selected_tenants(engine, args.tenant)
     chatwoot_engine()
     summary = run_partitions(tenants, first, last)
-    print_summary(summary, first, last)
-    return 1 if summary.failed_runs else 0
+    print_summary(summary, range_totals(engine, tenants, first, last), first, last)
+    return RUN_FAILED if summary.failed_runs else 0
 
 
 def cmd_demo(args) -> int:
     from allpfit_etl.demo.seed import DEMO_DAYS, DEMO_END_DATE, DEMO_TENANTS, create_chatwoot_schema, seed_demo
-    from allpfit_etl.runner import dagster_home, run_partitions
+    from allpfit_etl.runner import dagster_home, range_totals, run_partitions
     from allpfit_etl.schema import apply_migrations
     from allpfit_etl.tenants import registry
     import datetime as dt
@@ -145,11 +190,11 @@ def cmd_demo(args) -> int:
     tenants = [registry.get_tenant(engine, d.slug) for d in DEMO_TENANTS]
     first, last = DEMO_END_DATE - dt.timedelta(days=DEMO_DAYS - 1), DEMO_END_DATE
     summary = run_partitions(tenants, first, last)
-    print_summary(summary, first, last)
+    print_summary(summary, range_totals(engine, tenants, first, last), first, last)
     home = dagster_home()
     print(f"analytics database: {redact(settings.analytics_database_url())}")
     print(f"open these runs in the Dagster UI:  DAGSTER_HOME={home} ALLPFIT_HOME={settings.allpfit_home()} dagster dev")
-    return 1 if summary.failed_runs else 0
+    return RUN_FAILED if summary.failed_runs else 0
 
 
 def cmd_backfill(args) -> int:
@@ -194,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--max-concurrency", type=int)
     add.add_argument("--budget-brl", type=float)
     tsub.add_parser("list", help="list tenants")
-    set_parser = tsub.add_parser("set", help="change features: KEY=VALUE ...")
+    set_parser = tsub.add_parser("set", help="change features or the Chatwoot account: KEY=VALUE ... (account=ID)")
     set_parser.add_argument("slug")
     set_parser.add_argument("assignments", nargs="+")
     for name in ("disable", "enable"):
@@ -227,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except AllpfitError as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -152,14 +152,19 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def require_new_slug(engine: sa.Engine, slug: str) -> None:
+    validate_slug(slug)
+    with engine.connect() as conn:
+        if conn.execute(sql("analytics/tenants/slug_exists"), {"s": slug}).first():
+            raise ConfigError(f"tenant {slug!r} already exists (use `allpfit-etl tenants set`)")
+
+
 def add_tenant(
     engine: sa.Engine, slug: str, name: str, chatwoot_account_id: int, features: TenantFeatures | None = None
 ) -> Tenant:
-    validate_slug(slug)
+    require_new_slug(engine, slug)
     features = (features or TenantFeatures()).validated()
     with engine.begin() as conn:
-        if conn.execute(sql("analytics/tenants/slug_exists"), {"s": slug}).first():
-            raise ConfigError(f"tenant {slug!r} already exists (use `allpfit-etl tenants set`)")
         conn.execute(
             sql("analytics/tenants/insert"),
             {"slug": slug, "name": name, "account": int(chatwoot_account_id),
@@ -176,6 +181,13 @@ def update_features(engine: sa.Engine, slug: str, **changes: Any) -> Tenant:
             sql("analytics/tenants/update_features"),
             {"f": json.dumps(asdict(features)), "now": _now(), "slug": slug},
         )
+    return get_tenant(engine, slug)
+
+
+def set_account(engine: sa.Engine, slug: str, chatwoot_account_id: int) -> Tenant:
+    get_tenant(engine, slug)
+    with engine.begin() as conn:
+        conn.execute(sql("analytics/tenants/set_account"), {"account": int(chatwoot_account_id), "now": _now(), "slug": slug})
     return get_tenant(engine, slug)
 
 
