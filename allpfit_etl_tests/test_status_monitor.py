@@ -108,3 +108,52 @@ def test_status_command_prints_the_numbers(analytics, tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "allpfit" in result.stdout and "investbem" in result.stdout and "openai:gpt-4o-mini" in result.stdout
+
+
+def parse_tables(text: str) -> list[dict[str, dict[str, str]]]:
+    """rich's box tables as {row label: {header: cell}}; folded text continues on the next line."""
+    tables, headers, rows = [], None, None
+    for line in text.splitlines():
+        if line.startswith("┏"):
+            headers, rows = None, {}
+        elif line.startswith("┃"):
+            cells = [c.strip() for c in line.strip("┃").split("┃")]
+            headers = cells if headers is None else [f"{h} {c}".strip() for h, c in zip(headers, cells)]
+        elif line.startswith("│") and headers:
+            cells = [c.strip() for c in line.strip("│").split("│")]
+            if cells[0]:
+                rows[cells[0]] = dict(zip(headers, cells))
+        elif line.startswith("└") and headers:
+            tables.append(rows)
+            headers = None
+    return tables
+
+
+def test_status_at_80_columns_keeps_every_figure_whole_in_its_cell(analytics, tmp_path):
+    _, url, _, _ = analytics
+    env = {**os.environ, "ANALYTICS_DATABASE_URL": url, "ALLPFIT_HOME": str(tmp_path), "COLUMNS": "80",
+           "ALLPFIT_TIMEZONE": "America/Sao_Paulo"}
+    env.pop("DAGSTER_HOME", None)
+    result = subprocess.run([sys.executable, "-m", "allpfit_etl.cli.main", "status"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in result.stdout
+    snapshot = collect_status(get_engine(url))  # the figures as of now (the spend depends on the date)
+    gym, other = snapshot.tenants
+    cells: dict[str, dict[str, str]] = {}
+    for table in parse_tables(result.stdout):
+        for label, row in table.items():
+            cells.setdefault(label, {}).update(row)
+    expected_gym = {
+        "analyzed": "5", "total": "10", "pending": "4", "failed": "1", "leads": "4", "visits": "2", "prob 4-5": "3",
+        "named": "2", "today R$": f"{gym.today_brl:.4f}", "month R$": f"{gym.month_brl:.4f}",
+    }
+    assert {k: cells["allpfit"][k] for k in expected_gym} == expected_gym
+    assert cells["allpfit"]["budget"] == f"{gym.budget_used_pct:.0f}% of 10.00"
+    assert {k: cells["investbem"][k] for k in ("analyzed", "total", "pending", "leads")} == {
+        "analyzed": "0", "total": "0", "pending": "0", "leads": "0"}
+    assert (cells["total"]["total"], cells["total"]["leads"]) == ("10", "4")
+    assert other.total == 0
+    calls = [row for label, row in cells.items() if ":" in label]  # the last API calls, keyed by time
+    assert sorted(row["tokens"] for row in calls) == ["120"] * 6

@@ -103,41 +103,106 @@ def _eta(seconds: float | None) -> str:
     return str(dt.timedelta(seconds=int(seconds)))
 
 
-def _tenant_cells(t: TenantStatus, label: str, budget: str) -> list:
-    return [
-        label, t.analyzer, ProgressBar(total=max(t.total, 1), completed=t.analyzed, width=24),
-        str(t.analyzed), str(t.total), str(t.pending), str(t.failed), f"{t.rate_per_s:.1f}", _eta(t.eta_s),
-        str(t.leads), str(t.visits), str(t.high_probability), str(t.named),
-        f"{t.today_brl:.4f}", f"{t.month_brl:.4f}", budget,
-    ]
+# Columns of the tenant table: (header, cell); the first two are text, the rest numbers.
+TENANT_COLUMNS = (
+    ("tenant", lambda t: t.label), ("analyzer", lambda t: t.analyzer),
+    ("analyzed", lambda t: str(t.analyzed)), ("total", lambda t: str(t.total)),
+    ("pending", lambda t: str(t.pending)), ("failed", lambda t: str(t.failed)),
+    ("rate/s", lambda t: f"{t.rate_per_s:.1f}"), ("ETA", lambda t: _eta(t.eta_s)),
+    ("leads", lambda t: str(t.leads)), ("visits", lambda t: str(t.visits)),
+    ("prob 4-5", lambda t: str(t.high_probability)), ("named", lambda t: str(t.named)),
+    ("today R$", lambda t: f"{t.today_brl:.4f}"), ("month R$", lambda t: f"{t.month_brl:.4f}"),
+    ("budget", lambda t: f"{t.budget_used_pct:.0f}% of {t.budget_brl:.2f}" if t.budget_brl else "—"),
+)
+# Below this width the tenant table splits in three, each repeating the tenant column.
+NARROW_GROUPS = (("analyzed", "total", "pending", "failed", "rate/s", "ETA"),
+                 ("analyzer", "leads", "visits", "prob 4-5", "named"),
+                 ("today R$", "month R$", "budget"))
+PROGRESS_BAR_WIDTH = 24
+TEXT_COLUMNS = {"tenant", "analyzer", "time", "model", "status"}
 
 
-def render_status(snapshot: StatusSnapshot):
-    tenants = Table(title=f"allpfit-etl · {snapshot.taken_at.astimezone().strftime('%Y-%m-%d %H:%M:%S')}",
-                    title_justify="left", expand=False)
-    for column, justify in (("tenant", "left"), ("analyser", "left"), ("progress", "left"), ("analysed", "right"),
-                            ("total", "right"), ("pending", "right"), ("failed", "right"), ("rate/s", "right"),
-                            ("ETA", "right"), ("leads", "right"), ("visits", "right"), ("prob 4-5", "right"),
-                            ("named", "right"), ("today R$", "right"), ("month R$", "right"), ("budget", "right")):
-        tenants.add_column(column, justify=justify, no_wrap=True)
-    totals = TenantStatus("total", "", True, "")
-    for t in snapshot.tenants:
-        budget = f"{t.budget_used_pct:.0f}% of {t.budget_brl:.2f}" if t.budget_brl else "—"
-        tenants.add_row(*_tenant_cells(t, t.slug if t.enabled else f"[dim]{t.slug} (off)[/dim]", budget))
-        for name in ("total", "analyzed", "pending", "failed", "leads", "visits", "high_probability", "named",
-                     "today_brl", "month_brl", "rate_per_s"):
-            setattr(totals, name, getattr(totals, name) + getattr(t, name))
-    tenants.add_section()
-    tenants.add_row(*_tenant_cells(totals, "[bold]total[/bold]", ""))
-    calls = Table(title="last API calls", title_justify="left")
-    for column in ("time", "tenant", "model", "tokens", "US$", "latency ms", "status"):
-        calls.add_column(column, no_wrap=True)
-    for call in snapshot.last_calls:
-        created = call["created_at"]
-        created = dt.datetime.fromisoformat(created) if isinstance(created, str) else created
-        calls.add_row(created.astimezone().strftime("%H:%M:%S"), call["slug"], call["model"], str(call["total_tokens"]),
-                      f"{call['cost_usd']:.6f}", str(call["latency_ms"] or ""), call["status"])
-    return Group(tenants, calls)
+@dataclass
+class _Row:
+    """A tenant (or the total) as the table shows it."""
+
+    status: TenantStatus
+    label: str
+
+    def __getattr__(self, name):
+        return getattr(self.status, name)
+
+
+def _table(title: str | None, headers: list[str], rows: list[list], *, bars: list | None = None,
+           total_row: bool = False) -> Table:
+    """Numbers never wrap and never shrink below their widest cell; text columns fold instead."""
+    table = Table(title=title, title_justify="left")
+    for i, header in enumerate(headers):
+        if header in TEXT_COLUMNS:
+            table.add_column(header, overflow="fold")
+        else:
+            widest = max((len(row[i]) for row in rows), default=0)
+            table.add_column(header, justify="right", no_wrap=True, min_width=widest)
+        if i == 1 and bars is not None:
+            table.add_column("progress", no_wrap=True, width=PROGRESS_BAR_WIDTH)
+    for n, row in enumerate(rows):
+        if n == len(rows) - 1 and total_row:
+            table.add_section()
+        cells = list(row)
+        if bars is not None:
+            cells.insert(2, bars[n])
+        table.add_row(*cells)
+    return table
+
+
+class StatusView:
+    """The snapshot laid out for the terminal's width: one wide tenant table, or three narrow
+    ones (progress, leads, spend) that each fit 80 columns without cutting a number."""
+
+    def __init__(self, snapshot: StatusSnapshot):
+        self.snapshot = snapshot
+        totals = TenantStatus("total", "", True, "")
+        for t in snapshot.tenants:
+            for name in ("total", "analyzed", "pending", "failed", "leads", "visits", "high_probability", "named",
+                         "today_brl", "month_brl", "rate_per_s"):
+                setattr(totals, name, getattr(totals, name) + getattr(t, name))
+        self.rows = [_Row(t, t.slug if t.enabled else f"{t.slug} (off)") for t in snapshot.tenants]
+        self.rows.append(_Row(totals, "total"))
+        self.cells = {header: [cell(r) for r in self.rows] for header, cell in TENANT_COLUMNS}
+
+    def _tenant_tables(self, width: int) -> list[Table]:
+        title = f"allpfit-etl · {self.snapshot.taken_at.astimezone().strftime('%Y-%m-%d %H:%M:%S')}"
+        headers = [h for h, _ in TENANT_COLUMNS]
+        wide = _table(title, headers, self._rows_for(headers),
+                      bars=[ProgressBar(total=max(r.total, 1), completed=r.analyzed, width=PROGRESS_BAR_WIDTH)
+                            for r in self.rows], total_row=True)
+        if _fits(wide, width):
+            return [wide]
+        return [_table(title if n == 0 else None, ["tenant", *group], self._rows_for(["tenant", *group]), total_row=True)
+                for n, group in enumerate(NARROW_GROUPS)]
+
+    def _rows_for(self, headers: list[str]) -> list[list[str]]:
+        return [[self.cells[h][n] for h in headers] for n in range(len(self.rows))]
+
+    def _calls_table(self) -> Table:
+        rows = []
+        for call in self.snapshot.last_calls:
+            created = call["created_at"]
+            created = dt.datetime.fromisoformat(created) if isinstance(created, str) else created
+            rows.append([created.astimezone().strftime("%H:%M:%S"), call["slug"], call["model"], str(call["total_tokens"]),
+                         f"{call['cost_usd']:.6f}", str(call["latency_ms"] or ""), call["status"]])
+        return _table("last API calls", ["time", "tenant", "model", "tokens", "US$", "latency ms", "status"], rows)
+
+    def __rich_console__(self, console: Console, options):
+        yield Group(*self._tenant_tables(options.max_width), self._calls_table())
+
+
+def _fits(table: Table, width: int) -> bool:
+    return Console(width=10_000).measure(table).maximum <= width
+
+
+def render_status(snapshot: StatusSnapshot) -> StatusView:
+    return StatusView(snapshot)
 
 
 def run_status(engine: sa.Engine, watch_seconds: float | None = None, console: Console | None = None) -> int:
