@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import warnings
 from dataclasses import asdict
+from zoneinfo import ZoneInfo
 
 from allpfit_etl import db, settings
 from allpfit_etl.errors import AllpfitError, ConfigError, redact
@@ -170,17 +172,33 @@ def cmd_run(args) -> int:
     return RUN_FAILED if summary.failed_runs else 0
 
 
+def local_day_range(source, account_ids: list[int]):
+    """The first and last local days with conversations in these Chatwoot accounts."""
+    import sqlalchemy as sa
+
+    from allpfit_etl.db import sql
+    from allpfit_etl.timeutil import as_utc
+
+    query = sql("chatwoot/conversation_time_range").bindparams(sa.bindparam("account_ids", expanding=True))
+    with source.connect() as conn:
+        row = conn.execute(query, {"account_ids": account_ids}).one()
+    tz = ZoneInfo(settings.timezone_name())
+    return as_utc(row.first_at).astimezone(tz).date(), as_utc(row.last_at).astimezone(tz).date()
+
+
 def cmd_demo(args) -> int:
-    from allpfit_etl.demo.seed import DEMO_DAYS, DEMO_END_DATE, DEMO_TENANTS, create_chatwoot_schema, seed_demo
+    from allpfit_etl.demo.seed import DEMO_DAYS, DEMO_TENANTS, create_chatwoot_schema, seed_demo
     from allpfit_etl.runner import dagster_home, range_totals, run_partitions
     from allpfit_etl.schema import apply_migrations
     from allpfit_etl.tenants import registry
-    import datetime as dt
 
     source = chatwoot_engine(read_only=False)
     create_chatwoot_schema(source)
-    counts = seed_demo(source)
-    print(f"seeded demo Chatwoot: {counts['conversations']} conversations, {counts['messages']} messages")
+    # The demo's days end yesterday, so they are among the newest partitions the UI plots.
+    yesterday = dt.datetime.now(ZoneInfo(settings.timezone_name())).date() - dt.timedelta(days=1)
+    counts = seed_demo(source, end_date=yesterday, days=DEMO_DAYS, timezone=settings.timezone_name())
+    first, last = local_day_range(source, [d.account_id for d in DEMO_TENANTS])  # an earlier demo's days, if any
+    print(f"seeded demo Chatwoot: {counts['conversations']} conversations, {counts['messages']} messages, {first} → {last}")
     engine = analytics_engine(require_schema=False)
     apply_migrations(engine)
     existing = {t.slug for t in registry.list_tenants(engine)}
@@ -188,7 +206,6 @@ def cmd_demo(args) -> int:
         if demo.slug not in existing:
             registry.add_tenant(engine, demo.slug, demo.name, demo.account_id)
     tenants = [registry.get_tenant(engine, d.slug) for d in DEMO_TENANTS]
-    first, last = DEMO_END_DATE - dt.timedelta(days=DEMO_DAYS - 1), DEMO_END_DATE
     summary = run_partitions(tenants, first, last)
     print_summary(summary, range_totals(engine, tenants, first, last), first, last)
     home = dagster_home()
