@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
@@ -38,6 +39,10 @@ ARTIFACTS = REPO / "test-artifacts"
 UTC = dt.datetime
 WEEK = [dt.date(2025, 11, 3) + dt.timedelta(days=i) for i in range(7)]
 SINGLE_DAY = dt.date(2025, 11, 10)
+# Recent days, so they are among the newest partitions the UI plots; not yesterday nor today,
+# which the two-hourly schedule materializes on its own.
+TODAY = dt.datetime.now(ZoneInfo("America/Sao_Paulo")).date()
+RECENT = {TODAY - dt.timedelta(days=4): 2, TODAY - dt.timedelta(days=3): 4, TODAY - dt.timedelta(days=2): 3}
 DAYS_PER_RUN = 3
 WEBHOOK_SECRET = "hook-" + uuid.uuid4().hex
 
@@ -89,6 +94,13 @@ def deployment(tmp_path_factory, pg_admin):
             conv = cw.conversation(gym, at, "Juliana Souza")
             cw.message(gym, conv, at, "Oi! Qual o valor da mensalidade?")
             cw.message(gym, conv, at + dt.timedelta(minutes=1), "R$ 99,90 no plano mensal", message_type=1, sender_type="User")
+    for day, count in RECENT.items():  # written before the daemon starts: history, not sensor activity
+        for i in range(count):
+            at = UTC(day.year, day.month, day.day, 13, 0) + dt.timedelta(minutes=5 * i)
+            conv = cw.conversation(gym, at, ("Juliana Souza", None, "Pedro")[i % 3])
+            text = ("Quero agendar uma aula experimental amanhã às 19h", "qual o valor da mensalidade?", "ok, obrigado")[i % 3]
+            cw.message(gym, conv, at, text)
+            cw.message(gym, conv, at + dt.timedelta(minutes=1), "Agendado! Te esperamos amanhã às 19h", message_type=1, sender_type="User")
     analytics = get_engine(urls["analytics"])
     apply_migrations(analytics)
     add_tenant(analytics, "allpfit", "AllpFit", gym, TenantFeatures(use_openai=True, chunk_size=2, max_concurrency=4))
@@ -349,3 +361,99 @@ def test_asset_graph_page_renders_in_headless_chromium(deployment):
     assert screenshot.stat().st_size > 10_000
     for error in ("Something went wrong", "Unexpected GraphQL error", "PythonError", "Error loading", "Page not found"):
         assert error not in body
+
+
+PLOT_PARTITIONS = """
+query($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    ... on AssetNode { partitionKeyConnection(limit: 120, ascending: false) { results } }
+  }
+}
+"""
+PLOT_MATERIALIZATIONS = """
+query($assetKey: AssetKeyInput!, $partitions: [String!]!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    ... on AssetNode {
+      latestMaterializationByPartition(partitions: $partitions) {
+        partition runId
+        metadataEntries {
+          label
+          ... on IntMetadataEntry { intValue }
+          ... on FloatMetadataEntry { floatValue }
+        }
+      }
+    }
+  }
+}
+"""
+STATE = ("conversations", "leads", "visits", "high_probability", "named")
+
+
+def plotted_figures(deployment, asset: str) -> dict[str, dict]:
+    """What the asset's Plots → Partitions view draws: the latest materialization of each of the
+    newest 120 partition keys, as the UI queries it."""
+    key = {"path": [asset]}
+    partitions = graphql(deployment, PLOT_PARTITIONS, {"assetKey": key})["assetNodeOrError"]["partitionKeyConnection"]["results"]
+    events = graphql(deployment, PLOT_MATERIALIZATIONS, {"assetKey": key, "partitions": partitions})
+    return {
+        e["partition"]: {"run_id": e["runId"], **{m["label"]: m.get("intValue", m.get("floatValue")) for m in e["metadataEntries"]}}
+        for e in events["assetNodeOrError"]["latestMaterializationByPartition"] if e
+    }
+
+
+def test_a_three_day_backfill_records_each_partitions_figures_and_the_plots_show_them(deployment):
+    instance, analytics = deployment["instance"], deployment["analytics"]
+    first, last = min(RECENT), max(RECENT)
+    result = subprocess.run(
+        ["allpfit-etl", "backfill", "allpfit", "--from", first.isoformat(), "--to", last.isoformat()],
+        env=deployment["env"], cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    backfill_id = result.stdout.split("submitted backfill ")[1].split(":")[0]
+    done = {BulkActionStatus.COMPLETED_SUCCESS, BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.FAILED,
+            BulkActionStatus.COMPLETED}
+    wait_for(lambda: (b := instance.get_backfill(backfill_id)) and b.status in done and b, 420, f"backfill {backfill_id}", 3)
+    (run,) = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))  # 3 days, one run
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+
+    kpis, analytics_plot = plotted_figures(deployment, "tenant_daily_kpis"), plotted_figures(deployment, "conversations_analytics")
+    analyses = plotted_figures(deployment, "conversation_analyses")
+    with analytics.connect() as conn:
+        tenant_id = conn.execute(sa.text("SELECT tenant_id FROM tenant_configs WHERE slug = 'allpfit'")).scalar_one()
+        for day, count in RECENT.items():
+            key = f"{day.isoformat()}|allpfit"
+            params = {"t": tenant_id, "d": day, "r": run.run_id}
+            table = conn.execute(sa.text(
+                "SELECT conversations, leads, visits_scheduled AS visits, high_probability, named_contacts AS named"
+                " FROM tenant_daily_kpis WHERE tenant_id = :t AND day = :d"), params).one()._asdict()
+            ledger = conn.execute(sa.text(
+                "SELECT COALESCE(SUM(u.cost_usd), 0), COALESCE(SUM(u.total_tokens), 0) FROM llm_usage u"
+                " JOIN chatwoot_conversations c ON c.tenant_id = u.tenant_id AND c.conversation_id = u.conversation_id"
+                " WHERE u.run_id = :r AND c.tenant_id = :t AND c.day = :d"), params).one()
+            assert table["conversations"] == count and table["leads"] > 0
+            assert {k: kpis[key][k] for k in STATE} == table and kpis[key]["run_id"] == run.run_id
+            assert {k: analytics_plot[key][k] for k in STATE} == table
+            assert analyses[key]["analyzed"] == count and analyses[key]["run_id"] == run.run_id
+            assert analyses[key]["cost_usd"] == pytest.approx(float(ledger[0]), rel=1e-9) and float(ledger[0]) > 0
+            assert analyses[key]["openai.total_tokens"] == int(ledger[1])
+
+    infos = instance.event_log_storage.get_asset_check_partition_info(
+        [dg.AssetCheckKey(dg.AssetKey("conversations_analytics"), "every_conversation_analyzed_or_failed")],
+        partition_keys=[f"{day.isoformat()}|allpfit" for day in RECENT])
+    assert sorted((i.latest_execution_status.value, i.is_current) for i in infos) == [("SUCCEEDED", True)] * 3
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser = HeadlessChromium(deployment["home"] / "chromium-plots")
+    try:
+        browser.open(f"http://127.0.0.1:{deployment['port']}/assets/tenant_daily_kpis")
+        browser.wait_for_text(["tenant_daily_kpis", "Metadata"])
+        browser.dismiss("Skip", 10)
+        wait_for(lambda: browser.click_button("Plots"), 30, "the metadata Plots button")
+        body = browser.wait_for_text(["conversations", "leads", "high_probability", "When graphing values by partition"])
+        time.sleep(2)  # let the charts draw
+        screenshot = ARTIFACTS / "tenant_daily_kpis_plots.png"
+        browser.screenshot(screenshot)
+    finally:
+        browser.close()
+    assert "Asset plots are automatically generated by metadata" not in body
+    assert screenshot.stat().st_size > 10_000
