@@ -116,7 +116,8 @@ def deployment(tmp_path_factory, pg_admin):
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": urls["dagster"],
+        # dagster-postgres is written for psycopg2; SQLAlchemy 2.1 maps a plain postgresql:// to psycopg 3.
+        "DAGSTER_PG_URL": make_url(urls["dagster"]).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False),
         "CHATWOOT_DATABASE_URL": urls["chatwoot"],
         "ANALYTICS_DATABASE_URL": urls["analytics"],
         "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex,
@@ -179,7 +180,7 @@ def graphql(deployment, query: str, variables: dict | None = None) -> dict:
     response = requests.post(
         f"http://127.0.0.1:{deployment['port']}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
     )
-    response.raise_for_status()
+    assert response.ok, f"GraphQL answered {response.status_code}: {response.text[:2000]}"
     body = response.json()
     assert "errors" not in body, body["errors"]
     return body["data"]
