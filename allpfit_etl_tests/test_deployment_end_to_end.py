@@ -310,7 +310,8 @@ def test_a_new_chatwoot_message_makes_the_activity_sensor_launch_its_run(deploym
     cw, gym = deployment["cw"], deployment["gym"]
     at = UTC(2025, 11, 12, 14, 0)
     conv = cw.conversation(gym, at, "Marcos")
-    cw.message(gym, conv, at, "quero agendar uma aula experimental amanhã às 19h")
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # newer than any seeded activity, as a real message is
+    cw.message(gym, conv, now, "quero agendar uma aula experimental amanhã às 19h")
     instance = deployment["instance"]
 
     def sensor_run():
