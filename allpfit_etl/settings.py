@@ -62,6 +62,10 @@ def activity_sensor_interval_seconds() -> int:
     return _positive_int("ALLPFIT_ACTIVITY_SENSOR_INTERVAL", 30)
 
 
+def batch_sensor_interval_seconds() -> int:
+    return _positive_int("ALLPFIT_BATCH_SENSOR_INTERVAL", 60)
+
+
 @dataclass(frozen=True)
 class Settings:
     chatwoot_url: str

@@ -23,7 +23,8 @@ def backfill_partition_keys(tenant_slug: str, first: dt.date, last: dt.date) -> 
     return [str(partition_key(first + dt.timedelta(days=i), tenant_slug)) for i in range(days)]
 
 
-def submit_tenant_backfill(instance: dg.DagsterInstance, tenant: Tenant, first: dt.date, last: dt.date) -> str:
+def submit_tenant_backfill(instance: dg.DagsterInstance, tenant: Tenant, first: dt.date, last: dt.date,
+                           extra_tags: dict | None = None) -> str:
     from allpfit_etl.definitions import defs
 
     register_tenant_partitions(instance, [tenant])
@@ -35,7 +36,7 @@ def submit_tenant_backfill(instance: dg.DagsterInstance, tenant: Tenant, first: 
         partition_names=backfill_partition_keys(tenant.slug, first, last),
         asset_selection=list(asset_graph.materializable_asset_keys),
         backfill_timestamp=time.time(),
-        tags={"allpfit/tenant": tenant.slug, "allpfit/trigger": "backfill"},
+        tags={"allpfit/tenant": tenant.slug, "allpfit/trigger": "backfill", **(extra_tags or {})},
         dynamic_partitions_store=instance,
         all_partitions=False,
         title=f"{tenant.slug} {first}…{last}",

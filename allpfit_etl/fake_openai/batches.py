@@ -273,7 +273,7 @@ class BatchEndpoints:
             lines.append(line)
         forced = private.get("forced")
         tokens = sum(prompt_tokens_of((line.get("body") or {}).get("messages", [])) for line in lines)
-        limit = private["config"].enqueued_token_limit
+        limit = self.config.enqueued_token_limit  # an account property: read live
         if not errors and limit and tokens + self._enqueued_tokens() > limit:
             errors.append(("token_limit_exceeded", None,
                            f"Enqueued token limit reached for {next(iter(models), '?')}: limit {limit}."))

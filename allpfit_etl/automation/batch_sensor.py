@@ -1,0 +1,67 @@
+"""``openai_batch_sensor``: polls open OpenAI batches, ingests the ended ones, then requests a
+run for every partition that got answers (the normal path loads them with no API call)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import sqlalchemy as sa
+
+from allpfit_etl import settings
+from allpfit_etl.analysis.batch import store
+from allpfit_etl.analysis.batch.ingest import IngestReport, poll_and_ingest
+from allpfit_etl.analysis.batch.step import submit_options
+from allpfit_etl.analysis.batch.submit import batch_client
+from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.automation.alerts import AlertWebhook
+from allpfit_etl.jobs import lead_analysis_job
+from allpfit_etl.partitions import partition_key
+from allpfit_etl.resources import AnalyticsDatabase
+
+TRIGGER = "openai_batch_sensor"
+
+
+def has_batch_work(engine: sa.Engine) -> bool:
+    return bool(store.rows(engine, "unsubmitted") or store.rows(engine, "not_ingested") or store.partitions_to_run(engine))
+
+
+def follow_up_partitions(engine: sa.Engine) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(batch_key, partition key, tenant slug) of ingested answers not yet loaded by a run, and those batch keys."""
+    rows = store.partitions_to_run(engine)
+    partitions = [(r.batch_key, str(partition_key(str(r.day)[:10], r.slug)), r.slug) for r in rows]
+    return partitions, sorted({r.batch_key for r in rows})
+
+
+def alert_problems(report: IngestReport, log, alert_webhook: AlertWebhook | None) -> None:
+    for slug, line in report.problems:
+        log.error(line)
+        if alert_webhook is not None:
+            outcome = alert_webhook.post({"run_id": None, "job": TRIGGER, "partition": None, "tenant": slug, "error": line})
+            log.info(f"alert for {slug}: {outcome}")
+
+
+@dg.sensor(
+    job=lead_analysis_job,
+    minimum_interval_seconds=settings.batch_sensor_interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def openai_batch_sensor(context: dg.SensorEvaluationContext, analytics: AnalyticsDatabase, openai: OpenAIResource,
+                        alert_webhook: AlertWebhook):
+    engine = analytics.engine()
+    if not has_batch_work(engine):
+        return dg.SkipReason("no open OpenAI batch")
+    report = poll_and_ingest(engine, batch_client(openai.api_key, openai.base_url), submit_options(openai))
+    alert_problems(report, context.log, alert_webhook)
+    partitions, batch_keys = follow_up_partitions(engine)
+    run_requests = [
+        dg.RunRequest(run_key=f"openai_batch:{batch_key}:{key}", partition_key=key,
+                      tags={"allpfit/tenant": slug, "allpfit/trigger": TRIGGER})
+        for batch_key, key, slug in partitions
+    ]
+    store.mark_runs_requested(engine, batch_keys)
+    context.log.info(
+        f"{len(report.ingested)} batch(es) ingested ({report.answers} answers, {report.resubmitted} resubmitted, "
+        f"{report.released} back to pending, {report.failed_lines} failed), {report.still_open} still open, "
+        f"{len(run_requests)} run(s) requested")
+    if not run_requests:
+        return dg.SkipReason(f"{report.still_open} batch(es) still open; nothing to load yet")
+    return dg.SensorResult(run_requests=run_requests)
