@@ -281,3 +281,29 @@ def test_kill_minus_nine_then_restart_creates_one_batch_and_pays_once(make_pg_da
     assert len([f for f in client(server).files.list() if f.purpose == "batch"]) == 1  # not even uploaded twice
     assert scalar(world, "SELECT COUNT(*) FROM llm_batches") == 1
     assert_paid_once_at_batch_price(world, server, n)
+
+
+def test_budget_counts_the_estimate_at_submission_and_the_real_cost_at_ingestion(make_pg_database, server, instance):
+    from allpfit_etl.analysis.answer_store import chunk_inputs
+    from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, month_to_date_spend_brl
+    from allpfit_etl.tenants.registry import get_tenant, update_features
+
+    server.batches.configure(processing_s=3600)
+    world = build_world(make_pg_database, server, 40, TenantFeatures(use_openai=True, chunk_size=20))
+    resources = {k: v for k, v in world["resources"].items() if k != "alert_webhook"}
+    dg.materialize(ASSETS[:2], partition_key=KEY, resources=resources, instance=instance)  # extract + pending only
+    tenant = get_tenant(world["analytics"], "gym")
+    ids = [r[0] for r in world["analytics"].connect().execute(sa.text("SELECT conversation_id FROM pending_conversations"))]
+    full = estimate_chunk_cost_brl(chunk_inputs(world["analytics"], tenant.tenant_id, ids), model="gpt-4o-mini", usd_brl=5.40)
+    update_features(world["analytics"], "gym", monthly_budget_brl=full * 0.5 * 0.75)  # one half-price chunk fits, not two
+
+    meta, _ = materialize(world, instance, BACKFILL_TAGS)
+    analyses = meta["conversation_analyses"]
+    assert (analyses["in_batch"], analyses["deferred_by_budget"]) == (20, 20)
+    committed = month_to_date_spend_brl(world["analytics"], tenant.tenant_id, "America/Sao_Paulo")
+    assert committed == pytest.approx(scalar(world, "SELECT estimated_cost_brl FROM llm_batches")) and committed > 0
+
+    server.batches.configure(processing_s=0)
+    tick(world, instance)
+    spent = month_to_date_spend_brl(world["analytics"], tenant.tenant_id, "America/Sao_Paulo")
+    assert spent == pytest.approx(scalar(world, "SELECT SUM(cost_brl) FROM llm_usage WHERE mode = 'batch'")) and spent > 0

@@ -116,8 +116,10 @@ def submit(
                 continue
             keep = {r.custom_id for r in reserved}
             content = file_content([line for line in group if line.custom_id in keep])
-            batch_id = _upload_and_create(engine, client, batch_key, content, resuming=bool(parent_key))
-        submissions.append(Submission(batch_key, batch_id, len(reserved)))
+            batch_id = _guarded(engine, batch_key, lambda: _upload_and_create(
+                engine, client, batch_key, content, resuming=bool(parent_key)))
+        if batch_id:
+            submissions.append(Submission(batch_key, batch_id, len(reserved)))
     return submissions
 
 
@@ -141,6 +143,19 @@ def _upload_and_create(engine: sa.Engine, client: openai.OpenAI, batch_key: str,
     crash_point("after_create")
     store.record_created(engine, batch_key, input_file_id, batch.id, batch.status)
     return batch.id
+
+
+def _guarded(engine: sa.Engine, batch_key: str, action) -> str | None:
+    """A request the API rejects (400) will be rejected again: its conversations go back to
+    pending instead of being retried for ever. Network errors and 5xx propagate (retried later)."""
+    try:
+        return action()
+    except openai.BadRequestError as exc:
+        requests = store.rows(engine, "open_requests", batch_key=batch_key)
+        store.release(engine, batch_key, [r.custom_id for r in requests], "rejected")
+        message = (exc.body or {}).get("message") if isinstance(exc.body, dict) else None
+        store.mark_ingested(engine, batch_key, None, "rejected", f"rejected by the API: {message or exc.status_code}")
+        return None
 
 
 def find_file(client: openai.OpenAI, batch_key: str) -> str | None:
@@ -199,8 +214,9 @@ def resume_unsubmitted(engine: sa.Engine, client: openai.OpenAI, options: Submit
                 if content is None:
                     store.mark_ingested(engine, row.batch_key, None, "abandoned", "nothing left to submit")
                     continue
-            _upload_and_create(engine, client, row.batch_key, content, resuming=False, input_file_id=file_id)
-            resumed.append(row.batch_key)
+            if _guarded(engine, row.batch_key, lambda: _upload_and_create(
+                    engine, client, row.batch_key, content, resuming=False, input_file_id=file_id)):
+                resumed.append(row.batch_key)
     return resumed
 
 
