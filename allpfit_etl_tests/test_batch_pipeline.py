@@ -16,7 +16,7 @@ import openai
 import pytest
 import sqlalchemy as sa
 
-from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.automation.alerts import AlertWebhook
 from allpfit_etl.automation.batch_sensor import openai_batch_sensor
 from allpfit_etl.db import get_engine
@@ -83,7 +83,7 @@ def build_world(make_pg_database, server, conversations: int, features: TenantFe
         "resources": {
             "chatwoot": ChatwootDatabase(url=chatwoot_url),
             "analytics": AnalyticsDatabase(url=analytics_url),
-            "openai": OpenAIResource(api_key=API_KEY, base_url=server.base_url),
+            "openai": LeadAnalysisOpenAI(api_key=API_KEY, base_url=server.base_url),
             "alert_webhook": AlertWebhook(url=webhook_url),
         },
     }
@@ -139,9 +139,9 @@ def test_backfill_of_1000_conversations_goes_through_the_batch_api_at_half_price
     world = build_world(make_pg_database, server, n, TenantFeatures(use_openai=True, chunk_size=250))
     meta, checks = materialize(world, instance, BACKFILL_TAGS)
     analyses = meta["conversation_analyses"]
-    assert analyses["in_batch"] == n and analyses["analysed"] == 0 and analyses["openai.calls"] == 0
+    assert analyses["in_batch"] == n and analyses["analyzed"] == 0 and analyses["openai.calls"] == 0
     assert len(analyses["openai.batch_ids"].split(", ")) == 4 == server.batches.stats()["batches_created"]
-    assert checks["every_conversation_analysed_or_failed"]  # in batch counts as on its way
+    assert checks["every_conversation_analyzed_or_failed"]  # in batch counts as on its way
     assert server.stats()["requests"] == 0
 
     result = tick(world, instance)
@@ -227,7 +227,7 @@ def test_cancelled_batch_goes_back_to_pending(make_pg_database, server, instance
     assert scalar(world, "SELECT status FROM llm_batches") == "cancelled"
     server.batches.configure(processing_s=0)
     meta, _ = materialize(world, instance)  # a real-time run now takes them
-    assert meta["conversation_analyses"]["analysed"] == 10 and server.stats()["billed_calls"] == 10
+    assert meta["conversation_analyses"]["analyzed"] == 10 and server.stats()["billed_calls"] == 10
 
 
 def test_token_limit_exceeded_splits_the_batch_and_never_fails_the_run(make_pg_database, server, instance):

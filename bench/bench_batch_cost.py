@@ -14,7 +14,7 @@ import dagster as dg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from _common import seed_in_subprocess, throwaway_databases  # noqa: E402
 
-from allpfit_etl.analysis.openai_resource import OpenAIResource  # noqa: E402
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI  # noqa: E402
 from allpfit_etl.automation.alerts import AlertWebhook  # noqa: E402
 from allpfit_etl.automation.batch_sensor import openai_batch_sensor  # noqa: E402
 from allpfit_etl.db import get_engine  # noqa: E402
@@ -33,7 +33,7 @@ def run(mode: str, chatwoot_url: str, analytics_url: str, server) -> tuple[float
     apply_migrations(analytics)
     add_tenant(analytics, "gym", "Gym", 1, TenantFeatures(use_openai=True, chunk_size=250))
     resources = {"chatwoot": ChatwootDatabase(url=chatwoot_url), "analytics": AnalyticsDatabase(url=analytics_url),
-                 "openai": OpenAIResource(api_key="sk-bench", base_url=server.base_url)}
+                 "openai": LeadAnalysisOpenAI(api_key="sk-bench", base_url=server.base_url)}
     started = time.perf_counter()
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenant", ["gym"])

@@ -11,10 +11,9 @@ from allpfit_etl.analysis.batch import store
 from allpfit_etl.analysis.batch.ingest import IngestReport, poll_and_ingest
 from allpfit_etl.analysis.batch.step import submit_options
 from allpfit_etl.analysis.batch.submit import batch_client
-from allpfit_etl.analysis.openai_resource import OpenAIResource
 from allpfit_etl.automation.alerts import AlertWebhook
 from allpfit_etl.jobs import lead_analysis_job
-from allpfit_etl.partitions import partition_key
+from allpfit_etl.partitions import partition_key, run_tags
 from allpfit_etl.resources import AnalyticsDatabase
 
 TRIGGER = "openai_batch_sensor"
@@ -44,8 +43,12 @@ def alert_problems(report: IngestReport, log, alert_webhook: AlertWebhook | None
     minimum_interval_seconds=settings.batch_sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def openai_batch_sensor(context: dg.SensorEvaluationContext, analytics: AnalyticsDatabase, openai: OpenAIResource,
-                        alert_webhook: AlertWebhook):
+def openai_batch_sensor(
+    context: dg.SensorEvaluationContext,
+    analytics: AnalyticsDatabase,
+    alert_webhook: AlertWebhook,
+    openai: dg.ConfigurableResource,  # the analysis step's resource, by key (wrappers never import each other)
+):
     engine = analytics.engine()
     if not has_batch_work(engine):
         return dg.SkipReason("no open OpenAI batch")
@@ -54,7 +57,7 @@ def openai_batch_sensor(context: dg.SensorEvaluationContext, analytics: Analytic
     partitions, batch_keys = follow_up_partitions(engine)
     run_requests = [
         dg.RunRequest(run_key=f"openai_batch:{batch_key}:{key}", partition_key=key,
-                      tags={"allpfit/tenant": slug, "allpfit/trigger": TRIGGER})
+                      tags=run_tags(slug, TRIGGER))
         for batch_key, key, slug in partitions
     ]
     store.mark_runs_requested(engine, batch_keys)

@@ -60,7 +60,7 @@ def wait_and_ingest(engine: sa.Engine, *, interval_s: float = 10.0, timeout_s: f
     partitions, batch_keys = follow_up_partitions(engine)
     keys = sorted({key for _batch, key, _slug in partitions})
     if keys:
-        summary = run_partition_keys(keys, {"allpfit/trigger": TRIGGER})
+        summary = run_partition_keys(keys, TRIGGER)
         store.mark_runs_requested(engine, batch_keys)
         print(f"loaded {len(keys)} partition(s) in {len(summary.runs)} run(s): "
               f"{int(summary.totals.get('reused_answers', 0))} stored answers, {int(summary.totals.get('loaded', 0))} loaded")
