@@ -307,3 +307,30 @@ def test_budget_counts_the_estimate_at_submission_and_the_real_cost_at_ingestion
     tick(world, instance)
     spent = month_to_date_spend_brl(world["analytics"], tenant.tenant_id, "America/Sao_Paulo")
     assert spent == pytest.approx(scalar(world, "SELECT SUM(cost_brl) FROM llm_usage WHERE mode = 'batch'")) and spent > 0
+
+
+def test_cli_lists_batches_and_rejects_a_bad_batch_api_value(make_pg_database, server, instance, monkeypatch, capsys):
+    from allpfit_etl.cli.main import main
+
+    world = build_world(make_pg_database, server, 12, TenantFeatures(use_openai=True))
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", world["analytics_url"])
+    assert main(["tenants", "set", "gym", "batch_api=sometimes"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: feature batch_api must be one of never, backfills, always, got 'sometimes'"
+    assert main(["tenants", "set", "gym", "batch_api=never"]) == 0
+    capsys.readouterr()
+    meta, _ = materialize(world, instance, BACKFILL_TAGS)  # never: the backfill stays in real time
+    assert meta["conversation_analyses"]["analyzed"] == 12 and server.stats()["billed_calls"] == 12
+    assert main(["batches"]) == 0 and capsys.readouterr().out.strip() == "no OpenAI batches"
+
+    main(["tenants", "set", "gym", "batch_api=always", "reanalyze_with_regex=false"])
+    world["analytics"].connect().close()
+    with world["analytics"].begin() as conn:  # forget the answers so the conversations are pending again
+        conn.execute(sa.text("DELETE FROM conversation_analyses"))
+        conn.execute(sa.text("DELETE FROM conversations_analytics"))
+    meta, _ = materialize(world, instance)  # always: even a sensor/schedule run submits
+    batch_id = meta["conversation_analyses"]["openai.batch_ids"]
+    assert meta["conversation_analyses"]["in_batch"] == 12 and batch_id.startswith("batch_")
+    assert main(["batches"]) == 0
+    out = capsys.readouterr().out
+    assert batch_id in out and "1 batch(es), 1 open" in out and API_KEY not in out

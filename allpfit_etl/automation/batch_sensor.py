@@ -17,6 +17,8 @@ from allpfit_etl.partitions import partition_key, run_tags
 from allpfit_etl.resources import AnalyticsDatabase
 
 TRIGGER = "openai_batch_sensor"
+# Well inside the 60 s a sensor tick may take; a large batch is ingested over several ticks.
+INGEST_SECONDS_PER_TICK = 40.0
 
 
 def has_batch_work(engine: sa.Engine) -> bool:
@@ -52,7 +54,8 @@ def openai_batch_sensor(
     engine = analytics.engine()
     if not has_batch_work(engine):
         return dg.SkipReason("no open OpenAI batch")
-    report = poll_and_ingest(engine, batch_client(openai.api_key, openai.base_url), submit_options(openai))
+    report = poll_and_ingest(engine, batch_client(openai.api_key, openai.base_url), submit_options(openai),
+                             time_budget_s=INGEST_SECONDS_PER_TICK)
     alert_problems(report, context.log, alert_webhook)
     partitions, batch_keys = follow_up_partitions(engine)
     run_requests = [

@@ -7,6 +7,7 @@ skips what it already stored and pays nothing twice. Lines are matched by ``cust
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import openai
@@ -39,15 +40,21 @@ class IngestReport:
     def merge(self, other: "IngestReport") -> None:
         self.ingested += other.ingested
         self.problems += other.problems
-        for name in ("answers", "resubmitted", "released", "failed_lines"):
+        for name in ("answers", "resubmitted", "released", "failed_lines", "still_open"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def poll_and_ingest(engine: sa.Engine, client: openai.OpenAI, options: SubmitOptions) -> IngestReport:
-    """Resume killed submissions, refresh every open batch, ingest those that ended."""
+def poll_and_ingest(engine: sa.Engine, client: openai.OpenAI, options: SubmitOptions,
+                    time_budget_s: float | None = None) -> IngestReport:
+    """Resume killed submissions, refresh every open batch, ingest those that ended. With a time
+    budget (a sensor tick), ingestion stops when it is spent and the next call carries on."""
     report = IngestReport()
+    deadline = time.monotonic() + time_budget_s if time_budget_s else None
     resume_unsubmitted(engine, client, options)
     for row in store.rows(engine, "not_ingested"):
+        if deadline and time.monotonic() > deadline:
+            report.still_open += 1
+            continue
         if row.status not in ENDED:
             batch = client.batches.retrieve(row.batch_id)
             ended = batch.status in ENDED
@@ -57,7 +64,7 @@ def poll_and_ingest(engine: sa.Engine, client: openai.OpenAI, options: SubmitOpt
                 continue
         else:
             batch = client.batches.retrieve(row.batch_id)
-        report.merge(ingest_batch(engine, client, row, batch, options))
+        report.merge(ingest_batch(engine, client, row, batch, options, deadline))
     return report
 
 
@@ -74,7 +81,8 @@ def _read(client: openai.OpenAI, file_id: str | None) -> dict[str, LineOutcome]:
     return parse_result_file(client.files.content(file_id).text) if file_id else {}
 
 
-def ingest_batch(engine: sa.Engine, client: openai.OpenAI, row, batch, options: SubmitOptions) -> IngestReport:
+def ingest_batch(engine: sa.Engine, client: openai.OpenAI, row, batch, options: SubmitOptions,
+                 deadline: float | None = None) -> IngestReport:
     report = IngestReport()
     tenant = get_tenant_by_id(engine, int(row.tenant_id))
     identity = AnalyzerIdentity("openai", row.model, row.prompt_version)
@@ -86,6 +94,9 @@ def ingest_batch(engine: sa.Engine, client: openai.OpenAI, row, batch, options: 
     for index, request in enumerate(requests):
         if index == halfway:
             crash_point("mid_ingest")
+        if deadline and time.monotonic() > deadline:
+            report.still_open += 1  # not marked ingested: the next call resumes where this one stopped
+            return report
         outcome = outcomes.get(request.custom_id)
         if outcome is not None and (outcome.analysis is not None or outcome.billed):
             if _store_line(engine, tenant.tenant_id, identity, row.batch_key, batch.id, request, outcome, price, options):
