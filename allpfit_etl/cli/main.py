@@ -65,7 +65,8 @@ def cmd_tenants(args) -> int:
             print(
                 f"{t.slug:<16} id={t.tenant_id:<3} account={t.chatwoot_account_id:<4} "
                 f"{'enabled ' if t.enabled else 'disabled'} analyser={'openai:' + f.model if f.use_openai else 'regex'} "
-                f"chunk_size={f.chunk_size} max_concurrency={f.max_concurrency} budget_brl={f.monthly_budget_brl}  {t.name}"
+                f"chunk_size={f.chunk_size} max_concurrency={f.max_concurrency} budget_brl={f.monthly_budget_brl} "
+                f"batch_api={f.batch_api}  {t.name}"
             )
     elif args.tenants_command == "set":
         changes = {}
