@@ -145,7 +145,7 @@ def test_backfill_of_1000_conversations_goes_through_the_batch_api_at_half_price
     assert server.stats()["requests"] == 0
 
     result = tick(world, instance)
-    assert [r.partition_key for r in result.run_requests] == [KEY] * 4  # one per batch, deduplicated by run_key
+    assert [r.partition_key for r in result.run_requests] == [KEY]  # one run for the partition's 4 batches
     assert {r.tags["allpfit/trigger"] for r in result.run_requests} == {"openai_batch_sensor"}
     meta, checks = materialize(world, instance, result.run_requests[0].tags)
     assert meta["conversation_analyses"]["reused_answers"] == n and meta["conversation_analyses"]["openai.calls"] == 0
@@ -183,8 +183,9 @@ def test_expired_batch_keeps_its_answers_and_resubmits_the_rest_once(make_pg_dat
     assert scalar(world, "SELECT conversation_count FROM llm_batches WHERE parent_key IS NOT NULL") == n - kept
     second = tick(world, instance)
     assert server.batches.stats()["batches_created"] == 2
-    for request in first.run_requests[:1] + second.run_requests[:1]:
-        materialize(world, instance, request.tags)
+    assert [r.partition_key for r in first.run_requests + second.run_requests] == [KEY, KEY]
+    assert first.run_requests[0].run_key != second.run_requests[0].run_key
+    materialize(world, instance, second.run_requests[0].tags)
     assert_paid_once_at_batch_price(world, server, n)
 
 
@@ -293,7 +294,8 @@ def test_budget_counts_the_estimate_at_submission_and_the_real_cost_at_ingestion
     resources = {k: v for k, v in world["resources"].items() if k != "alert_webhook"}
     dg.materialize(ASSETS[:2], partition_key=KEY, resources=resources, instance=instance)  # extract + pending only
     tenant = get_tenant(world["analytics"], "gym")
-    ids = [r[0] for r in world["analytics"].connect().execute(sa.text("SELECT conversation_id FROM pending_conversations"))]
+    with world["analytics"].connect() as conn:
+        ids = [r[0] for r in conn.execute(sa.text("SELECT conversation_id FROM pending_conversations"))]
     full = estimate_chunk_cost_brl(chunk_inputs(world["analytics"], tenant.tenant_id, ids), model="gpt-4o-mini", usd_brl=5.40)
     update_features(world["analytics"], "gym", monthly_budget_brl=full * 0.5 * 0.75)  # one half-price chunk fits, not two
 
@@ -324,7 +326,6 @@ def test_cli_lists_batches_and_rejects_a_bad_batch_api_value(make_pg_database, s
     assert main(["batches"]) == 0 and capsys.readouterr().out.strip() == "no OpenAI batches"
 
     main(["tenants", "set", "gym", "batch_api=always", "reanalyze_with_regex=false"])
-    world["analytics"].connect().close()
     with world["analytics"].begin() as conn:  # forget the answers so the conversations are pending again
         conn.execute(sa.text("DELETE FROM conversation_analyses"))
         conn.execute(sa.text("DELETE FROM conversations_analytics"))
@@ -334,3 +335,26 @@ def test_cli_lists_batches_and_rejects_a_bad_batch_api_value(make_pg_database, s
     assert main(["batches"]) == 0
     out = capsys.readouterr().out
     assert batch_id in out and "1 batch(es), 1 open" in out and API_KEY not in out
+
+
+def test_sensor_requests_one_run_per_partition_that_got_answers(make_pg_database, server, instance):
+    world = build_world(make_pg_database, server, 30, TenantFeatures(use_openai=True, chunk_size=20))
+    next_day = DAY + dt.timedelta(days=1)
+    seed_bulk(get_engine(world["chatwoot_url"]), account_id=1, day=next_day, conversations=15,
+              messages_per_conversation=4, seed=2, first_id=50_000)
+    second_key = f"{next_day.isoformat()}|gym"
+    resources = {k: v for k, v in world["resources"].items() if k != "alert_webhook"}
+    server.batches.configure(processing_s=3600)
+    for key in (KEY, second_key):
+        assert dg.materialize(ASSETS, partition_key=key, resources=resources, instance=instance, tags=BACKFILL_TAGS).success
+    assert server.batches.stats()["batches_created"] == 3 and isinstance(tick(world, instance), dg.SkipReason)
+    server.batches.configure(processing_s=0)
+    result = tick(world, instance)
+    assert sorted(r.partition_key for r in result.run_requests) == [KEY, second_key]
+    assert all(r.tags == {"allpfit/tenant": "gym", "allpfit/trigger": "openai_batch_sensor"} for r in result.run_requests)
+    for request in result.run_requests:
+        dg.materialize(ASSETS, partition_key=request.partition_key, resources=resources, instance=instance,
+                       tags=request.tags)
+    assert scalar(world, "SELECT COUNT(*) FROM conversations_analytics WHERE analyzer = 'openai'") == 45
+    assert server.stats()["requests"] == 0 and server.batches.prompts_billed_twice() == []
+    assert isinstance(tick(world, instance), dg.SkipReason)  # nothing requested twice

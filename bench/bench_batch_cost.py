@@ -3,7 +3,6 @@ the batch sensor, the follow-up run), against the bundled server; prints both co
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 import time
 from pathlib import Path

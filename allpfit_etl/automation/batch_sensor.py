@@ -3,6 +3,8 @@ run for every partition that got answers (the normal path loads them with no API
 
 from __future__ import annotations
 
+import hashlib
+
 import dagster as dg
 import sqlalchemy as sa
 
@@ -25,11 +27,14 @@ def has_batch_work(engine: sa.Engine) -> bool:
     return bool(store.rows(engine, "unsubmitted") or store.rows(engine, "not_ingested") or store.partitions_to_run(engine))
 
 
-def follow_up_partitions(engine: sa.Engine) -> tuple[list[tuple[str, str, str]], list[str]]:
-    """(batch_key, partition key, tenant slug) of ingested answers not yet loaded by a run, and those batch keys."""
-    rows = store.partitions_to_run(engine)
-    partitions = [(r.batch_key, str(partition_key(str(r.day)[:10], r.slug)), r.slug) for r in rows]
-    return partitions, sorted({r.batch_key for r in rows})
+def follow_up_partitions(engine: sa.Engine) -> tuple[dict[str, tuple[str, list[str]]], list[str]]:
+    """``{partition key: (tenant slug, batch keys)}`` of ingested answers not loaded by a run yet,
+    and all those batch keys: one run per partition however many of its batches ended."""
+    partitions: dict[str, tuple[str, list[str]]] = {}
+    for r in store.partitions_to_run(engine):
+        key = str(partition_key(str(r.day)[:10], r.slug))
+        partitions.setdefault(key, (r.slug, []))[1].append(r.batch_key)
+    return partitions, sorted({k for _slug, keys in partitions.values() for k in keys})
 
 
 def alert_problems(report: IngestReport, log, alert_webhook: AlertWebhook | None) -> None:
@@ -59,9 +64,9 @@ def openai_batch_sensor(
     alert_problems(report, context.log, alert_webhook)
     partitions, batch_keys = follow_up_partitions(engine)
     run_requests = [
-        dg.RunRequest(run_key=f"openai_batch:{batch_key}:{key}", partition_key=key,
-                      tags=run_tags(slug, TRIGGER))
-        for batch_key, key, slug in partitions
+        dg.RunRequest(run_key=f"openai_batch:{key}:{hashlib.sha256(' '.join(keys).encode()).hexdigest()[:16]}",
+                      partition_key=key, tags=run_tags(slug, TRIGGER))
+        for key, (slug, keys) in sorted(partitions.items())
     ]
     store.mark_runs_requested(engine, batch_keys)
     context.log.info(

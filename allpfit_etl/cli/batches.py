@@ -58,7 +58,7 @@ def wait_and_ingest(engine: sa.Engine, *, interval_s: float = 10.0, timeout_s: f
             return 1
         time.sleep(interval_s)
     partitions, batch_keys = follow_up_partitions(engine)
-    keys = sorted({key for _batch, key, _slug in partitions})
+    keys = sorted(partitions)
     if keys:
         summary = run_partition_keys(keys, TRIGGER)
         store.mark_runs_requested(engine, batch_keys)
