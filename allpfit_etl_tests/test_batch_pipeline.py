@@ -358,3 +358,28 @@ def test_sensor_requests_one_run_per_partition_that_got_answers(make_pg_database
     assert scalar(world, "SELECT COUNT(*) FROM conversations_analytics WHERE analyzer = 'openai'") == 45
     assert server.stats()["requests"] == 0 and server.batches.prompts_billed_twice() == []
     assert isinstance(tick(world, instance), dg.SkipReason)  # nothing requested twice
+
+
+@pytest.mark.parametrize("crash_at", ["after_upload", "after_create"])
+def test_kill_minus_nine_while_resubmitting_an_expired_batch_resubmits_once(make_pg_database, server, tmp_path, crash_at):
+    n = 40
+    server.batches.configure(p_expire=0.25, seed=9)
+    world = build_world(make_pg_database, server, n, TenantFeatures(use_openai=True, chunk_size=n))
+    env = {
+        **os.environ,
+        "CHATWOOT_DATABASE_URL": world["chatwoot_url"], "ANALYTICS_DATABASE_URL": world["analytics_url"],
+        "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": server.base_url,
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"), "ALLPFIT_HOME": str(tmp_path),
+    }
+    cli = [sys.executable, "-m", "allpfit_etl.cli.main"]
+    wait = cli + ["batches", "--wait", "--interval", "0.2", "--timeout", "120"]
+    assert subprocess.run(cli + ["run", "--tenant", "gym", "--from", DAY.isoformat(), "--batch"], env=env,
+                          capture_output=True, timeout=300).returncode == 0
+    server.batches.configure(p_expire=0.0)
+    killed = subprocess.run(wait, env={**env, "ALLPFIT_BATCH_CRASH_AT": crash_at}, capture_output=True, timeout=300)
+    assert killed.returncode == -9  # killed inside the ingestion of the expired batch, while resubmitting its rest
+    done = subprocess.run(wait, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert server.batches.stats()["batches_created"] == 2  # the expired one and exactly one resubmission
+    assert scalar(world, "SELECT COUNT(*) FROM llm_batches WHERE parent_key IS NOT NULL") == 1
+    assert_paid_once_at_batch_price(world, server, n)
