@@ -383,3 +383,23 @@ def test_kill_minus_nine_while_resubmitting_an_expired_batch_resubmits_once(make
     assert server.batches.stats()["batches_created"] == 2  # the expired one and exactly one resubmission
     assert scalar(world, "SELECT COUNT(*) FROM llm_batches WHERE parent_key IS NOT NULL") == 1
     assert_paid_once_at_batch_price(world, server, n)
+
+
+def test_token_limit_behind_other_batches_is_deferred_until_they_end(make_pg_database, server, instance):
+    server.batches.configure(validating_s=3600)
+    world = build_world(make_pg_database, server, 40, TenantFeatures(use_openai=True, chunk_size=20))
+    materialize(world, instance, BACKFILL_TAGS)
+    c = client(server)
+    first, second = sorted(c.batches.list(), key=lambda b: b.created_at)
+    tokens = sum(prompt_tokens_of(json.loads(row)["body"]["messages"])
+                 for row in c.files.content(first.input_file_id).text.splitlines())
+    server.batches.configure(validating_s=0, processing_s=3600, enqueued_token_limit=int(tokens * 1.5))
+    assert isinstance(tick(world, instance), dg.SkipReason)  # one in progress, the other failed on the limit: deferred
+    assert {b.status for b in c.batches.list()} == {"in_progress", "failed"}
+    assert scalar(world, "SELECT COUNT(*) FROM llm_batch_requests WHERE state = 'open'") == 40  # still in batch
+    assert server.batches.stats()["batches_created"] == 2
+    server.batches.configure(processing_s=0)
+    tick(world, instance)  # the first ends; the deferred one is split and resubmitted
+    tick(world, instance)
+    assert scalar(world, "SELECT COUNT(*) FROM conversation_analyses") == 40
+    assert server.batches.stats()["batches_created"] == 4 and server.batches.prompts_billed_twice() == []

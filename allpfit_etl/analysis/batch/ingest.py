@@ -109,8 +109,12 @@ def ingest_batch(engine: sa.Engine, client: openai.OpenAI, row, batch, options: 
             release.append(request)
 
     error = _batch_error(batch)
+    token_limit = batch.status == "failed" and bool(error) and error.startswith("token_limit_exceeded")
+    if token_limit and _others_in_progress(engine, row.batch_key):
+        report.still_open += 1  # defer: kept in batch, tried again once the batches ahead of it have ended
+        return report
     if batch.status == "failed":
-        if error and error.startswith("token_limit_exceeded") and len(release) > 1:
+        if token_limit and len(release) > 1:
             half = len(release) // 2  # split: each half fits more easily under the enqueued-token limit
             for part, chunk in (("split:0", release[:half]), ("split:1", release[half:])):
                 report.resubmitted += _resubmit(engine, client, row.batch_key, identity, chunk, options, part, same_attempt=True)
@@ -178,6 +182,12 @@ def _resubmit(engine, client, parent_key: str, identity: AnalyzerIdentity, reque
     attempts = {c.conversation_id: int(wanted[c.conversation_id].attempt) + (0 if same_attempt else 1) for c in inputs}
     submitted = submit(engine, client, identity, inputs, options, parent_key=parent_key, attempts=attempts, part=part)
     return sum(s.conversations for s in submitted)
+
+
+def _others_in_progress(engine, batch_key: str) -> bool:
+    """Other batches still holding enqueued tokens (the limit is per organization and model)."""
+    return any(r.batch_key != batch_key and r.status in ("validating", "in_progress", "finalizing")
+               for r in store.rows(engine, "not_ingested"))
 
 
 def _tenant_of(engine, batch_key: str) -> int:
