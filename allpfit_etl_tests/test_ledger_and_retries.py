@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.definitions import ASSETS
 from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME, lead_analysis_job
@@ -89,7 +89,7 @@ def lead_analysis_from_env() -> dg.JobDefinition:
         resources={
             "chatwoot": ChatwootDatabase(url=dg.EnvVar("CHATWOOT_DATABASE_URL")),
             "analytics": AnalyticsDatabase(url=dg.EnvVar("ANALYTICS_DATABASE_URL")),
-            "openai": OpenAIResource(api_key=dg.EnvVar("OPENAI_API_KEY"), base_url=dg.EnvVar("OPENAI_BASE_URL")),
+            "openai": LeadAnalysisOpenAI(api_key=dg.EnvVar("OPENAI_API_KEY"), base_url=dg.EnvVar("OPENAI_BASE_URL")),
         },
     ).resolve_job_def(LEAD_ANALYSIS_JOB_NAME)
 
@@ -148,7 +148,7 @@ def test_a_step_retry_reuses_the_answers_stored_before_the_failure(make_pg_datab
 
     assert_paid_once_except_the_lost_answer(world, server)
     meta = analyses_metadata(instance, result.run_id)
-    assert (meta["reused_answers"], meta["analysed"]) == (CONVERSATIONS - 1, 1)
+    assert (meta["reused_answers"], meta["analyzed"]) == (CONVERSATIONS - 1, 1)
 
 
 def test_a_reexecution_from_failure_reuses_the_answers_of_the_failed_run(make_pg_database, server, instance, monkeypatch):
@@ -171,4 +171,4 @@ def test_a_reexecution_from_failure_reuses_the_answers_of_the_failed_run(make_pg
 
     assert_paid_once_except_the_lost_answer(world, server)
     meta = analyses_metadata(instance, again.run_id)
-    assert (meta["reused_answers"], meta["analysed"]) == (CONVERSATIONS - 1, 1)
+    assert (meta["reused_answers"], meta["analyzed"]) == (CONVERSATIONS - 1, 1)

@@ -62,6 +62,8 @@ def deployment(tmp_path, pg_admin):
         for name in names.values():
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     urls = {k: make_url(TEST_DATABASE_URL).set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
+    dagster_url = make_url(urls["dagster"]).set(drivername="postgresql+psycopg2")  # what dagster-postgres needs
+    urls["dagster"] = dagster_url.render_as_string(hide_password=False)
     server = FakeOpenAIServer(FakeServerConfig(latency_s=600)).start()  # every request hangs
     home = tmp_path / "dagster_home"
     home.mkdir()

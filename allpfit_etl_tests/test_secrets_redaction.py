@@ -36,7 +36,7 @@ ASSET_METADATA = {  # what the README promises on every partition's materializat
     "chatwoot_conversations": {"extracted"},
     "pending_conversations": {"pending", "skipped"},
     "conversation_analyses": {
-        "analysed", "leads", "visits", "high_probability", "named", "openai.calls", "openai.prompt_tokens",
+        "analyzed", "leads", "visits", "high_probability", "named", "openai.calls", "openai.prompt_tokens",
         "openai.cached_tokens", "openai.completion_tokens", "openai.total_tokens", "cost_usd", "cost_brl", "failures",
         "retries", "conversations_per_second", "model",
     },
@@ -68,6 +68,8 @@ def secret_run(pg_admin, tmp_path_factory):
             conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER {role}'))
     base = make_url(TEST_DATABASE_URL).set(username=role, password=password)
     urls = {k: base.set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
+    dagster_url = make_url(urls["dagster"]).set(drivername="postgresql+psycopg2")  # what dagster-postgres needs
+    urls["dagster"] = dagster_url.render_as_string(hide_password=False)
     assert password in urls["analytics"]
 
     source = get_engine(urls["chatwoot"])
@@ -128,7 +130,7 @@ def secret_run(pg_admin, tmp_path_factory):
 
 def test_no_secret_in_output_events_metadata_logs_or_alerts(secret_run, capfd):
     run, unreachable, instance = secret_run["run"], secret_run["unreachable"], secret_run["instance"]
-    assert run.returncode == 1 and "run failed: ghost:" in run.stderr and "999" in run.stderr
+    assert run.returncode == 1 and "run failed: ghost:" in run.stderr and "999" in run.stderr, run.stderr[-3000:]
     assert "DEBUG" in run.stderr  # the console logger really wrote every event
     assert unreachable.returncode == 2 and "Chatwoot database unreachable at" in unreachable.stderr
 
