@@ -79,8 +79,6 @@ def deployment(tmp_path_factory, pg_admin):
         for name in names.values():
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     urls = {k: make_url(TEST_DATABASE_URL).set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
-    dagster_url = make_url(urls["dagster"]).set(drivername="postgresql+psycopg2")  # what dagster-postgres needs
-    urls["dagster"] = dagster_url.render_as_string(hide_password=False)
 
     source = get_engine(urls["chatwoot"])
     cw = ChatwootBuilder(source)
