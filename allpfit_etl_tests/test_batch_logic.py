@@ -85,3 +85,44 @@ def test_batch_price_is_half_of_the_overridable_real_time_price():
     assert cost_usd(batch_price_for("gpt-4o-mini"), 1_000_000, 0, 1_000_000) == pytest.approx(0.375)
     overrides = {"gpt-4o-mini": {"input": 1.0, "output": 2.0}}
     assert batch_price_for("gpt-4o-mini", overrides).output_per_m == price_for("gpt-4o-mini", overrides).output_per_m / 2
+
+
+@pytest.mark.parametrize("feature, tags, expected", [
+    ("backfills", {"dagster/backfill": "b1"}, True),
+    ("backfills", {}, False),  # sensor, schedule, CLI and UI runs stay real time
+    ("backfills", {"dagster/backfill": "b1", "allpfit/batch": "false"}, False),  # backfill --no-batch
+    ("backfills", {"allpfit/batch": "true"}, True),  # run --batch
+    ("never", {"dagster/backfill": "b1"}, False),
+    ("never", {"allpfit/batch": "true"}, True),
+    ("always", {}, True),
+    ("always", {"allpfit/batch": "false"}, False),
+])
+def test_which_runs_use_the_batch_api(feature, tags, expected):
+    from allpfit_etl.analysis.batch.step import use_batch_api
+    from allpfit_etl.tenants.registry import Tenant, TenantFeatures
+
+    tenant = Tenant(1, "gym", "Gym", 1, True, TenantFeatures(use_openai=True, batch_api=feature))
+    assert use_batch_api(tenant, tags) is expected
+    regex = Tenant(1, "gym", "Gym", 1, True, TenantFeatures(use_openai=False, batch_api=feature))
+    assert use_batch_api(regex, tags) is False
+
+
+def test_backfill_batch_flag_becomes_a_tag_of_the_backfill(tmp_path):
+    import datetime as dt
+
+    import dagster as dg
+
+    from allpfit_etl.automation.backfill import submit_tenant_backfill
+    from allpfit_etl.cli.main import batch_tags, build_parser
+    from allpfit_etl.definitions import defs
+    from allpfit_etl.tenants.registry import Tenant, TenantFeatures
+
+    parser = build_parser()
+    assert batch_tags(parser.parse_args(["backfill", "gym", "--from", "2025-11-01", "--to", "2025-11-02"])) == {}
+    no_batch = batch_tags(parser.parse_args(["backfill", "gym", "--from", "2025-11-01", "--to", "2025-11-02", "--no-batch"]))
+    assert no_batch == {"allpfit/batch": "false"}
+    assert batch_tags(parser.parse_args(["run", "--batch"])) == {"allpfit/batch": "true"}
+    tenant = Tenant(1, "gym", "Gym", 1, True, TenantFeatures(use_openai=True))
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        backfill_id = submit_tenant_backfill(defs, instance, tenant, dt.date(2025, 11, 1), dt.date(2025, 11, 2), no_batch)
+        assert instance.get_backfill(backfill_id).tags["allpfit/batch"] == "false"
