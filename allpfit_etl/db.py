@@ -91,14 +91,10 @@ def _cached_engine(url: str, read_only: bool) -> sa.Engine:
         path = parsed.database
         if read_only and path and path != ":memory:":
             # The source is never created nor written: a missing file is an unreachable database.
-            # A custom creator bypasses SQLAlchemy's check_same_thread=False for file databases;
-            # the pool hands a connection to one thread at a time, but not always the same one
-            # (the daemon evaluates sensor ticks on a thread pool), so sqlite3 must allow it.
+            # Pooled connections move between threads (sensor ticks, the extract's prefetch).
+            source_uri = f"file:{Path(path).resolve()}?mode=ro"
             engine = sa.create_engine(
-                url,
-                creator=lambda: sqlite3.connect(
-                    f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=30, check_same_thread=False
-                ),
+                url, creator=lambda: sqlite3.connect(source_uri, uri=True, timeout=30, check_same_thread=False)
             )
             event.listen(engine, "connect", lambda c, _r: c.execute("PRAGMA query_only=ON"))
             return engine

@@ -7,6 +7,7 @@ import dagster as dg
 
 from allpfit_etl import settings
 from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, stored_answers
+from allpfit_etl.analysis.batch.step import route_chunk
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget, month_to_date_spend_brl
 from allpfit_etl.analysis.chunks import ChunkSpec, split_into_chunks
 from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer
@@ -100,6 +101,7 @@ def analyze_chunk(
     )
     summary.count_results(list(reused.values()))
     summary.mark(tenant.tenant_id, reused, REUSED)
+    todo = route_chunk(context, engine, tenant, todo, openai, summary, sink)  # in batch mode: submitted, none left
 
     if todo and identity.analyzer == OPENAI_ANALYZER and tenant.features.monthly_budget_brl is not None:
         spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
@@ -156,12 +158,15 @@ def collect_analyses(context: dg.AssetExecutionContext, analytics: AnalyticsData
     )
     if total.deferred_by_budget:
         context.log.warning(f"monthly budget reached: {total.deferred_by_budget} conversations stay pending")
+    if total.in_batch:
+        context.log.info(f"{total.in_batch} conversation(s) wait in OpenAI batches")
     # Facts about the run that produced the partitions, the same on each of them.
     run_metadata = total.metadata(wall_seconds=wall_seconds)
     return dg.Output(None, metadata={
         "chunks": len(summaries),
         "conversations_per_second": run_metadata["conversations_per_second"],
         "model": run_metadata["model"],
+        "openai.batch_ids": run_metadata["openai.batch_ids"],
     })
 
 

@@ -10,8 +10,8 @@ from allpfit_etl.analysis.interface import AnalysisResult, Usage
 _MERGED = {"started_at", "usage", "models", "outcomes"}  # not plain sums
 
 # What a run did with one conversation; the names are the activity metadata keys they count in.
-ANALYZED, REUSED, FAILED, DEFERRED = "analyzed", "reused_answers", "failures", "deferred_by_budget"
-OUTCOMES = (ANALYZED, REUSED, FAILED, DEFERRED)
+ANALYZED, REUSED, FAILED, DEFERRED, IN_BATCH = "analyzed", "reused_answers", "failures", "deferred_by_budget", "in_batch"
+OUTCOMES = (ANALYZED, REUSED, FAILED, DEFERRED, IN_BATCH)
 
 
 @dataclass
@@ -21,6 +21,7 @@ class ChunkSummary:
     reused_answers: int = 0
     failures: int = 0
     deferred_by_budget: int = 0
+    in_batch: int = 0  # waiting in an OpenAI batch (submitted by this run or an earlier one)
     leads: int = 0
     visits: int = 0
     high_probability: int = 0
@@ -29,6 +30,7 @@ class ChunkSummary:
     started_at: float = 0.0  # epoch seconds, to measure wall time across parallel chunks
     usage: Usage = field(default_factory=Usage)
     models: tuple[str, ...] = ()
+    batch_ids: tuple[str, ...] = ()  # batches this run submitted
     # (tenant id, conversation id) → outcome: lets the fan-in split the counts by partition.
     outcomes: dict[tuple[int, int], str] = field(default_factory=dict)
 
@@ -64,6 +66,8 @@ class ChunkSummary:
             "reused_answers": self.reused_answers,
             "failures": self.failures,
             "deferred_by_budget": self.deferred_by_budget,
+            "in_batch": self.in_batch,
+            "openai.batch_ids": ", ".join(self.batch_ids) or "none",
             "leads": self.leads,
             "visits": self.visits,
             "high_probability": self.high_probability,
