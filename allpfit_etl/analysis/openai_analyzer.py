@@ -43,7 +43,7 @@ EXPECTED_COMPLETION_TOKENS = 120
 IN_FLIGHT_HEADROOM = 1.5
 MIN_IN_FLIGHT = 4
 MAX_IN_FLIGHT = 2000
-IN_FLIGHT_WITHOUT_LIMIT = 256  # a server that states no rate limit (a local vLLM): no law to follow
+IN_FLIGHT_WITHOUT_LIMIT = 64  # a server that states no rate limit (a local vLLM): no law to follow
 INITIAL_LATENCY_S = 5.0
 # 400s about one conversation's content; any other 400 rejects the request itself (every one would fail).
 PER_CONVERSATION_400 = {"context_length_exceeded", "string_above_max_length", "content_filter", "invalid_prompt"}

@@ -107,7 +107,7 @@ class SharedRateLimit:
         if self._pending_writes:
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
         if self.engine is not None and self.holding:
-            await asyncio.to_thread(self._execute, "rate_limit/drop_lease", {"lease_id": self.lease_id})
+            await asyncio.to_thread(self._execute, "analytics/rate_limit/drop_lease", {"lease_id": self.lease_id})
         self.holding = False
 
     async def release(self) -> None:
@@ -115,20 +115,20 @@ class SharedRateLimit:
         (The last share is kept for the few retries still to come.)"""
         if self.holding and self.engine is not None:
             self.holding = False
-            await asyncio.to_thread(self._execute, "rate_limit/drop_lease", {"lease_id": self.lease_id})
+            await asyncio.to_thread(self._execute, "analytics/rate_limit/drop_lease", {"lease_id": self.lease_id})
         self.holding = False
 
     async def stop_run(self, reason: str) -> None:
         if self.engine is not None and self.run_id:
-            await asyncio.to_thread(self._execute, "rate_limit/stop_run",
+            await asyncio.to_thread(self._execute, "analytics/rate_limit/stop_run",
                                     {"run_id": self.run_id, "reason": reason, "now": time.time()})
 
     # ----- the database --------------------------------------------------------------------
     def _enter(self) -> None:
         with self.engine.begin() as conn:
             now = self._now(conn)
-            conn.execute(sql("rate_limit/drop_expired_leases"), {"before": now - 60})
-            row = conn.execute(sql("rate_limit/account_limits"), {"account_key": self.account}).first()
+            conn.execute(sql("analytics/rate_limit/drop_expired_leases"), {"before": now - 60})
+            row = conn.execute(sql("analytics/rate_limit/account_limits"), {"account_key": self.account}).first()
             if row is not None:
                 self.stated = RateLimits(int(row.rpm), int(row.tpm))
         self._beat()
@@ -142,13 +142,13 @@ class SharedRateLimit:
         with self.engine.begin() as conn:
             now = self._now(conn)
             if self.holding:
-                conn.execute(sql("rate_limit/renew_lease"), {
+                conn.execute(sql("analytics/rate_limit/renew_lease"), {
                     "lease_id": self.lease_id, "account_key": self.account, "run_id": self.run_id,
                     "expires_at": now + LEASE_TTL_S,
                 })
-            holders = conn.execute(sql("rate_limit/live_leases"), {"account_key": self.account, "now": now}).scalar_one()
-            row = conn.execute(sql("rate_limit/account_limits"), {"account_key": self.account}).first()
-            stop = conn.execute(sql("rate_limit/run_stop"), {"run_id": self.run_id}).scalar() if self.run_id else None
+            holders = conn.execute(sql("analytics/rate_limit/live_leases"), {"account_key": self.account, "now": now}).scalar_one()
+            row = conn.execute(sql("analytics/rate_limit/account_limits"), {"account_key": self.account}).first()
+            stop = conn.execute(sql("analytics/rate_limit/run_stop"), {"run_id": self.run_id}).scalar() if self.run_id else None
         if self.holding:
             self.holders = max(1, int(holders))
         if row is not None and self.stated is None:
@@ -158,11 +158,11 @@ class SharedRateLimit:
             self.on_stop(stop)
 
     def _now(self, conn: sa.Connection) -> float:
-        return float(conn.execute(sql("rate_limit/now", conn.dialect.name)).scalar_one())
+        return float(conn.execute(sql("analytics/rate_limit/now", conn.dialect.name)).scalar_one())
 
     def _save_limits(self, limits: RateLimits) -> None:
         with self.engine.begin() as conn:
-            conn.execute(sql("rate_limit/save_account_limits"), {
+            conn.execute(sql("analytics/rate_limit/save_account_limits"), {
                 "account_key": self.account, "rpm": int(limits.rpm), "tpm": int(limits.tpm), "now": self._now(conn),
             })
 

@@ -202,6 +202,7 @@ class _Stats:
     cached_tokens: int = 0
     completion_tokens: int = 0
     account_errors: int = 0
+    requests_after_account_error: int = 0  # arrived after the first account error was answered
     schema_rejections: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
@@ -366,6 +367,8 @@ class FakeOpenAIServer:
         if self.config.api_keys and key not in self.config.api_keys:
             with self._lock:
                 self._stats.requests += 1
+                if self._stats.account_errors:
+                    self._stats.requests_after_account_error += 1
                 self._stats.account_errors += 1
             # OpenAI names a few characters of the key; a test server has no reason to.
             return 401, {}, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
@@ -435,6 +438,8 @@ class FakeOpenAIServer:
         prompt_tokens = prompt_tokens_of(messages)
         with self._lock:
             self._stats.requests += 1
+            if self._stats.account_errors:
+                self._stats.requests_after_account_error += 1
             rejected = self._account_error(body)
             if rejected:
                 self._stats.account_errors += 1
