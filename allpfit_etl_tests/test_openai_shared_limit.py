@@ -36,14 +36,12 @@ def world(make_pg_database, tmp_path):
         add_tenant(analytics, slug, slug.title(), account_id, TenantFeatures(use_openai=True))  # default features
 
     with FakeOpenAIServer(FakeServerConfig()) as server:
-        env = {
-            **os.environ,
+        env = {  # no DAGSTER_HOME: the CLI's own instance under ALLPFIT_HOME, as a user gets it
+            **{k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "OPENAI_RPM", "OPENAI_TPM")},
             "CHATWOOT_DATABASE_URL": chatwoot_url, "ANALYTICS_DATABASE_URL": analytics_url,
             "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": server.base_url,
-            "DAGSTER_HOME": str(tmp_path / "dagster_home"), "ALLPFIT_HOME": str(tmp_path),
+            "ALLPFIT_HOME": str(tmp_path),
         }
-        env.pop("OPENAI_RPM", None)
-        env.pop("OPENAI_TPM", None)
         yield {"server": server, "analytics": analytics, "env": env, "tenant": tenant}
 
 
