@@ -36,7 +36,7 @@ from allpfit_etl.analysis.rate_limiter import LimiterClosed, retry_after_seconds
 from allpfit_etl.analysis.shared_rate_limit import SharedRateLimit
 from allpfit_etl.analysis.truncation import estimate_tokens, truncate_transcript
 from allpfit_etl.errors import AllpfitError, redact
-from allpfit_etl.extract.sanitize import sanitize_text
+from allpfit_etl.text import sanitize_text
 
 EXPECTED_COMPLETION_TOKENS = 120
 # Little's law: in flight ≈ rate × latency; the headroom absorbs latency jitter.

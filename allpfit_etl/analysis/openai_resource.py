@@ -29,8 +29,11 @@ def _limit_from_env(name: str) -> int | None:
     return value
 
 
-class OpenAIResource(dg.ConfigurableResource):
+class LeadAnalysisOpenAI(dg.ConfigurableResource):
     """Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, LM Studio, the bundled fake server).
+
+    Not ``dagster_openai.OpenAIResource``: this one builds the lead analyzer (rate limits,
+    prices, retries into the ``llm_usage`` ledger), under the resource key ``openai``.
 
     The account's rate limit is learned from the server's ``x-ratelimit-limit-*`` headers; set
     ``rpm``/``tpm`` here, ``OPENAI_RPM``/``OPENAI_TPM`` in the environment, or
