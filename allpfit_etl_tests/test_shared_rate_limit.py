@@ -36,11 +36,11 @@ def test_holders_split_the_limit_and_give_it_back(engine):
         async with a:
             assert a.limiter.rpm == pytest.approx(3000 * SAFETY)  # alone: the whole limit
             async with b:
-                a._beat()
+                a._take_beat(a._beat())
                 assert (a.holders, b.holders) == (2, 2)
                 assert a.limiter.rpm == b.limiter.rpm == pytest.approx(1500 * SAFETY)
                 await b.release()  # b has nothing left to start
-                a._beat()
+                a._take_beat(a._beat())
                 assert a.limiter.rpm == pytest.approx(3000 * SAFETY)
             with engine.connect() as conn:
                 assert conn.execute(sa.text("SELECT COUNT(*) FROM openai_rate_leases")).scalar_one() == 1
@@ -89,8 +89,23 @@ def test_a_run_stop_reaches_the_runs_other_holders_only(engine):
         same.on_stop, other.on_stop = stops.append, lambda reason: stops.append(("other", reason))
         async with same, other:
             await holder(engine, run_id="run-1").stop_run("OpenAI quota exhausted")
-            same._beat()
-            other._beat()
+            same._take_beat(same._beat())
+            other._take_beat(other._beat())
 
     asyncio.run(scenario())
     assert stops == ["OpenAI quota exhausted"]
+
+
+def test_a_step_of_a_stopped_run_sends_nothing(engine):
+    from allpfit_etl.analysis.interface import ConversationInput
+    from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
+    from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
+    from allpfit_etl.fake_openai import FakeOpenAIServer
+
+    asyncio.run(holder(engine, run_id="run-9").stop_run("OpenAI rejected the API key (401)"))
+    with FakeOpenAIServer() as server:
+        analyzer = LeadAnalysisOpenAI(api_key="sk-x", base_url=server.base_url).build_analyzer(
+            tenant_id=1, model="gpt-4o-mini", engine=engine, run_id="run-9")
+        with pytest.raises(OpenAIAccountError, match=r"^OpenAI rejected the API key \(401\)$"):
+            analyzer.analyze_chunk([ConversationInput(1, i, f"h{i}", "Contato: oi") for i in range(50)])
+        assert server.stats()["requests"] == 0

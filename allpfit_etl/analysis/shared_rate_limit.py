@@ -95,7 +95,7 @@ class SharedRateLimit:
     async def __aenter__(self) -> "SharedRateLimit":
         self.holding = True
         if self.engine is not None:
-            await asyncio.to_thread(self._enter)
+            self._take_beat(await asyncio.to_thread(self._enter))
             self._task = asyncio.create_task(self._beats())
         self._apply()
         return self
@@ -124,21 +124,21 @@ class SharedRateLimit:
                                     {"run_id": self.run_id, "reason": reason, "now": time.time()})
 
     # ----- the database --------------------------------------------------------------------
-    def _enter(self) -> None:
+    def _enter(self) -> tuple:
         with self.engine.begin() as conn:
-            now = self._now(conn)
-            conn.execute(sql("analytics/rate_limit/drop_expired_leases"), {"before": now - 60})
-            row = conn.execute(sql("analytics/rate_limit/account_limits"), {"account_key": self.account}).first()
-            if row is not None:
-                self.stated = RateLimits(int(row.rpm), int(row.tpm))
-        self._beat()
+            conn.execute(sql("analytics/rate_limit/drop_expired_leases"), {"before": self._now(conn) - 60})
+        return self._beat()
 
     async def _beats(self) -> None:
         while True:
             await asyncio.sleep(BEAT_S)
-            await asyncio.to_thread(self._beat)
+            try:
+                self._take_beat(await asyncio.to_thread(self._beat))
+            except sa.exc.SQLAlchemyError:
+                continue  # a missed beat keeps the last share; the lease outlives a few of them
 
-    def _beat(self) -> None:
+    def _beat(self) -> tuple:
+        """In a worker thread: renew the lease; read the live leases, the limits and a run stop."""
         with self.engine.begin() as conn:
             now = self._now(conn)
             if self.holding:
@@ -146,13 +146,20 @@ class SharedRateLimit:
                     "lease_id": self.lease_id, "account_key": self.account, "run_id": self.run_id,
                     "expires_at": now + LEASE_TTL_S,
                 })
-            holders = conn.execute(sql("analytics/rate_limit/live_leases"), {"account_key": self.account, "now": now}).scalar_one()
+            holders = conn.execute(sql("analytics/rate_limit/live_leases"),
+                                   {"account_key": self.account, "now": now}).scalar_one()
             row = conn.execute(sql("analytics/rate_limit/account_limits"), {"account_key": self.account}).first()
-            stop = conn.execute(sql("analytics/rate_limit/run_stop"), {"run_id": self.run_id}).scalar() if self.run_id else None
+            stop = conn.execute(sql("analytics/rate_limit/run_stop"), {"run_id": self.run_id}).scalar() \
+                if self.run_id else None
+        return int(holders), (RateLimits(int(row.rpm), int(row.tpm)) if row is not None else None), stop
+
+    def _take_beat(self, beat: tuple) -> None:
+        """In the event loop, which owns the limiter: this holder's share from the beat's figures."""
+        holders, stated, stop = beat
         if self.holding:
-            self.holders = max(1, int(holders))
-        if row is not None and self.stated is None:
-            self.stated = RateLimits(int(row.rpm), int(row.tpm))
+            self.holders = max(1, holders)
+        if stated is not None and self.stated is None:
+            self.stated = stated
         self._apply()
         if stop:
             self.on_stop(stop)
