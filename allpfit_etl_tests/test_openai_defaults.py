@@ -41,3 +41,30 @@ def test_migration_removes_the_old_hand_set_defaults_and_keeps_chosen_values(eng
     with engine.connect() as conn:
         raw = conn.execute(sa.text("SELECT features FROM tenant_configs WHERE slug = 'old'")).scalar_one()
     assert "chunk_size" not in (raw if isinstance(raw, dict) else json.loads(raw))
+
+
+def test_limits_set_in_the_environment_or_the_resource_win_over_learning(monkeypatch):
+    from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
+    from allpfit_etl.analysis.pricing import RateLimits
+    from allpfit_etl.errors import ConfigError
+
+    monkeypatch.delenv("OPENAI_RPM", raising=False)
+    monkeypatch.delenv("OPENAI_TPM", raising=False)
+    assert LeadAnalysisOpenAI().configured_limits("gpt-4o-mini") is None  # learned from the server
+    monkeypatch.setenv("OPENAI_RPM", "500")
+    assert LeadAnalysisOpenAI().configured_limits("gpt-4o-mini") == RateLimits(500, 0)
+    assert LeadAnalysisOpenAI(rpm=300, tpm=90_000).configured_limits("gpt-4o-mini") == RateLimits(300, 90_000)
+    monkeypatch.setenv("OPENAI_RPM", "lots")
+    with pytest.raises(ConfigError, match="^OPENAI_RPM must be a whole number of RPM, got 'lots'$"):
+        LeadAnalysisOpenAI().configured_limits("gpt-4o-mini")
+
+
+def test_the_cli_passes_rpm_and_tpm_as_the_environment_does(monkeypatch):
+    import os
+
+    from allpfit_etl.cli.main import build_parser, set_rate_limits
+
+    monkeypatch.delenv("OPENAI_RPM", raising=False)
+    monkeypatch.delenv("OPENAI_TPM", raising=False)
+    set_rate_limits(build_parser().parse_args(["run", "--rpm", "450", "--tpm", "150000"]))
+    assert (os.environ["OPENAI_RPM"], os.environ["OPENAI_TPM"]) == ("450", "150000")
