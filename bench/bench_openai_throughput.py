@@ -3,7 +3,7 @@
 OpenAI-compatible server in its own process over real HTTP, with no setting a user would not have.
 
     python bench/bench_openai_throughput.py [--rate-limited 6000] [--rpm 3000] [--old-design 100]
-                                            [--fast 5000] [--fast-rpm 30000]
+                                            [--fast 5000] [--fast-rpm 30000] [--only 1|2]
 
 1. Server at 3 s ± 1 s latency enforcing 3,000 RPM; 6,000 conversations in one tenant-day.
    Target ≥ 45 conversations/s (90 % of the limit). Then the old design (ThreadPoolExecutor(5)
@@ -181,7 +181,15 @@ def main() -> None:
     parser.add_argument("--old-design", type=int, default=100)
     parser.add_argument("--fast", type=int, default=5000)
     parser.add_argument("--fast-rpm", type=int, default=30000)
+    parser.add_argument("--only", type=int, choices=(1, 2), help="run only benchmark 1 or 2")
     args = parser.parse_args()
+    if args.only != 2:
+        rate_limited(args)
+    if args.only != 1:
+        fast(args)
+
+
+def rate_limited(args) -> None:
 
     with ServerProcess("--latency", "3", "--latency-jitter", "1", "--rpm", str(args.rpm)) as server:
         limited = tenant_day_run(args.rate_limited, server)
@@ -194,6 +202,8 @@ def main() -> None:
     print(f"   speed-up:    {limited['end_to_end'] / old_rate:.0f}× end to end, "
           f"{limited['analysis_rate'] / old_rate:.0f}× analysis")
 
+
+def fast(args) -> None:
     with ServerProcess("--latency", "0.2", "--rpm", str(args.fast_rpm)) as server:
         fast = tenant_day_run(args.fast, server)
     report(f"2. `allpfit-etl run`, default features: {args.fast} conversations, server 0.2 s stating "
