@@ -83,7 +83,10 @@ def main() -> None:
         dagster_home.mkdir()
         shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
         env = user_environment(chatwoot_url, analytics_url, server.base_url, home)
-        env.update(DAGSTER_HOME=str(dagster_home), DAGSTER_PG_URL=dagster_url, ALLPFIT_START_DATE=FIRST_DAY.isoformat())
+        # dagster-postgres sends `NOTIFY run_events, <bound parameter>`, which psycopg 3 (what SQLAlchemy
+        # 2.1 picks for postgresql://) binds server-side and PostgreSQL rejects: the instance names psycopg2.
+        env.update(DAGSTER_HOME=str(dagster_home), DAGSTER_PG_URL=dagster_url.replace("postgresql:", "postgresql+psycopg2:"),
+                   ALLPFIT_START_DATE=FIRST_DAY.isoformat())
         cli(env, "init")
         for slug, account in TENANTS:
             cli(env, "tenants", "add", slug, "--name", slug.title(), "--account-id", str(account), "--openai")
@@ -105,6 +108,9 @@ def main() -> None:
                 with analytics.connect() as conn:
                     loaded = conn.execute(sa.text("SELECT COUNT(*) FROM conversations_analytics")).scalar_one()
             wall = time.monotonic() - submitted
+            if loaded < total:
+                log.flush()
+                print((Path(home) / "daemon.log").read_text()[-4000:], file=sys.stderr)
             with analytics.connect() as conn:
                 first = conn.execute(sa.text("SELECT MIN(created_at) FROM llm_usage")).scalar_one()
                 answers, last = conn.execute(sa.text("SELECT COUNT(*), MAX(analyzed_at) FROM conversation_analyses")).one()
