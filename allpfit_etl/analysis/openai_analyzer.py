@@ -212,6 +212,7 @@ class OpenAIAnalyzer:
         self.latency_s = INITIAL_LATENCY_S
         self.max_in_flight_seen = 0
         self._in_flight = 0
+        self._unsent = 0  # conversations not yet sent once: while any are left, this step needs its share
         self._latency_seen = False
 
     def analyze_chunk(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome:
@@ -229,6 +230,7 @@ class OpenAIAnalyzer:
         reporter = asyncio.create_task(self._report(outcome, len(conversations), started)) if self.progress else None
         try:
             async with self.rate_limit:
+                self._unsent = len(conversations)
                 await self._run_workers(client, collections.deque(conversations), outcome)
         finally:
             if reporter:
@@ -254,7 +256,7 @@ class OpenAIAnalyzer:
                 task = asyncio.create_task(worker())
                 workers.add(task)
                 task.add_done_callback(workers.discard)
-            if not queue and self.rate_limit.holding:
+            if self._unsent == 0 and self.rate_limit.holding:  # only retries are left: share the rest
                 await self.rate_limit.release()
             if workers:
                 done, _ = await asyncio.wait(set(workers), timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
@@ -312,6 +314,8 @@ class OpenAIAnalyzer:
                     if self.stop_reason:
                         raise RunStopped()
                     attempts += 1
+                    if attempts == 1:
+                        self._unsent -= 1
                     try:
                         analysis, record = await self._attempt(client, conversation, messages, attempts, outcome.usage)
                     except AttemptFailed as failed:
