@@ -226,6 +226,9 @@ class FakeOpenAIServer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        from allpfit_etl.fake_openai.batches import BatchEndpoints  # imports this module's helpers
+
+        self.batches = BatchEndpoints()  # /v1/files and /v1/batches
         self._routes: dict[tuple[str, str], Route] = {}
         self._public_routes: set[tuple[str, str]] = set()
         self.add_route("GET", "/_stats", self._get_stats, public=True)
@@ -356,6 +359,8 @@ class FakeOpenAIServer:
             rejected = self._check_key(headers.get("authorization", ""))
             if rejected:
                 return rejected
+        if handler is None and self.batches.handles(path):
+            return await self.batches.route(method, path, headers, body)
         if handler is None:
             return 404, {}, _error(f"Unknown route {method} {path}", "invalid_request_error", "not_found")
         return await handler(headers, body)
