@@ -42,12 +42,15 @@ def world(make_pg_database, tmp_path):
             "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": server.base_url,
             "ALLPFIT_HOME": str(tmp_path),
         }
-        yield {"server": server, "analytics": analytics, "env": env, "tenant": tenant}
+        yield {"server": server, "analytics": analytics, "env": env, "tenant": tenant, "home": tmp_path}
 
 
 def start_run(world, slug: str) -> subprocess.Popen:
+    """Each run on its own Dagster instance, as on two machines: only the analytics database is shared
+    (and two first-time SQLite instances in one folder would race to create their schema)."""
     command = [sys.executable, "-m", "allpfit_etl.cli.main", "run", "--tenant", slug, "--from", DAY.isoformat()]
-    return subprocess.Popen(command, env=world["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**world["env"], "ALLPFIT_HOME": str(world["home"] / slug)}
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(process: subprocess.Popen) -> None:
