@@ -95,7 +95,12 @@ class RunSummary:
 def _first_error(result) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            return f"step {event.step_key} failed: {redact(root_cause_line(event.step_failure_data.error))}"
+            error = event.step_failure_data.error
+            if error.cause is None and error.cls_name == "Failure":  # the step's own one-line verdict
+                cause = error.message.strip().splitlines()[0].split("Failure: ", 1)[-1]
+            else:
+                cause = root_cause_line(error)
+            return f"{redact(cause)} (step {event.step_key})"
     return "the run failed before any step"
 
 

@@ -185,8 +185,8 @@ def test_a_failing_run_prints_one_line_naming_the_step_and_the_cause(home, chatw
     )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith("run failed: ghost: step chatwoot_conversations failed: ")
-    assert "Chatwoot account 999, which does not exist" in result.stderr
+    assert result.stderr.startswith("run failed: ghost: ConfigError: tenant 'ghost' points at Chatwoot account 999")
+    assert result.stderr.rstrip().endswith("(step chatwoot_conversations)")
     assert "Traceback" not in result.stdout + result.stderr and "Stack Trace" not in result.stdout + result.stderr
 
 

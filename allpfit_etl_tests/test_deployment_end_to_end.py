@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from allpfit_etl.db import get_engine
 from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
+from allpfit_etl.settings import DAGSTER_STORAGE_VARIABLES, dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
@@ -116,8 +117,7 @@ def deployment(tmp_path_factory, pg_admin):
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        # dagster-postgres is written for psycopg2; SQLAlchemy 2.1 maps a plain postgresql:// to psycopg 3.
-        "DAGSTER_PG_URL": make_url(urls["dagster"]).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False),
+        **dagster_storage_env(urls["dagster"]),
         "CHATWOOT_DATABASE_URL": urls["chatwoot"],
         "ANALYTICS_DATABASE_URL": urls["analytics"],
         "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex,
@@ -134,8 +134,8 @@ def deployment(tmp_path_factory, pg_admin):
         subprocess.Popen(["dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
                          cwd=REPO, env=env, stdout=logs["webserver"], stderr=subprocess.STDOUT),
     ]
-    saved_env = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "DAGSTER_PG_URL")}
-    os.environ.update({"DAGSTER_HOME": env["DAGSTER_HOME"], "DAGSTER_PG_URL": env["DAGSTER_PG_URL"]})
+    saved_env = {k: os.environ.get(k) for k in ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)}
+    os.environ.update({k: env[k] for k in ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)})
     try:
         wait_for(lambda: _server_up(port), 120, "dagster-webserver to answer")
         instance = dg.DagsterInstance.get()
