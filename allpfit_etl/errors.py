@@ -35,4 +35,7 @@ def root_cause_line(error) -> str:
         error = error.cause
     message = error.message.strip()
     first_line = message.splitlines()[0] if message else ""
+    named, _, rest = first_line.partition(": ")
+    if rest and named.rsplit(".", 1)[-1] == error.cls_name:  # "package.module.Class: text" → "Class: text"
+        return f"{error.cls_name}: {rest}"
     return first_line if first_line.startswith(error.cls_name) else f"{error.cls_name}: {first_line}"

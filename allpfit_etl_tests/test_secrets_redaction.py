@@ -36,13 +36,13 @@ DAYS = [dt.date(2025, 11, 10), dt.date(2025, 11, 11), dt.date(2025, 11, 12)]
 ASSET_METADATA = {  # what the README promises on every partition's materialization
     "chatwoot_conversations": {"extracted"},
     "pending_conversations": {"pending", "skipped"},
-    "conversation_analyses": {
-        "analyzed", "leads", "visits", "high_probability", "named", "openai.calls", "openai.prompt_tokens",
-        "openai.cached_tokens", "openai.completion_tokens", "openai.total_tokens", "cost_usd", "cost_brl", "failures",
-        "retries", "conversations_per_second", "model",
+    "conversation_analyses": {  # what the run did to the partition (the state is on the load assets)
+        "analyzed", "reused_answers", "failures", "deferred_by_budget", "in_batch", "openai.calls",
+        "openai.prompt_tokens", "openai.cached_tokens", "openai.completion_tokens", "openai.total_tokens", "cost_usd",
+        "cost_brl", "retries", "conversations_per_second", "model",
     },
-    "conversations_analytics": {"loaded"},
-    "tenant_daily_kpis": {"conversations", "leads"},
+    "conversations_analytics": {"loaded", "conversations", "leads", "visits", "high_probability", "named"},
+    "tenant_daily_kpis": {"conversations", "leads", "visits", "high_probability", "named"},
 }
 
 
