@@ -11,6 +11,7 @@ from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget,
 from allpfit_etl.analysis.chunks import ChunkSpec, split_into_chunks
 from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer
 from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.analysis.shadow import analyze_shadow
 from allpfit_etl.analysis.summary import ChunkSummary
 from allpfit_etl.db import sql
 from allpfit_etl.extract.assets import BACKFILL_POLICY
@@ -128,6 +129,9 @@ def analyze_chunk(
         summary.count_results(outcome.results)
         for failure in outcome.failures[:5]:
             context.log.warning(f"conversation {failure.conversation_id} failed after {failure.attempts} attempt(s): {failure.error_kind}")
+    summary.usage = summary.usage.add(analyze_shadow(  # the other analyser's answer, to compare
+        engine, tenant, inputs, openai, context.log, run_id=context.run_id,
+        rate_limit_share=openai_pool_share(context.instance)))
     summary.elapsed_s = time.monotonic() - started
     return dg.Output(summary, metadata=summary.metadata())
 

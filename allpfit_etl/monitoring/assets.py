@@ -1,0 +1,122 @@
+"""Monitoring assets, in the lead_analysis job after the analysis and the load.
+
+They share the job's day × tenant partitions (no partition mapping needed) and recompute the
+whole tenant-month(s) a run touches from the tables, delete-then-insert: a month's agreement
+is always over all its days, whichever day partition ran last.
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from allpfit_etl import settings
+from allpfit_etl.analysis.assets import conversation_analyses
+from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.extract.assets import BACKFILL_POLICY
+from allpfit_etl.load.assets import tenant_daily_kpis
+from allpfit_etl.monitoring import store
+from allpfit_etl.monitoring.agreement import markdown_table
+from allpfit_etl.partitions import days_by_tenant, tenant_day_partitions
+from allpfit_etl.resources import AnalyticsDatabase
+from allpfit_etl.tenants.registry import get_tenant
+
+GROUP = "monitoring"
+NUMERIC_FIGURES = (
+    "compared", "is_lead_agreement", "is_lead_kappa", "visita_agreement", "visita_kappa", "probabilidade_mae",
+    "regex_lead_rate", "openai_lead_rate", "names_match_share", "disagreements",
+)
+
+
+def _tenant_months(context, engine):
+    for slug, days in days_by_tenant(context.partition_keys).items():
+        yield get_tenant(engine, slug), store.months_of(days)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("analyzer_agreement", deps=[conversation_analyses], group_name=GROUP, kinds={"pandas", "postgres"},
+                     description="Per tenant and month: regex vs OpenAI on the conversations both answered for the "
+                                 "same content (agreement, Cohen's kappa, 2×2 matrices, probability MAE, names)."),
+        dg.AssetSpec("analyzer_disagreements", deps=[conversation_analyses], group_name=GROUP, kinds={"pandas", "postgres"},
+                     description="The conversations where regex and OpenAI disagree on is_lead or visita_agendada, "
+                                 "or differ by ≥ 2 in probability, with both answers and the start of the transcript."),
+        dg.AssetSpec("analyzer_daily_kpis", deps=[conversation_analyses], group_name=GROUP, kinds={"pandas", "postgres"},
+                     description="Per tenant, day and analyser: lead rate, visits scheduled, high-probability (4–5) share."),
+    ],
+    partitions_def=tenant_day_partitions,
+    backfill_policy=BACKFILL_POLICY,
+)
+def analyzer_comparison(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase):
+    """One pass over the stored answers of each tenant-month the run touches feeds the three tables."""
+    engine = analytics.engine()
+    now = _now()
+    tables, figures, disagreements, quality_rows = [], {}, 0, 0
+    for tenant, months in _tenant_months(context, engine):
+        for month in months:
+            comparison = store.refresh_month(engine, tenant, month, now)
+            figures = comparison.figures
+            disagreements += len(comparison.disagreements)
+            quality_rows += len(comparison.quality)
+            tables.append(f"**{tenant.slug} {month:%Y-%m}**\n\n{markdown_table(figures)}")
+    numbers = {k: float(figures[k]) for k in NUMERIC_FIGURES if figures.get(k) is not None}
+    yield dg.MaterializeResult(asset_key="analyzer_agreement", metadata={
+        **numbers, "agreement": dg.MetadataValue.md("\n\n".join(tables) or "nothing compared")})
+    yield dg.MaterializeResult(asset_key="analyzer_disagreements", metadata={"disagreements": disagreements})
+    yield dg.MaterializeResult(asset_key="analyzer_daily_kpis", metadata={"rows": quality_rows})
+
+
+@dg.asset(
+    partitions_def=tenant_day_partitions,
+    backfill_policy=BACKFILL_POLICY,
+    deps=[conversation_analyses],
+    group_name=GROUP,
+    kinds={"pandas", "postgres"},
+)
+def llm_spend_daily(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase,
+                    openai: OpenAIResource) -> dg.MaterializeResult:
+    """The llm_usage ledger per tenant, local day, model and mode: calls, failed calls, tokens by
+    kind, cost and average latency. Metadata: month-to-date spend against monthly_budget_brl, the
+    month-end projection, and for regex tenants with a shadow sample the cost of switching to OpenAI."""
+    engine = analytics.engine()
+    timezone, now = settings.timezone_name(), _now()
+    today = store.local_today(timezone, now)
+    metadata: dict = {}
+    tenants = list(_tenant_months(context, engine))
+    for tenant, months in tenants:
+        # the calls this run made are dated today, whatever day partitions it analysed
+        for month in sorted(set(months) | {store.month_start(today)}):
+            daily = store.refresh_spend_month(engine, tenant, month, timezone, now)
+            if month == store.month_start(today):
+                metadata[f"{tenant.slug}.calls_today" if len(tenants) > 1 else "calls_today"] = int(
+                    daily[daily["day"] == today]["calls"].sum()) if not daily.empty else 0
+        outlook = store.cost_outlook(engine, tenant, store.month_start(today), timezone, today=today,
+                                     usd_brl=openai.usd_brl, price_overrides=openai.price_overrides)
+        prefix = f"{tenant.slug}." if len(tenants) > 1 else ""
+        metadata.update({prefix + k: v for k, v in outlook.metadata().items()})
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    partitions_def=tenant_day_partitions,
+    backfill_policy=BACKFILL_POLICY,
+    deps=[tenant_daily_kpis, "analyzer_agreement", "analyzer_disagreements", "analyzer_daily_kpis", llm_spend_daily],
+    group_name=GROUP,
+    kinds={"html"},
+)
+def lead_report(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase,
+                openai: OpenAIResource) -> dg.MaterializeResult:
+    """The self-contained HTML dashboard (all tenants): spend against budgets, lead rate and visits,
+    regex vs OpenAI agreement and disagreement examples. Its path is in the metadata."""
+    from allpfit_etl.monitoring.report import collect_report_data, default_report_path, render_report, write_report
+
+    data = collect_report_data(analytics.engine(), usd_brl=openai.usd_brl, price_overrides=openai.price_overrides)
+    path = write_report(render_report(data), default_report_path())
+    context.log.info(f"report written to {path}")
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "tenants": len(data.outlooks)})
+
+
+MONITORING_ASSETS = [analyzer_comparison, llm_spend_daily, lead_report]
