@@ -94,7 +94,8 @@ def llm_spend_daily(context: dg.AssetExecutionContext, analytics: AnalyticsDatab
                 metadata[f"{tenant.slug}.calls_today" if len(tenants) > 1 else "calls_today"] = int(
                     daily[daily["day"] == today]["calls"].sum()) if not daily.empty else 0
         outlook = store.cost_outlook(engine, tenant, store.month_start(today), timezone, today=today,
-                                     usd_brl=openai.usd_brl, price_overrides=openai.price_overrides)
+                                     volume_month=max(months), usd_brl=openai.usd_brl,
+                                     price_overrides=openai.price_overrides)
         prefix = f"{tenant.slug}." if len(tenants) > 1 else ""
         metadata.update({prefix + k: v for k, v in outlook.metadata().items()})
     return dg.MaterializeResult(metadata=metadata)

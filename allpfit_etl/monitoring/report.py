@@ -76,8 +76,9 @@ def collect_report_data(engine: sa.Engine, *, timezone: str | None = None, now: 
     outlooks = []
     month = store.month_start(today)
     for tenant in list_tenants(engine, enabled_only=True):
-        outlook = store.cost_outlook(engine, tenant, month, timezone, today=today, usd_brl=usd_brl,
-                                     price_overrides=price_overrides)
+        outlook = store.cost_outlook(engine, tenant, month, timezone, today=today,
+                                     volume_month=store.latest_data_month(engine, tenant.tenant_id),
+                                     usd_brl=usd_brl, price_overrides=price_overrides)
         outlooks.append(TenantOutlook(
             tenant.slug, tenant.name, "OpenAI" if tenant.features.use_openai else "regex",
             outlook.budget.month_to_date_brl, outlook.budget.projected_brl, tenant.features.monthly_budget_brl,

@@ -62,7 +62,7 @@ class BudgetStatus:
         return self.budget_brl is not None and self.projected_brl > self.budget_brl
 
     def metadata(self) -> dict:
-        meta = {"month_to_date_brl": round(self.month_to_date_brl, 6), "projected_month_brl": round(self.projected_brl, 6),
+        meta = {"month_to_date_brl": round(self.month_to_date_brl, 8), "projected_month_brl": round(self.projected_brl, 8),
                 "projected_over_budget": self.projected_over_budget}
         if self.budget_brl is not None:
             meta["monthly_budget_brl"] = float(self.budget_brl)
@@ -80,16 +80,6 @@ class TokensPerConversation:
     cached: float
     completion: float
     sample_size: int
-
-
-def tokens_per_conversation(openai_answers: pd.DataFrame) -> TokensPerConversation | None:
-    """Average tokens of the stored OpenAI answers (the shadow sample), or None without any."""
-    if openai_answers.empty:
-        return None
-    return TokensPerConversation(
-        float(openai_answers["prompt_tokens"].mean()), float(openai_answers["cached_tokens"].mean()),
-        float(openai_answers["completion_tokens"].mean()), len(openai_answers),
-    )
 
 
 def switching_cost_brl(tokens: TokensPerConversation, conversations: float, price: ModelPrice, usd_brl: float) -> float:

@@ -182,15 +182,33 @@ class CostOutlook:
     def metadata(self) -> dict:
         meta = self.budget.metadata()
         if self.switching_brl is not None:
-            meta.update(projected_openai_switch_brl=round(self.switching_brl, 6), shadow_sample_answers=self.sample_size,
+            meta.update(projected_openai_switch_brl=round(self.switching_brl, 8), shadow_sample_answers=self.sample_size,
                         projected_month_conversations=round(self.month_volume, 1))
         return meta
 
 
+def shadow_tokens(engine: sa.Engine, tenant_id: int, model: str) -> spend.TokensPerConversation | None:
+    with engine.connect() as conn:
+        row = conn.execute(sql("analytics/monitoring/openai_tokens_per_conversation"),
+                           {"tenant_id": tenant_id, "model": model}).one()
+    if not row.answers:
+        return None
+    return spend.TokensPerConversation(float(row.prompt_tokens), float(row.cached_tokens), float(row.completion_tokens),
+                                       int(row.answers))
+
+
+def latest_data_month(engine: sa.Engine, tenant_id: int) -> dt.date | None:
+    with engine.connect() as conn:
+        value = conn.execute(sql("analytics/monitoring/latest_conversation_day"), {"tenant_id": tenant_id}).scalar()
+    return month_start(pd.Timestamp(value).date()) if value is not None else None
+
+
 def cost_outlook(engine: sa.Engine, tenant: Tenant, month: dt.date, timezone: str, *, today: dt.date,
-                 usd_brl: float | None = None, price_overrides: dict | None = None) -> CostOutlook:
-    """Month-to-date spend against the budget with its month-end projection, and for a regex tenant
-    with a shadow sample, the projected monthly cost of switching to OpenAI."""
+                 volume_month: dt.date | None = None, usd_brl: float | None = None,
+                 price_overrides: dict | None = None) -> CostOutlook:
+    """Spend in ``month`` against the budget with its month-end projection, and for a regex tenant
+    with a shadow sample, the monthly cost of switching to OpenAI: tokens per conversation of the
+    sampled answers × the conversations of ``volume_month`` (default ``month``) × the price table."""
     ledger = month_ledger(engine, tenant.tenant_id, month, timezone)
     spent = float(ledger["cost_brl"].sum()) if not ledger.empty else 0.0
     current = (month.year, month.month) == (today.year, today.month)
@@ -198,12 +216,11 @@ def cost_outlook(engine: sa.Engine, tenant: Tenant, month: dt.date, timezone: st
               else spend.BudgetStatus(spent, spent, tenant.features.monthly_budget_brl))
     switching, sample, volume = None, 0, 0.0
     if not tenant.features.use_openai and tenant.features.shadow_openai_sample > 0:
-        answers = load_answers(engine, tenant.tenant_id, month, month_last_day(month))
-        openai_answers = agreement.latest_answers(answers)
-        openai_answers = openai_answers[openai_answers["analyzer"] == "openai"] if not openai_answers.empty else openai_answers
-        tokens = spend.tokens_per_conversation(openai_answers)
+        tokens = shadow_tokens(engine, tenant.tenant_id, tenant.features.model)
         if tokens is not None:
-            volume = spend.projected_volume(conversations_in_month(engine, tenant.tenant_id, month), month, today)
+            volume_month = volume_month or month
+            volume = spend.projected_volume(conversations_in_month(engine, tenant.tenant_id, volume_month),
+                                            volume_month, today)
             rate = usd_brl if usd_brl is not None else usd_brl_rate(ledger)
             switching = spend.switching_cost_brl(tokens, volume, price_for(tenant.features.model, price_overrides), rate)
             sample = tokens.sample_size
