@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import replace
 
 import dagster as dg
 import pytest
@@ -23,7 +24,7 @@ from allpfit_etl.monitoring.assets import MONITORING_ASSETS
 from allpfit_etl.partitions import TENANT_PARTITIONS_NAME
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
+from allpfit_etl.tenants.registry import TenantFeatures, add_tenant, update_features
 
 DAY = dt.date(2025, 11, 10)
 KEY = f"{DAY.isoformat()}|gym"
@@ -172,8 +173,13 @@ def test_openai_tenant_stores_both_answers_loads_openai_and_the_tables_match(mak
 def test_regex_tenant_shadow_sample_is_the_same_fifth_every_run_inside_the_budget(make_pg_database, server, instance):
     chatwoot_url = seeded_chatwoot(make_pg_database, 200)
     features = TenantFeatures(shadow_openai_sample=0.2, chunk_size=40, monthly_budget_brl=5.0)
-    world = analytics_world(make_pg_database, server, chatwoot_url, features)
+    world = analytics_world(make_pg_database, server, chatwoot_url, replace(features, shadow_openai_sample=0.0))
+    materialize(world, instance)
+    assert server.stats()["billed_calls"] == 0
+    # turned on after the history was analysed: the sample covers those conversations too
+    update_features(world["analytics"], "gym", shadow_openai_sample=0.2)
     meta = materialize(world, instance)
+    assert meta["pending_conversations"]["pending_shadow_missing"] == meta["conversation_analyses"]["openai.calls"]
 
     answers = answers_by_analyzer(world)
     tenant_id = rows(world, "SELECT tenant_id FROM tenant_configs")[0][0]

@@ -20,6 +20,7 @@ from allpfit_etl import settings
 from allpfit_etl.analysis.answer_store import AnswerSink, stored_answers
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, month_to_date_spend_brl
 from allpfit_etl.analysis.interface import AnalyzerIdentity, ConversationInput, Usage
+from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.tenants.registry import Tenant
 
@@ -45,6 +46,24 @@ def shadow_identity(tenant: Tenant) -> AnalyzerIdentity | None:
 
         return AnalyzerIdentity("openai", tenant.features.model, PROMPT_VERSION)
     return None
+
+
+def missing_shadow_answers(conn: sa.Connection, tenant: Tenant, day, conversation_ids) -> set[int]:
+    """Conversations of the (tenant, day) that should have a shadow answer for their current content
+    and do not: the pending filter sends them on even when their loaded analysis is current, so a
+    sample turned on today also covers conversations analysed before."""
+    identity = shadow_identity(tenant)
+    if identity is None:
+        return set()
+    wanted = {int(c) for c in conversation_ids}
+    if identity.analyzer == "openai":
+        wanted = {c for c in wanted if in_shadow_sample(tenant.tenant_id, c, tenant.features.shadow_openai_sample)}
+    if not wanted:
+        return set()
+    answered = conn.execute(sql("analytics/monitoring/shadow_answered_for_partition"), {
+        "tenant_id": tenant.tenant_id, "day": day, "analyzer": identity.analyzer, "model": identity.model,
+        "prompt_version": identity.prompt_version})
+    return wanted - {int(r.conversation_id) for r in answered}
 
 
 def fit_in_budget(conversations: list[ConversationInput], budget_brl: float | None, spent_brl: float, *,
