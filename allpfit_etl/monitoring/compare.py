@@ -68,13 +68,18 @@ def run_compare(engine: sa.Engine, slug: str, month_text: str | None, out=print)
     out("")
     out(markdown_table(comparison.figures))
     out("")
-    outlook = store.cost_outlook(engine, tenant, month, timezone, today=today)
+    # spend is dated when the calls were made: this month's, whichever month's conversations were compared
+    outlook = store.cost_outlook(engine, tenant, store.month_start(today), timezone, today=today, volume_month=month)
     budget = outlook.budget
     limit = f" of R$ {budget.budget_brl:.2f} budget" if budget.budget_brl is not None else " (no budget set)"
-    out(f"OpenAI spend {month:%Y-%m}: R$ {budget.month_to_date_brl:.2f}{limit}; month-end projection R$ {budget.projected_brl:.2f}")
+    out(f"OpenAI spend this month ({today:%Y-%m}): R$ {budget.month_to_date_brl:.2f}{limit}; "
+        f"month-end projection R$ {budget.projected_brl:.2f}")
     if outlook.switching_brl is not None:
         out(f"projected monthly cost of switching to OpenAI ({tenant.features.model}): R$ {outlook.switching_brl:.2f} "
-            f"(tokens per conversation from {outlook.sample_size} sampled answers × {outlook.month_volume:.0f} conversations)")
+            f"(tokens per conversation of {outlook.sample_size} sampled answers × {outlook.month_volume:.0f} conversations "
+            f"in {month:%Y-%m})")
+    elif tenant.features.use_openai:
+        out(f"projected monthly cost on OpenAI: R$ {budget.projected_brl:.2f} (month-end projection above)")
     examples = comparison.disagreements.head(EXAMPLES)
     out("")
     out(f"the {len(examples)} clearest of {len(comparison.disagreements)} disagreement(s):" if len(examples)

@@ -110,11 +110,22 @@ def _empty_chart(message: str) -> str:
     return _svg(figure)
 
 
-def _dates(axes) -> None:
+def _dates(axes, days: pd.Series) -> None:
     import matplotlib.dates as mdates
 
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%d/%m"))
+    # at least a week wide, so one or two days of data do not stretch over years of empty axis
+    first, last = days.min(), days.max()
+    pad = max(pd.Timedelta(days=1), (pd.Timedelta(days=7) - (last - first)) / 2)
+    axes.set_xlim(first - pad, last + pad)
+    axes.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=12))
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%d/%m/%y"))
     axes.grid(alpha=0.3)
+
+
+def _categories(axes, labels: list[str]) -> None:
+    """Bar positions with room for three groups at least, so one tenant is not one wall of colour."""
+    axes.set_xticks(range(len(labels)), labels)
+    axes.set_xlim(-0.6, max(len(labels), 3) - 0.4)
 
 
 def spend_chart(spend: pd.DataFrame, outlooks: list[TenantOutlook], today: dt.date) -> str:
@@ -131,7 +142,7 @@ def spend_chart(spend: pd.DataFrame, outlooks: list[TenantOutlook], today: dt.da
                          label=f"{slug}: orçamento/dia (R$ {budgets[slug] / days_in_month:.2f})")
     axes.set_ylabel("R$ por dia")
     axes.set_ylim(bottom=0)
-    _dates(axes)
+    _dates(axes, spend["day"])
     axes.legend(fontsize=8, loc="upper left")
     return _svg(figure)
 
@@ -145,11 +156,12 @@ def budget_chart(outlooks: list[TenantOutlook]) -> str:
     axes.bar([p - 0.2 for p in positions], [o.month_to_date_brl for o in outlooks], width=0.4, label="gasto no mês")
     axes.bar([p + 0.2 for p in positions], [o.projected_brl for o in outlooks], width=0.4, label="projeção fim do mês",
              color="C1", alpha=0.7)
+    label = "orçamento"
     for position, outlook in zip(positions, outlooks):
         if outlook.budget_brl is not None:
-            axes.hlines(outlook.budget_brl, position - 0.45, position + 0.45, colors="C3", linestyles="--",
-                        label="orçamento" if position == 0 or "orçamento" not in axes.get_legend_handles_labels()[1] else None)
-    axes.set_xticks(list(positions), slugs)
+            axes.hlines(outlook.budget_brl, position - 0.45, position + 0.45, colors="C3", linestyles="--", label=label)
+            label = None  # one legend entry for all the budget marks
+    _categories(axes, slugs)
     axes.set_ylabel("R$")
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize=8)
@@ -165,7 +177,7 @@ def kpi_chart(kpis: pd.DataFrame, column: str, label: str, percent: bool = False
         axes.plot(rows["day"], values, marker=".", label=slug)
     axes.set_ylabel(label)
     axes.set_ylim(bottom=0)
-    _dates(axes)
+    _dates(axes, kpis["day"])
     axes.legend(fontsize=8, loc="upper left")
     return _svg(figure)
 
@@ -179,7 +191,7 @@ def agreement_chart(agreement: pd.DataFrame) -> str:
     positions = range(len(slugs))
     for offset, column, label in ((-0.2, "is_lead_agreement", "é lead"), (0.2, "visita_agreement", "visita agendada")):
         axes.bar([p + offset for p in positions], compared[column].astype(float).fillna(0) * 100, width=0.4, label=label)
-    axes.set_xticks(list(positions), slugs)
+    _categories(axes, slugs)
     axes.set_ylim(0, 100)
     axes.set_ylabel("% de concordância")
     axes.grid(axis="y", alpha=0.3)
@@ -310,5 +322,6 @@ def write_report(text: str, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as handle:
         handle.write(text)
+    os.chmod(handle.name, 0o644)  # a report to share, not a secret
     os.replace(handle.name, path)
     return path.resolve()
