@@ -1,8 +1,9 @@
 """Monitoring assets, in the lead_analysis job after the analysis and the load.
 
-They share the job's day × tenant partitions (no partition mapping needed) and recompute the
-whole tenant-month(s) a run touches from the tables, delete-then-insert: a month's agreement
-is always over all its days, whichever day partition ran last.
+They share the job's day × tenant partitions (no partition mapping needed) and recompute from
+the tables, delete-then-insert: the agreement over the whole tenant-month(s) a run touches (a
+month's figures are always over all its days, whichever day ran last), quality over the run's
+days, spend over the months touched and the current one (calls are dated when they are made).
 """
 
 import datetime as dt
@@ -27,9 +28,14 @@ NUMERIC_FIGURES = (
 )
 
 
-def _tenant_months(context, engine):
+def _tenant_days(context, engine):
     for slug, days in days_by_tenant(context.partition_keys).items():
-        yield get_tenant(engine, slug), store.months_of(days)
+        yield get_tenant(engine, slug), days
+
+
+def _tenant_months(context, engine):
+    for tenant, days in _tenant_days(context, engine):
+        yield tenant, store.months_of(days)
 
 
 def _now() -> dt.datetime:
@@ -55,13 +61,13 @@ def analyzer_comparison(context: dg.AssetExecutionContext, analytics: AnalyticsD
     engine = analytics.engine()
     now = _now()
     tables, figures, disagreements, quality_rows = [], {}, 0, 0
-    for tenant, months in _tenant_months(context, engine):
-        for month in months:
+    for tenant, days in _tenant_days(context, engine):
+        for month in store.months_of(days):  # a month's agreement is over all its days
             comparison = store.refresh_month(engine, tenant, month, now)
             figures = comparison.figures
             disagreements += len(comparison.disagreements)
-            quality_rows += len(comparison.quality)
             tables.append(f"**{tenant.slug} {month:%Y-%m}**\n\n{markdown_table(figures)}")
+        quality_rows += store.refresh_quality(engine, tenant, days[0], days[-1], now)
     numbers = {k: float(figures[k]) for k in NUMERIC_FIGURES if figures.get(k) is not None}
     yield dg.MaterializeResult(asset_key="analyzer_agreement", metadata={
         **numbers, "agreement": dg.MetadataValue.md("\n\n".join(tables) or "nothing compared")})

@@ -67,10 +67,11 @@ def _normalise_days(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def load_answers(engine: sa.Engine, tenant_id: int, first_day: dt.date, last_day: dt.date) -> pd.DataFrame:
+def load_answers(engine: sa.Engine, tenant_id: int, first_day: dt.date, last_day: dt.date, *,
+                 paired_only: bool = False) -> pd.DataFrame:
+    query = "analytics/monitoring/" + ("paired_answers_for_days" if paired_only else "answers_for_days")
     with engine.connect() as conn:
-        result = conn.execute(sql("analytics/monitoring/answers_for_days"),
-                              {"tenant_id": tenant_id, "first_day": first_day, "last_day": last_day})
+        result = conn.execute(sql(query), {"tenant_id": tenant_id, "first_day": first_day, "last_day": last_day})
         frame = pd.DataFrame(result.all(), columns=list(result.keys()))
     if not frame.empty:
         frame["analyzed_at"] = pd.to_datetime(frame["analyzed_at"], utc=True, format="mixed")
@@ -95,18 +96,17 @@ class MonthComparison:
     month: dt.date
     figures: dict
     disagreements: pd.DataFrame  # paired answers with severity and transcript_start
-    quality: pd.DataFrame
 
 
 def compare_month(engine: sa.Engine, tenant: Tenant, month: dt.date) -> MonthComparison:
     """Both analysers on the tenant's conversations of one month, computed from the stored answers."""
-    answers = load_answers(engine, tenant.tenant_id, month, month_last_day(month))
+    answers = load_answers(engine, tenant.tenant_id, month, month_last_day(month), paired_only=True)
     paired = agreement.pair_answers(answers)
     figures = agreement.agreement_figures(paired)
     found = agreement.disagreements(paired)
     starts = transcript_starts(engine, tenant.tenant_id, found["conversation_id"])
     found = found.assign(transcript_start=[starts.get(int(i), "") for i in found["conversation_id"]])
-    return MonthComparison(tenant, month, figures, found, agreement.daily_quality(answers))
+    return MonthComparison(tenant, month, figures, found)
 
 
 DISAGREEMENT_COLUMNS = [
@@ -118,20 +118,26 @@ DISAGREEMENT_COLUMNS = [
 
 
 def refresh_month(engine: sa.Engine, tenant: Tenant, month: dt.date, now: dt.datetime) -> MonthComparison:
-    """Recompute the tenant's month in analyzer_agreement, analyzer_disagreements and analyzer_daily_kpis."""
+    """Recompute the tenant's month in analyzer_agreement and analyzer_disagreements."""
     comparison = compare_month(engine, tenant, month)
     params = {"tenant_id": tenant.tenant_id, "month": month}
-    days = {"tenant_id": tenant.tenant_id, "first_day": month, "last_day": month_last_day(month)}
     with engine.begin() as conn:
         conn.execute(sql("analytics/monitoring/delete_agreement_month"), params)
         conn.execute(sql("analytics/monitoring/delete_disagreements_month"), params)
-        conn.execute(sql("analytics/monitoring/delete_analyzer_daily_kpis"), days)
         insert_frame(conn, "analyzer_agreement", pd.DataFrame([comparison.figures]),
                      tenant_id=tenant.tenant_id, month=month, updated_at=now)
         insert_frame(conn, "analyzer_disagreements", comparison.disagreements[DISAGREEMENT_COLUMNS],
                      tenant_id=tenant.tenant_id, month=month, updated_at=now)
-        insert_frame(conn, "analyzer_daily_kpis", comparison.quality, tenant_id=tenant.tenant_id, updated_at=now)
     return comparison
+
+
+def refresh_quality(engine: sa.Engine, tenant: Tenant, first_day: dt.date, last_day: dt.date, now: dt.datetime) -> int:
+    """Recompute analyzer_daily_kpis for the tenant's days (every stored answer, per analyser)."""
+    quality = agreement.daily_quality(load_answers(engine, tenant.tenant_id, first_day, last_day))
+    with engine.begin() as conn:
+        conn.execute(sql("analytics/monitoring/delete_analyzer_daily_kpis"),
+                     {"tenant_id": tenant.tenant_id, "first_day": first_day, "last_day": last_day})
+        return insert_frame(conn, "analyzer_daily_kpis", quality, tenant_id=tenant.tenant_id, updated_at=now)
 
 
 def _has_mode_column(engine: sa.Engine) -> bool:
