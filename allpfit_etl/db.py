@@ -1,4 +1,4 @@
-"""Database engines and the SQL files under ``sql/``, loaded by name.
+"""Database engines (``chatwoot_engine``, ``analytics_engine``) and the SQL files under ``sql/``, loaded by name.
 
 The same queries run on PostgreSQL and SQLite. Only DDL differs per dialect: ``load_sql``
 looks for ``<name>.<dialect>.sql`` first and falls back to ``<name>.sql``.
@@ -15,9 +15,25 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from allpfit_etl import settings
 from allpfit_etl.errors import DatabaseUnreachableError, redact
 
-SQL_DIR = Path(os.environ.get("ALLPFIT_SQL_DIR", Path(__file__).resolve().parent.parent / "sql"))
+
+
+def _sql_dir() -> Path:
+    """``sql/`` ships inside the wheel as ``allpfit_etl/sql``; a checkout keeps it at the top."""
+    if os.environ.get("ALLPFIT_SQL_DIR"):
+        return Path(os.environ["ALLPFIT_SQL_DIR"])
+    package = Path(__file__).resolve().parent
+    installed = package / "sql"
+    return installed if installed.is_dir() else package.parent / "sql"
+
+
+SQL_DIR = _sql_dir()
+
+# Plain postgresql:// (and the postgres:// many hosts hand out) means psycopg 3, which the
+# package installs, whatever SQLAlchemy release picks as its default.
+_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
 
 
 @functools.cache
@@ -61,28 +77,37 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def normalize_url(url: str) -> sa.URL:
+    """Parse a database URL, giving plain ``postgresql://`` the installed psycopg 3 driver."""
+    parsed = make_url(url)
+    driver = _DEFAULT_DRIVERS.get(parsed.drivername)
+    return parsed.set(drivername=driver) if driver else parsed
+
+
 @functools.cache
 def _cached_engine(url: str, read_only: bool) -> sa.Engine:
-    parsed = make_url(url)
+    parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database
         if read_only and path and path != ":memory:":
             # The source is never created nor written: a missing file is an unreachable database.
+            # Pooled connections move between threads (sensor ticks, the extract's prefetch).
+            source_uri = f"file:{Path(path).resolve()}?mode=ro"
             engine = sa.create_engine(
-                url, creator=lambda: sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=30)
+                url, creator=lambda: sqlite3.connect(source_uri, uri=True, timeout=30, check_same_thread=False)
             )
             event.listen(engine, "connect", lambda c, _r: c.execute("PRAGMA query_only=ON"))
             return engine
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs: dict = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     if read_only and parsed.get_backend_name() == "postgresql":
         # Every transaction on the Chatwoot source is read-only at the server.
         kwargs["connect_args"]["options"] = "-c default_transaction_read_only=on"
-    return sa.create_engine(url, **kwargs)
+    return sa.create_engine(parsed, **kwargs)
 
 
 def get_engine(url: str, *, read_only: bool = False) -> sa.Engine:
@@ -90,6 +115,15 @@ def get_engine(url: str, *, read_only: bool = False) -> sa.Engine:
         return _cached_engine(url, read_only)
     except sa.exc.ArgumentError as exc:
         raise DatabaseUnreachableError(f"malformed database URL {redact(url)!r}: {exc}") from None
+    except sa.exc.NoSuchModuleError:
+        raise DatabaseUnreachableError(
+            f"database URL {redact(url)!r} names a driver SQLAlchemy does not know; write postgresql://… or sqlite:///…"
+        ) from None
+    except ModuleNotFoundError as exc:
+        raise DatabaseUnreachableError(
+            f"database URL {redact(url)!r} needs the Python module {exc.name!r}, which is not installed;"
+            " write postgresql://… (psycopg 3, installed with allpfit-etl) or install that driver"
+        ) from None
 
 
 def check_reachable(engine: sa.Engine, label: str) -> None:
@@ -104,5 +138,17 @@ def check_reachable(engine: sa.Engine, label: str) -> None:
         ) from None
 
 
-def dialect_of(engine_or_conn) -> str:
-    return engine_or_conn.dialect.name
+def chatwoot_engine(url: str | None = None, *, read_only: bool = True) -> sa.Engine:
+    """The Chatwoot engine, checked reachable; read-only unless the demo writes its data.
+
+    The one way to build an engine: the Dagster resources and the CLI both call these two."""
+    engine = get_engine(url or settings.chatwoot_database_url(), read_only=read_only)
+    check_reachable(engine, "Chatwoot")
+    return engine
+
+
+def analytics_engine(url: str | None = None) -> sa.Engine:
+    """The analytics engine, checked reachable."""
+    engine = get_engine(url or settings.analytics_database_url())
+    check_reachable(engine, "analytics")
+    return engine

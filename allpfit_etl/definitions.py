@@ -3,7 +3,7 @@
 import dagster as dg
 
 from allpfit_etl.analysis.assets import conversation_analyses
-from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.automation.alerts import AlertWebhook, run_failure_alert_sensor
 from allpfit_etl.automation.schedules import every_two_hours_schedule
 from allpfit_etl.automation.sensors import chatwoot_activity_sensor, tenant_partitions_sensor
@@ -29,7 +29,7 @@ def build_resources() -> dict:
     return {
         "chatwoot": ChatwootDatabase(url=env_var_or_none("CHATWOOT_DATABASE_URL")),
         "analytics": AnalyticsDatabase(url=env_var_or_none("ANALYTICS_DATABASE_URL")),
-        "openai": OpenAIResource(api_key=env_var_or_none("OPENAI_API_KEY"), base_url=env_var_or_none("OPENAI_BASE_URL")),
+        "openai": LeadAnalysisOpenAI(api_key=env_var_or_none("OPENAI_API_KEY"), base_url=env_var_or_none("OPENAI_BASE_URL")),
         "alert_webhook": AlertWebhook(url=env_var_or_none("ALERT_WEBHOOK_URL")),
     }
 

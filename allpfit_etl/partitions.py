@@ -1,4 +1,5 @@
-"""Partitions: tenant × local day.
+"""Partitions: tenant × local day, and the Dagster objects every step shares with them:
+the backfill policy, the (tenant, days) iterator over a run's partitions and the run tags.
 
 Keys look like ``2025-11-10|allpfit`` (Dagster joins dimensions in name order: day, tenant).
 """
@@ -7,13 +8,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterator
 
 import dagster as dg
+import sqlalchemy as sa
 
 from allpfit_etl import settings
 from allpfit_etl.errors import ConfigError
+from allpfit_etl.tenants.registry import Tenant, get_tenant
 
 TENANT_PARTITIONS_NAME = "tenant"
+# Run tags: which tenant a run is for, and what started it (cli, schedule, activity_sensor, backfill).
+TENANT_TAG = "allpfit/tenant"
+TRIGGER_TAG = "allpfit/trigger"
+
+BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.backfill_days_per_run())
 
 tenant_partitions = dg.DynamicPartitionsDefinition(name=TENANT_PARTITIONS_NAME)
 day_partitions = dg.DailyPartitionsDefinition(
@@ -45,3 +54,22 @@ def days_by_tenant(keys) -> dict[str, list[dt.date]]:
         day, slug = parse_partition_key(key)
         grouped[slug].add(day)
     return {slug: sorted(days) for slug, days in sorted(grouped.items())}
+
+
+def tenant_days(engine: sa.Engine, partition_keys) -> Iterator[tuple[Tenant, list[dt.date]]]:
+    """(tenant, its days) for every tenant among a run's (or a check's) partition keys."""
+    for slug, days in days_by_tenant(partition_keys).items():
+        yield get_tenant(engine, slug), days
+
+
+def run_tags(tenant_slug: str, trigger: str) -> dict[str, str]:
+    return {TENANT_TAG: tenant_slug, TRIGGER_TAG: trigger}
+
+
+def register_tenant_partitions(instance: dg.DagsterInstance, tenants: list[Tenant]) -> list[str]:
+    """Add the tenants' slugs as ``tenant`` partitions (the tenant sensor does this in production)."""
+    existing = set(instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME))
+    new = [t.slug for t in tenants if t.slug not in existing]
+    if new:
+        instance.add_dynamic_partitions(TENANT_PARTITIONS_NAME, new)
+    return new

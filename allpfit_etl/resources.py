@@ -6,8 +6,7 @@ import os
 import dagster as dg
 import sqlalchemy as sa
 
-from allpfit_etl import settings
-from allpfit_etl.db import check_reachable, get_engine
+from allpfit_etl.db import analytics_engine, chatwoot_engine
 
 
 class ChatwootDatabase(dg.ConfigurableResource):
@@ -16,9 +15,7 @@ class ChatwootDatabase(dg.ConfigurableResource):
     url: str | None = None
 
     def engine(self) -> sa.Engine:
-        engine = get_engine(self.url or settings.chatwoot_database_url(), read_only=True)
-        check_reachable(engine, "Chatwoot")
-        return engine
+        return chatwoot_engine(self.url)
 
 
 class AnalyticsDatabase(dg.ConfigurableResource):
@@ -27,9 +24,7 @@ class AnalyticsDatabase(dg.ConfigurableResource):
     url: str | None = None
 
     def engine(self) -> sa.Engine:
-        engine = get_engine(self.url or settings.analytics_database_url())
-        check_reachable(engine, "analytics")
-        return engine
+        return analytics_engine(self.url)
 
 
 def env_var_or_none(name: str) -> dg.EnvVar | None:

@@ -17,14 +17,15 @@ import dagster as dg
 
 from allpfit_etl import settings
 from allpfit_etl.errors import AllpfitError, ConfigError, redact, root_cause_line
-from allpfit_etl.partitions import TENANT_PARTITIONS_NAME, partition_key
+from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME
+from allpfit_etl.partitions import partition_key, register_tenant_partitions, run_tags
 from allpfit_etl.tenants.registry import Tenant
 
 SUMMARY_KEYS = {
     "chatwoot_conversations": {"extracted": "conversations"},
     "pending_conversations": {"pending": "pending", "skipped": "skipped"},
     "conversation_analyses": {
-        "analysed": "analysed", "reused_answers": "reused_answers", "failures": "failures",
+        "analyzed": "analyzed", "reused_answers": "reused_answers", "failures": "failures",
         "deferred_by_budget": "deferred_by_budget", "leads": "leads", "visits": "visits",
         "openai.total_tokens": "tokens", "cost_usd": "cost_usd", "cost_brl": "cost_brl",
     },
@@ -54,15 +55,6 @@ def dagster_home() -> Path:
 def get_instance() -> dg.DagsterInstance:
     dagster_home()
     return dg.DagsterInstance.get()
-
-
-def register_tenant_partitions(instance: dg.DagsterInstance, tenants: list[Tenant]) -> list[str]:
-    """Add the tenants' slugs as ``tenant`` partitions (the tenant sensor does this in production)."""
-    existing = set(instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME))
-    new = [t.slug for t in tenants if t.slug not in existing]
-    if new:
-        instance.add_dynamic_partitions(TENANT_PARTITIONS_NAME, new)
-    return new
 
 
 def parse_day(text: str, label: str) -> dt.date:
@@ -110,14 +102,13 @@ def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instanc
 
     instance = instance or get_instance()
     register_tenant_partitions(instance, tenants)
-    job = defs.resolve_job_def("lead_analysis")
+    job = defs.resolve_job_def(LEAD_ANALYSIS_JOB_NAME)
     summary = RunSummary()
     for tenant in tenants:
         tags = {
             "dagster/asset_partition_range_start": partition_key(first, tenant.slug),
             "dagster/asset_partition_range_end": partition_key(last, tenant.slug),
-            "allpfit/tenant": tenant.slug,
-            "allpfit/trigger": "cli",
+            **run_tags(tenant.slug, "cli"),
         }
         result = job.execute_in_process(
             instance=instance, tags=tags, raise_on_error=False,

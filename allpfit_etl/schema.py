@@ -6,7 +6,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from allpfit_etl.db import SQL_DIR, load_sql, split_statements
+from allpfit_etl.db import SQL_DIR, load_sql, split_statements, sql
 
 MIGRATIONS_DIR = SQL_DIR / "analytics" / "migrations"
 
@@ -20,17 +20,15 @@ def apply_migrations(engine: sa.Engine) -> list[str]:
     dialect = engine.dialect.name
     applied_now = []
     with engine.begin() as conn:
-        conn.execute(
-            sa.text("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-        )
-        done = {row[0] for row in conn.execute(sa.text("SELECT version FROM schema_migrations"))}
+        conn.execute(sql("analytics/schema/create_migrations_table"))
+        done = {row[0] for row in conn.execute(sql("analytics/schema/applied_migrations"))}
         for name in migration_names():
             if name in done:
                 continue
             for statement in split_statements(load_sql(f"analytics/migrations/{name}", dialect)):
                 conn.execute(sa.text(statement))
             conn.execute(
-                sa.text("INSERT INTO schema_migrations (version, applied_at) VALUES (:v, :t)"),
+                sql("analytics/schema/record_migration"),
                 {"v": name, "t": dt.datetime.now(dt.timezone.utc).isoformat()},
             )
             applied_now.append(name)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_TIMEZONE = "America/Sao_Paulo"
@@ -61,19 +60,3 @@ def backfill_days_per_run() -> int:
 def activity_sensor_interval_seconds() -> int:
     return _positive_int("ALLPFIT_ACTIVITY_SENSOR_INTERVAL", 30)
 
-
-@dataclass(frozen=True)
-class Settings:
-    chatwoot_url: str
-    analytics_url: str
-    timezone: str
-    start_date: str
-
-    @classmethod
-    def from_env(cls) -> "Settings":
-        return cls(
-            chatwoot_url=chatwoot_database_url(),
-            analytics_url=analytics_database_url(),
-            timezone=timezone_name(),
-            start_date=partitions_start_date(),
-        )

@@ -31,8 +31,17 @@ llm_usage = sa.table("llm_usage", *(sa.column(c) for c in LLM_USAGE_COLUMNS))
 
 
 def insert_rows(conn: sa.Connection, table: sa.TableClause, rows: list[dict]) -> int:
-    """Multi-row insert (psycopg2 batches it into VALUES lists)."""
-    if rows:
+    """Bulk insert inside the connection's transaction: COPY on psycopg 3 (several times faster
+    than batched INSERTs for the 100,000-row days), a multi-row INSERT elsewhere."""
+    if not rows:
+        return 0
+    if conn.dialect.driver == "psycopg":
+        columns = list(rows[0])
+        with conn.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[c] for c in columns])
+    else:
         conn.execute(table.insert(), rows)
     return len(rows)
 

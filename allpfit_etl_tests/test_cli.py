@@ -100,7 +100,7 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(home, capsys, args, mes
 
 
 def test_unreachable_database_is_one_line_without_the_password(home, capsys, monkeypatch):
-    monkeypatch.setenv("ANALYTICS_DATABASE_URL", "postgresql+psycopg2://etl:s3cr3t@127.0.0.1:1/analytics")
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", "postgresql://etl:s3cr3t@127.0.0.1:1/analytics")
     code, _, err = run_cli(capsys, "tenants", "list")
     assert code == 2 and err.count("\n") == 1
     assert "analytics database unreachable" in err and "s3cr3t" not in err

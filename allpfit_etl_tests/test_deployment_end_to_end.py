@@ -210,7 +210,7 @@ def test_graphql_loads_assets_partitions_checks_sensors_and_schedule(deployment)
         assert {d["name"] for d in node["partitionDefinition"]["dimensionTypes"]} == {"day", "tenant"}
     checks = {c["name"] for c in assets["conversations_analytics"]["assetChecksOrError"]["checks"]}
     assert checks == {
-        "no_nul_bytes_stored", "every_conversation_analysed_or_failed",
+        "no_nul_bytes_stored", "every_conversation_analyzed_or_failed",
         "probabilidade_conversao_in_range", "spend_within_monthly_budget",
     }
     sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
@@ -250,7 +250,7 @@ def test_one_tenant_day_run_records_tokens_and_cost(deployment):
         limit=1,
     ).records[0]
     meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
-    assert meta["analysed"] == 3
+    assert meta["analyzed"] == 3
     assert meta["openai.calls"] == stats["billed_calls"] - stats_before["billed_calls"] > 0
     assert meta["openai.prompt_tokens"] == stats["prompt_tokens"] - stats_before["prompt_tokens"]
     assert meta["openai.completion_tokens"] == stats["completion_tokens"] - stats_before["completion_tokens"]

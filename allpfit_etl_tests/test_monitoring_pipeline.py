@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.analysis.shadow import in_shadow_sample
 from allpfit_etl.db import get_engine
 from allpfit_etl.definitions import ASSETS
@@ -69,7 +69,7 @@ def analytics_world(make_pg_database, server, chatwoot_url: str, features: Tenan
         "resources": {
             "chatwoot": ChatwootDatabase(url=chatwoot_url),
             "analytics": AnalyticsDatabase(url=analytics_url),
-            "openai": OpenAIResource(api_key=API_KEY, base_url=server.base_url),
+            "openai": LeadAnalysisOpenAI(api_key=API_KEY, base_url=server.base_url),
         },
     }
 
@@ -176,7 +176,7 @@ def test_regex_tenant_shadow_sample_is_the_same_fifth_every_run_inside_the_budge
     world = analytics_world(make_pg_database, server, chatwoot_url, replace(features, shadow_openai_sample=0.0))
     materialize(world, instance)
     assert server.stats()["billed_calls"] == 0
-    # turned on after the history was analysed: the sample covers those conversations too
+    # turned on after the history was analyzed: the sample covers those conversations too
     update_features(world["analytics"], "gym", shadow_openai_sample=0.2)
     meta = materialize(world, instance)
     assert meta["pending_conversations"]["pending_shadow_missing"] == meta["conversation_analyses"]["openai.calls"]

@@ -15,7 +15,7 @@ from allpfit_etl.db import get_engine
 from allpfit_etl.monitoring import spend, store
 from allpfit_etl.monitoring.agreement import cohen_kappa
 from allpfit_etl.monitoring.assets import analyzer_comparison, llm_spend_daily
-from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.partitions import TENANT_PARTITIONS_NAME
 from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.schema import apply_migrations
@@ -44,7 +44,7 @@ def instance():
 def materialize(assets, analytics, instance, day: dt.date) -> dict:
     result = dg.materialize(
         assets, partition_key=f"{day.isoformat()}|gym", instance=instance, raise_on_error=False,
-        resources={"analytics": AnalyticsDatabase(url=analytics["url"]), "openai": OpenAIResource(api_key="sk-unused")},
+        resources={"analytics": AnalyticsDatabase(url=analytics["url"]), "openai": LeadAnalysisOpenAI(api_key="sk-unused")},
     )
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     return {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
@@ -99,7 +99,7 @@ def test_cohen_kappa_by_hand():
     assert cohen_kappa(0, 30, 20, 0) == pytest.approx(-12 / 13)
     assert cohen_kappa(7, 0, 0, 3) == 1.0
     assert cohen_kappa(9, 0, 0, 0) is None and cohen_kappa(0, 0, 0, 9) is None and cohen_kappa(0, 0, 0, 0) is None
-    assert cohen_kappa(0, 9, 0, 0) == 0.0  # each analyser one class, but different ones: defined
+    assert cohen_kappa(0, 9, 0, 0) == 0.0  # each analyzer one class, but different ones: defined
 
 
 def test_agreement_equals_hand_built_confusion_matrices_and_edge_cases(analytics, instance):
@@ -153,7 +153,7 @@ def test_agreement_equals_hand_built_confusion_matrices_and_edge_cases(analytics
     assert october["is_lead_kappa"] is None and october["visita_kappa"] is None  # undefined, stored as NULL
     assert "is_lead_kappa" not in meta[10]["analyzer_agreement"] and meta[10]["analyzer_agreement"]["compared"] == 12
 
-    # quality per analyser for a day, from the same answers
+    # quality per analyzer for a day, from the same answers
     with engine.connect() as conn:
         quality = {r.analyzer: r for r in conn.execute(sa.text(
             "SELECT * FROM analyzer_daily_kpis WHERE day = '2025-07-14'"))}

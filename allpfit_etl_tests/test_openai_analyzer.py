@@ -8,7 +8,7 @@ import pytest
 
 from allpfit_etl.analysis.interface import ConversationInput
 from allpfit_etl.analysis.openai_analyzer import RESPONSE_FORMAT, build_messages
-from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig, expected_answer
 
@@ -25,7 +25,7 @@ def server():
 
 
 def analyzer(server, key="sk-test", **kw):
-    resource = OpenAIResource(api_key=key, base_url=server.base_url, timeout_s=kw.pop("timeout_s", 5.0),
+    resource = LeadAnalysisOpenAI(api_key=key, base_url=server.base_url, timeout_s=kw.pop("timeout_s", 5.0),
                               max_attempts=kw.pop("max_attempts", 4))
     return resource.build_analyzer(tenant_id=1, model="gpt-4o-mini", max_concurrency=kw.pop("max_concurrency", 8), **kw)
 
@@ -80,7 +80,7 @@ def test_a_hang_becomes_a_timeout_failure_quickly(server):
 
 def test_missing_key_is_a_config_error(server):
     with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
-        OpenAIResource(base_url=server.base_url).build_analyzer(tenant_id=1, model="gpt-4o-mini", max_concurrency=1)
+        LeadAnalysisOpenAI(base_url=server.base_url).build_analyzer(tenant_id=1, model="gpt-4o-mini", max_concurrency=1)
 
 
 def test_authentication_errors_are_not_retried():

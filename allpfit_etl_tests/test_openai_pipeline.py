@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.db import get_engine
 from allpfit_etl.definitions import ASSETS
 from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
@@ -51,7 +51,7 @@ def build_world(make_pg_database, server, conversations: int, features: TenantFe
         "resources": {
             "chatwoot": ChatwootDatabase(url=chatwoot_url),
             "analytics": AnalyticsDatabase(url=analytics_url),
-            "openai": OpenAIResource(api_key=API_KEY, base_url=server.base_url, timeout_s=timeout_s),
+            "openai": LeadAnalysisOpenAI(api_key=API_KEY, base_url=server.base_url, timeout_s=timeout_s),
         },
     }
 
@@ -81,14 +81,14 @@ def scalar(world, query: str):
         return conn.execute(sa.text(query)).scalar_one()
 
 
-def test_faults_are_absorbed_and_everything_is_analysed_within_two_runs(make_pg_database, server, instance):
+def test_faults_are_absorbed_and_everything_is_analyzed_within_two_runs(make_pg_database, server, instance):
     server.configure(p_429=0.10, p_500=0.05, p_hang=0.01, hang_s=6.0, p_truncated=0.02, p_nul=0.05, fault_seed=11)
     world = build_world(make_pg_database, server, 120, TenantFeatures(use_openai=True, chunk_size=40, max_concurrency=16),
                         timeout_s=1.5)
     first, _ = materialize(world, instance)
     second, checks = materialize(world, instance)
 
-    assert first["conversation_analyses"]["analysed"] + second["conversation_analyses"]["analysed"] == 120
+    assert first["conversation_analyses"]["analyzed"] + second["conversation_analyses"]["analyzed"] == 120
     assert scalar(world, "SELECT COUNT(*) FROM conversations_analytics WHERE analyzer = 'openai'") == 120
     assert scalar(world, "SELECT COUNT(*) FROM pending_conversations") == 0
     with world["analytics"].connect() as conn:
@@ -97,7 +97,7 @@ def test_faults_are_absorbed_and_everything_is_analysed_within_two_runs(make_pg_
     stats = server.stats()
     assert stats["rate_limited"] + stats["errors_500"] > 0 and stats["faulty_billed_calls"] > 0  # the faults happened
     assert server.prompts_billed_twice() == []
-    assert checks["no_nul_bytes_stored"] and checks["every_conversation_analysed_or_failed"]
+    assert checks["no_nul_bytes_stored"] and checks["every_conversation_analyzed_or_failed"]
 
 
 def test_tokens_and_cost_in_metadata_and_ledger_equal_the_servers_counters(make_pg_database, server, instance):
@@ -136,7 +136,7 @@ def test_budget_guard_stops_spending_and_fails_the_check(make_pg_database, serve
     spent = scalar(world, "SELECT COALESCE(SUM(cost_brl), 0) FROM llm_usage")
     assert 0 < spent <= budget
     assert meta["conversation_analyses"]["deferred_by_budget"] > 0
-    assert meta["conversation_analyses"]["analysed"] + meta["conversation_analyses"]["deferred_by_budget"] == 60
+    assert meta["conversation_analyses"]["analyzed"] + meta["conversation_analyses"]["deferred_by_budget"] == 60
     assert scalar(world, "SELECT COUNT(*) FROM pending_conversations") == meta["conversation_analyses"]["deferred_by_budget"]
     assert checks["spend_within_monthly_budget"] is False
 
@@ -149,10 +149,10 @@ def materialize_probe_cost(make_pg_database, server):
     return meta["conversation_analyses"]["cost_brl"], meta
 
 
-def test_switching_analysers(make_pg_database, server, instance):
+def test_switching_analyzers(make_pg_database, server, instance):
     world = build_world(make_pg_database, server, 12, TenantFeatures(use_openai=False))
     meta, _ = materialize(world, instance)
-    assert meta["conversation_analyses"]["analysed"] == 12 and server.stats()["billed_calls"] == 0
+    assert meta["conversation_analyses"]["analyzed"] == 12 and server.stats()["billed_calls"] == 0
 
     update_features(world["analytics"], "gym", use_openai=True)
     meta, _ = materialize(world, instance)

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.db import get_engine
 from allpfit_etl.definitions import ASSETS
 from allpfit_etl.load.checks import ASSET_CHECKS
@@ -80,7 +80,7 @@ def world(databases):
             "resources": {
                 "chatwoot": ChatwootDatabase(url=databases[0]),
                 "analytics": AnalyticsDatabase(url=databases[1]),
-                "openai": OpenAIResource(),
+                "openai": LeadAnalysisOpenAI(),
             },
         }
 
@@ -108,7 +108,7 @@ def test_materializing_a_partition_fills_conversations_analytics(world):
     assert set(rows) == {ids["lead"], ids["late"], ids["long"]}  # day boundary in local time, own account only
     assert meta["chatwoot_conversations"]["extracted"] == 3
     assert meta["pending_conversations"]["pending"] == 3
-    assert meta["conversation_analyses"]["analysed"] == 3
+    assert meta["conversation_analyses"]["analyzed"] == 3
     assert meta["conversations_analytics"]["loaded"] == 3
     assert meta["tenant_daily_kpis"]["conversations"] == 3
 
@@ -148,7 +148,7 @@ def test_second_run_changes_nothing_and_a_new_message_makes_one_conversation_pen
     meta = materialize(world)
     assert meta["pending_conversations"]["pending"] == 0
     assert meta["pending_conversations"]["skipped"] == 3
-    assert meta["conversation_analyses"]["analysed"] == 0
+    assert meta["conversation_analyses"]["analyzed"] == 0
     assert analytics_rows(world) == before
 
     ids = world["ids"]
@@ -180,7 +180,7 @@ def run_checks(world, key=f"{DAY}|allpfit") -> dict[str, bool]:
 def test_data_checks_pass_on_loaded_rows_and_fail_on_corrupted_ones(world):
     materialize(world)
     assert run_checks(world) == {
-        "no_nul_bytes_stored": True, "every_conversation_analysed_or_failed": True,
+        "no_nul_bytes_stored": True, "every_conversation_analyzed_or_failed": True,
         "probabilidade_conversao_in_range": True, "spend_within_monthly_budget": True,
     }
 
@@ -200,6 +200,6 @@ def test_data_checks_pass_on_loaded_rows_and_fail_on_corrupted_ones(world):
             conn.execute(out_of_range, {"c": ids["long"]})
     checks = run_checks(world)
     assert checks["no_nul_bytes_stored"] is False
-    assert checks["every_conversation_analysed_or_failed"] is False
+    assert checks["every_conversation_analyzed_or_failed"] is False
     assert checks["probabilidade_conversao_in_range"] is (not on_postgres)
     assert checks["spend_within_monthly_budget"] is True

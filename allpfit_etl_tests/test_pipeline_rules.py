@@ -106,12 +106,12 @@ def test_chunk_summaries_sum_into_the_materialization_metadata():
     from allpfit_etl.analysis.interface import Usage
     from allpfit_etl.analysis.summary import ChunkSummary
 
-    a = ChunkSummary(conversations=2, analysed=2, leads=1, started_at=5.0, models=("gpt-4o-mini",),
+    a = ChunkSummary(conversations=2, analyzed=2, leads=1, started_at=5.0, models=("gpt-4o-mini",),
                      usage=Usage(calls=2, prompt_tokens=100, cached_tokens=10, completion_tokens=20, cost_usd=0.5, cost_brl=2.7))
-    b = ChunkSummary(conversations=3, analysed=1, failures=2, started_at=3.0, models=("gpt-4o-mini",),
+    b = ChunkSummary(conversations=3, analyzed=1, failures=2, started_at=3.0, models=("gpt-4o-mini",),
                      usage=Usage(calls=4, prompt_tokens=50, completion_tokens=5, cost_usd=0.25, cost_brl=1.35, retries=3))
     meta = a.add(b).metadata(wall_seconds=2.0)
-    assert (meta["conversations"], meta["analysed"], meta["failures"], meta["leads"]) == (5, 3, 2, 1)
+    assert (meta["conversations"], meta["analyzed"], meta["failures"], meta["leads"]) == (5, 3, 2, 1)
     assert (meta["openai.calls"], meta["openai.prompt_tokens"], meta["openai.cached_tokens"]) == (6, 150, 10)
     assert meta["openai.total_tokens"] == 175 and meta["retries"] == 3
     assert meta["cost_usd"] == pytest.approx(0.75) and meta["cost_brl"] == pytest.approx(4.05)

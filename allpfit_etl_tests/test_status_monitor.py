@@ -33,9 +33,9 @@ def analytics(request, make_pg_database, tmp_path):
                 "INSERT INTO chatwoot_conversations (tenant_id, conversation_id, day, display_id, conversation_created_at,"
                 " contact_messages_count, message_compiled, content_hash, extracted_at)"
                 " VALUES (:t, :c, :d, :c, :now, 1, 'x', :h, :now)"), {"t": gym.tenant_id, "c": cid, "d": DAY, "h": f"h{cid}", "now": NOW})
-        analysed = [(1, True, True, 5, "Ana"), (2, True, False, 4, None), (3, False, False, 0, ""), (4, True, False, 2, "Bia"),
+        analyzed = [(1, True, True, 5, "Ana"), (2, True, False, 4, None), (3, False, False, 0, ""), (4, True, False, 2, "Bia"),
                     (5, False, False, 1, None), (6, True, True, 5, None)]
-        for cid, lead, visit, prob, name in analysed:
+        for cid, lead, visit, prob, name in analyzed:
             stale = cid == 6  # loaded for an older transcript: not counted as analysed
             conn.execute(sa.text(
                 "INSERT INTO conversations_analytics (tenant_id, conversation_id, day, display_id, conversation_created_at,"
@@ -71,13 +71,13 @@ def test_collect_status_matches_the_rows(analytics):
     engine, _, _, _ = analytics
     snapshot = collect_status(engine, now=NOW)
     gym, other = snapshot.tenants
-    assert (gym.total, gym.analysed, gym.pending, gym.failed) == (10, 5, 4, 1)
+    assert (gym.total, gym.analyzed, gym.pending, gym.failed) == (10, 5, 4, 1)
     assert (gym.leads, gym.visits, gym.high_probability, gym.named) == (4, 2, 3, 2)
     assert gym.today_brl == pytest.approx(1.75) and gym.month_brl == pytest.approx(3.75)
     assert gym.today_usd == pytest.approx(1.75 / 5.4)
     assert gym.budget_used_pct == pytest.approx(37.5)
     assert gym.rate_per_s == pytest.approx(2 / 60) and gym.eta_s == pytest.approx(4 / (2 / 60))
-    assert gym.analyser == "openai:gpt-4o-mini" and other.analyser == "regex"
+    assert gym.analyzer == "openai:gpt-4o-mini" and other.analyzer == "regex"
     assert (other.total, other.pending, other.month_brl, other.eta_s) == (0, 0, 0.0, None)
     assert [c["status"] for c in snapshot.last_calls[:3]] == ["ok", "ok", "rate_limited"]
     assert len(snapshot.last_calls) == 6

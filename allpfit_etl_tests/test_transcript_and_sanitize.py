@@ -8,7 +8,7 @@ import json
 import pytest
 
 from allpfit_etl.extract.hashing import content_hash
-from allpfit_etl.extract.sanitize import has_forbidden_characters, sanitize_record, sanitize_text
+from allpfit_etl.text import has_forbidden_characters, sanitize_record, sanitize_text
 from allpfit_etl.extract.transcript import (
     ACTIVITY,
     INCOMING,

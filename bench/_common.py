@@ -13,7 +13,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @contextlib.contextmanager
@@ -77,3 +77,25 @@ def materialize_partition(partition_key: str, chatwoot_url: str, analytics_url: 
         for e in result.get_asset_materialization_events()
     }
     return wall, metadata
+
+
+def cli_env(home: str, **extra: str) -> dict[str, str]:
+    """The environment a user's shell would have: embedded defaults under ``home`` plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALLPFIT_", "CHATWOOT_", "ANALYTICS_", "DAGSTER_"))}
+    env.update(ALLPFIT_HOME=home, **extra)
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str) -> tuple[float, str]:
+    """Run ``allpfit-etl ARGS`` as a user does; (wall seconds, stdout). Fails loudly on a non-zero exit."""
+    started = time.perf_counter()
+    result = subprocess.run(["allpfit-etl", *args], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"allpfit-etl {' '.join(args)} exited {result.returncode}: {result.stderr.strip()[-2000:]}")
+    return wall, result.stdout
+
+
+def peak_child_rss_mib() -> float:
+    """Peak resident set size of the largest child process run so far (the CLI run), in MiB."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

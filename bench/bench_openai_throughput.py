@@ -29,7 +29,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from _common import materialize_partition, peak_rss_mib, seed_in_subprocess, throwaway_databases  # noqa: E402
 from allpfit_etl.analysis.openai_analyzer import LeadAnswer  # noqa: E402
-from allpfit_etl.analysis.openai_resource import OpenAIResource  # noqa: E402
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI  # noqa: E402
 from allpfit_etl.analysis.prompts import system_prompt  # noqa: E402
 from allpfit_etl.db import get_engine  # noqa: E402
 from allpfit_etl.schema import apply_migrations  # noqa: E402
@@ -50,7 +50,7 @@ def run_pipeline(conversations: int, server: "ServerProcess", rpm: int, max_conc
         overrides = {"gpt-4o-mini": {"rpm": rpm, "tpm": 0}} if rpm else {"gpt-4o-mini": {"rpm": 0, "tpm": 0}}
         wall, meta = materialize_partition(
             f"{DAY.isoformat()}|bench", chatwoot_url, analytics_url,
-            OpenAIResource(api_key=API_KEY, base_url=server.base_url, rate_limit_overrides=overrides),
+            LeadAnalysisOpenAI(api_key=API_KEY, base_url=server.base_url, rate_limit_overrides=overrides),
         )
         with analytics.connect() as conn:
             loaded = conn.execute(sa.text("SELECT COUNT(*) FROM conversations_analytics")).scalar_one()

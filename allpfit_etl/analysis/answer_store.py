@@ -19,7 +19,7 @@ from allpfit_etl.analysis.interface import (
     LeadAnalysis,
 )
 from allpfit_etl.db import load_sql
-from allpfit_etl.extract.sanitize import sanitize_text
+from allpfit_etl.text import sanitize_text
 from allpfit_etl.tables import conversation_analyses, insert_ignore_duplicates, insert_rows, llm_usage
 
 ANALYSIS_KEY = ("tenant_id", "conversation_id", "content_hash", "analyzer", "model", "prompt_version")

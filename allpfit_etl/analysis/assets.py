@@ -1,5 +1,5 @@
-"""Analysis: pending conversations fan out in chunks (DynamicOut), each analysed by the
-tenant's analyser (regex or OpenAI), then fan in to one materialization with the totals."""
+"""Analysis: pending conversations fan out in chunks (DynamicOut), each analyzed by the
+tenant's analyzer (regex or OpenAI), then fan in to one materialization with the totals."""
 
 import time
 
@@ -10,14 +10,14 @@ from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, stored_a
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget, month_to_date_spend_brl
 from allpfit_etl.analysis.chunks import ChunkSpec, split_into_chunks
 from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer
-from allpfit_etl.analysis.openai_resource import OpenAIResource
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.analysis.shadow import analyze_shadow
 from allpfit_etl.analysis.summary import ChunkSummary
 from allpfit_etl.db import sql
-from allpfit_etl.extract.assets import BACKFILL_POLICY
-from allpfit_etl.partitions import days_by_tenant, tenant_day_partitions
+from allpfit_etl.identities import OPENAI_ANALYZER
+from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
 from allpfit_etl.resources import AnalyticsDatabase
-from allpfit_etl.tenants.registry import Tenant, get_tenant, get_tenant_by_id
+from allpfit_etl.tenants.registry import Tenant, get_tenant_by_id
 
 MAX_CHUNKS_PER_RUN = 32
 OPENAI_POOL = "openai"
@@ -29,8 +29,8 @@ CHUNK_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.E
 def plan_analysis_chunks(context: dg.OpExecutionContext, analytics: AnalyticsDatabase):
     """One dynamic output per chunk of the tenant's ``chunk_size`` pending conversations."""
     engine = analytics.engine()
-    for slug, days in days_by_tenant(context.partition_keys).items():
-        tenant = get_tenant(engine, slug)
+    for tenant, days in tenant_days(engine, context.partition_keys):
+        slug = tenant.slug
         with engine.connect() as conn:
             ids = [
                 int(row.conversation_id)
@@ -43,7 +43,7 @@ def plan_analysis_chunks(context: dg.OpExecutionContext, analytics: AnalyticsDat
             yield dg.DynamicOutput(chunk, mapping_key=chunk.mapping_key)
 
 
-def build_analyzer(tenant: Tenant, openai: OpenAIResource, sink: AnswerSink, log, rate_limit_share: float = 1.0) -> Analyzer:
+def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink, log, rate_limit_share: float = 1.0) -> Analyzer:
     if not tenant.features.use_openai:
         from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer
 
@@ -82,9 +82,9 @@ def openai_pool_share(instance: dg.DagsterInstance) -> float:
 
 @dg.op(retry_policy=CHUNK_RETRY_POLICY, pool=OPENAI_POOL)
 def analyze_chunk(
-    context: dg.OpExecutionContext, chunk: ChunkSpec, analytics: AnalyticsDatabase, openai: OpenAIResource
+    context: dg.OpExecutionContext, chunk: ChunkSpec, analytics: AnalyticsDatabase, openai: LeadAnalysisOpenAI
 ) -> dg.Output[ChunkSummary]:
-    """Analyse one chunk. Answers already stored (a retry, a re-run after a crash) are reused
+    """Analyze one chunk. Answers already stored (a retry, a re-run after a crash) are reused
     without any API call; new answers are stored the moment they arrive."""
     started, started_at = time.monotonic(), time.time()
     engine = analytics.engine()
@@ -100,7 +100,7 @@ def analyze_chunk(
     )
     summary.count_results(list(reused.values()))
 
-    if todo and identity.analyzer == "openai" and tenant.features.monthly_budget_brl is not None:
+    if todo and identity.analyzer == OPENAI_ANALYZER and tenant.features.monthly_budget_brl is not None:
         spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
         estimate = estimate_chunk_cost_brl(
             todo, model=identity.model, usd_brl=openai.usd_brl, price_overrides=openai.price_overrides
@@ -118,12 +118,12 @@ def analyze_chunk(
             todo = []
 
     if todo:
-        share = openai_pool_share(context.instance) if identity.analyzer == "openai" else 1.0
+        share = openai_pool_share(context.instance) if identity.analyzer == OPENAI_ANALYZER else 1.0
         outcome = build_analyzer(tenant, openai, sink, context.log, share).analyze_chunk(todo)
-        if identity.analyzer != "openai":  # OpenAI answers were stored one by one as they arrived
+        if identity.analyzer != OPENAI_ANALYZER:  # OpenAI answers were stored one by one as they arrived
             sink.save_answers(outcome.results)
         sink.save_failures(outcome.failures)
-        summary.analysed = len(outcome.results)
+        summary.analyzed = len(outcome.results)
         summary.failures = len(outcome.failures)
         summary.usage = outcome.usage
         summary.count_results(outcome.results)
@@ -158,7 +158,7 @@ def collect_analyses(context: dg.OpExecutionContext, summaries: list[ChunkSummar
     kinds={"openai", "postgres"},
     description=(
         "Lead analysis of every pending conversation: is_lead, visita_agendada, probabilidade_conversao (0–5), "
-        "nome_mapeado_bot and analise_ia, by the tenant's analyser (regex or OpenAI). Chunks of the tenant's "
+        "nome_mapeado_bot and analise_ia, by the tenant's analyzer (regex or OpenAI). Chunks of the tenant's "
         "chunk_size fan out in parallel; tokens and cost are summed into this materialization's metadata."
     ),
 )

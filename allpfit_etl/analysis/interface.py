@@ -1,6 +1,6 @@
-"""The analyser contract: a chunk of conversations in; results and usage out.
+"""The analyzer contract: a chunk of conversations in; results and usage out.
 
-The regex analyser and the OpenAI analyser both implement ``Analyzer``; the chunk op in
+The regex analyzer and the OpenAI analyzer both implement ``Analyzer``; the chunk op in
 ``analysis/assets.py`` only knows this interface.
 """
 
@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Protocol, Sequence
 
+from allpfit_etl.identities import AnalyzerIdentity
+
 
 @dataclass(frozen=True)
 class ConversationInput:
-    """One conversation as the analyser sees it."""
+    """One conversation as the analyzer sees it."""
 
     tenant_id: int
     conversation_id: int
@@ -54,7 +56,7 @@ class AnalysisFailure:
 
 @dataclass
 class Usage:
-    """Tokens and money spent by one chunk (all zero for the regex analyser)."""
+    """Tokens and money spent by one chunk (all zero for the regex analyzer)."""
 
     calls: int = 0
     prompt_tokens: int = 0
@@ -63,7 +65,6 @@ class Usage:
     cost_usd: float = 0.0
     cost_brl: float = 0.0
     retries: int = 0
-    reused_answers: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -78,19 +79,13 @@ class ChunkOutcome:
     results: list[AnalysisResult] = field(default_factory=list)
     failures: list[AnalysisFailure] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
-    budget_exhausted: bool = False
-
-
-@dataclass(frozen=True)
-class AnalyzerIdentity:
-    """What makes a stored analysis current: analyser kind, model and prompt version."""
-
-    analyzer: str  # "regex" | "openai"
-    model: str  # "" for regex
-    prompt_version: str
 
 
 class Analyzer(Protocol):
     identity: AnalyzerIdentity
 
     def analyze_chunk(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome: ...
+
+
+__all__ = ["AnalysisFailure", "AnalysisResult", "Analyzer", "AnalyzerIdentity", "ChunkOutcome", "ConversationInput",
+           "LeadAnalysis", "Usage"]

@@ -29,7 +29,7 @@ from allpfit_etl.analysis.pricing import DEFAULT_USD_BRL, ModelPrice, RateLimits
 from allpfit_etl.analysis.prompts import PROMPT_VERSION, system_prompt
 from allpfit_etl.analysis.rate_limiter import RateLimiter, retry_after_seconds
 from allpfit_etl.analysis.truncation import estimate_tokens, truncate_transcript
-from allpfit_etl.extract.sanitize import sanitize_text
+from allpfit_etl.text import sanitize_text
 
 EXPECTED_COMPLETION_TOKENS = 120
 

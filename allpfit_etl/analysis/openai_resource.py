@@ -14,8 +14,11 @@ from allpfit_etl.errors import ConfigError
 RATE_LIMIT_SAFETY = 0.97
 
 
-class OpenAIResource(dg.ConfigurableResource):
-    """Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, LM Studio, the bundled fake server)."""
+class LeadAnalysisOpenAI(dg.ConfigurableResource):
+    """Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, LM Studio, the bundled fake server).
+
+    Not ``dagster_openai.OpenAIResource``: this one builds the lead analyzer (rate limits,
+    prices, retries into the ``llm_usage`` ledger), under the resource key ``openai``."""
 
     api_key: str | None = Field(default=None, description="From dg.EnvVar('OPENAI_API_KEY'); never logged.")
     base_url: str | None = Field(default=None, description="From OPENAI_BASE_URL when set; OpenAI otherwise.")

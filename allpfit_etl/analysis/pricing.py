@@ -49,7 +49,7 @@ def price_for(model: str, overrides: dict | None = None) -> ModelPrice:
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"bad price override for {model!r}: needs numeric input, output (and cached_input)") from None
     if model not in DEFAULT_PRICES:
-        raise ConfigError(f"no price for model {model!r}: add it to OpenAIResource.price_overrides")
+        raise ConfigError(f"no price for model {model!r}: add it to LeadAnalysisOpenAI.price_overrides")
     return DEFAULT_PRICES[model]
 
 

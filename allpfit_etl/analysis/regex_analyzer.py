@@ -12,13 +12,12 @@ from typing import Sequence
 from allpfit_etl.analysis.interface import (
     AnalysisFailure,
     AnalysisResult,
-    AnalyzerIdentity,
     ChunkOutcome,
     ConversationInput,
     LeadAnalysis,
 )
+from allpfit_etl.identities import regex_identity
 
-REGEX_VERSION = "regex-v1"
 
 _LINE = re.compile(r"^\[[^\]]*\]\s*(Contato|Atendente|Bot):\s?(.*)$")
 
@@ -195,7 +194,7 @@ def _summary(is_lead, confirmed, asked, interests, member, rejected, has_contact
 class RegexAnalyzer:
     """The ``Analyzer`` over ``analyze_transcript``: no network, no cost."""
 
-    identity = AnalyzerIdentity("regex", "", REGEX_VERSION)
+    identity = regex_identity()
 
     def analyze_chunk(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome:
         outcome = ChunkOutcome()

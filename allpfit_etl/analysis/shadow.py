@@ -1,13 +1,13 @@
-"""The second opinion stored beside every loaded answer, so the two analysers can be compared.
+"""The second opinion stored beside every loaded answer, so the two analyzers can be compared.
 
-- OpenAI tenants: every conversation of the chunk is also analysed by the regex analyser (free).
+- OpenAI tenants: every conversation of the chunk is also analyzed by the regex analyzer (free).
 - Regex tenants with ``shadow_openai_sample`` > 0: a fixed share of conversations, chosen by a
-  hash of (tenant, conversation), is also analysed by OpenAI, inside the monthly budget and
+  hash of (tenant, conversation), is also analyzed by OpenAI, inside the monthly budget and
   through the ``llm_usage`` ledger.
 
-Shadow answers go to ``conversation_analyses`` under their own analyser identity, so they are
+Shadow answers go to ``conversation_analyses`` under their own analyzer identity, so they are
 never loaded (the load joins on the tenant's identity) and never paid twice (the store is keyed
-by content hash, analyser, model and prompt version, and stored answers are reused).
+by content hash, analyzer, model and prompt version, and stored answers are reused).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from allpfit_etl import settings
 from allpfit_etl.analysis.answer_store import AnswerSink, stored_answers
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, month_to_date_spend_brl
-from allpfit_etl.analysis.interface import AnalyzerIdentity, ConversationInput, Usage
+from allpfit_etl.analysis.interface import ConversationInput, Usage
 from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError
+from allpfit_etl.identities import OPENAI_ANALYZER, REGEX_ANALYZER, AnalyzerIdentity, openai_identity, regex_identity
 from allpfit_etl.tenants.registry import Tenant
 
 
@@ -36,27 +37,23 @@ def in_shadow_sample(tenant_id: int, conversation_id: int, fraction: float) -> b
 
 
 def shadow_identity(tenant: Tenant) -> AnalyzerIdentity | None:
-    """The analyser that gives the second opinion for this tenant, or None."""
+    """The analyzer that gives the second opinion for this tenant, or None."""
     if tenant.features.use_openai:
-        from allpfit_etl.analysis.regex_analyzer import REGEX_VERSION
-
-        return AnalyzerIdentity("regex", "", REGEX_VERSION)
+        return regex_identity()
     if tenant.features.shadow_openai_sample > 0:
-        from allpfit_etl.analysis.prompts import PROMPT_VERSION
-
-        return AnalyzerIdentity("openai", tenant.features.model, PROMPT_VERSION)
+        return openai_identity(tenant.features.model)
     return None
 
 
 def missing_shadow_answers(conn: sa.Connection, tenant: Tenant, day, conversation_ids) -> set[int]:
     """Conversations of the (tenant, day) that should have a shadow answer for their current content
     and do not: the pending filter sends them on even when their loaded analysis is current, so a
-    sample turned on today also covers conversations analysed before."""
+    sample turned on today also covers conversations analyzed before."""
     identity = shadow_identity(tenant)
     if identity is None:
         return set()
     wanted = {int(c) for c in conversation_ids}
-    if identity.analyzer == "openai":
+    if identity.analyzer == OPENAI_ANALYZER:
         wanted = {c for c in wanted if in_shadow_sample(tenant.tenant_id, c, tenant.features.shadow_openai_sample)}
     if not wanted:
         return set()
@@ -82,11 +79,11 @@ def fit_in_budget(conversations: list[ConversationInput], budget_brl: float | No
 
 def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationInput], openai, log, *,
                    run_id: str | None = None, rate_limit_share: float = 1.0) -> Usage:
-    """Store the shadow analyser's answers for the chunk's conversations; returns what it spent."""
+    """Store the shadow analyzer's answers for the chunk's conversations; returns what it spent."""
     identity = shadow_identity(tenant)
     if identity is None or not inputs:
         return Usage()
-    if identity.analyzer == "regex":
+    if identity.analyzer == REGEX_ANALYZER:
         candidates = inputs
     else:
         candidates = [c for c in inputs if in_shadow_sample(tenant.tenant_id, c.conversation_id,
@@ -96,7 +93,7 @@ def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationI
     if not todo:
         return Usage()
     sink = AnswerSink(engine, tenant.tenant_id, identity, run_id)
-    if identity.analyzer == "regex":
+    if identity.analyzer == REGEX_ANALYZER:
         from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer
 
         sink.save_answers(RegexAnalyzer().analyze_chunk(todo).results)

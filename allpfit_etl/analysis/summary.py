@@ -13,7 +13,7 @@ _MERGED = {"started_at", "usage", "models"}  # not plain sums
 @dataclass
 class ChunkSummary:
     conversations: int = 0
-    analysed: int = 0
+    analyzed: int = 0
     reused_answers: int = 0
     failures: int = 0
     deferred_by_budget: int = 0
@@ -49,7 +49,7 @@ class ChunkSummary:
         u = self.usage
         return {
             "conversations": self.conversations,
-            "analysed": self.analysed,
+            "analyzed": self.analyzed,
             "reused_answers": self.reused_answers,
             "failures": self.failures,
             "deferred_by_budget": self.deferred_by_budget,
@@ -65,6 +65,6 @@ class ChunkSummary:
             "cost_usd": round(u.cost_usd, 8),
             "cost_brl": round(u.cost_brl, 8),
             "retries": u.retries,
-            "conversations_per_second": round(self.analysed / seconds, 3) if seconds > 0 else 0.0,
+            "conversations_per_second": round(self.analyzed / seconds, 3) if seconds > 0 else 0.0,
             "model": ", ".join(self.models) or "none",
         }

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from allpfit_etl.db import load_sql
-from allpfit_etl.extract.chatwoot_source import as_utc
+from allpfit_etl.timeutil import as_utc
 
 EPOCH = "1970-01-01T00:00:00"
 

@@ -7,7 +7,8 @@ import urllib.request
 
 import dagster as dg
 
-from allpfit_etl.errors import redact, root_cause_line
+from allpfit_etl.errors import AllpfitError, redact, root_cause_line
+from allpfit_etl.partitions import TENANT_TAG, parse_partition_key
 
 
 class AlertWebhook(dg.ConfigurableResource):
@@ -30,6 +31,17 @@ class AlertWebhook(dg.ConfigurableResource):
             return f"webhook unreachable ({type(exc).__name__})"
 
 
+def _tenant_of(tags: dict) -> str | None:
+    """The tenant slug of a single-partition or partition-range run, from its partition key."""
+    key = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_start")
+    if not key:
+        return None
+    try:
+        return parse_partition_key(key)[1]
+    except AllpfitError:
+        return None
+
+
 def failure_payload(context: dg.RunFailureSensorContext) -> dict:
     run = context.dagster_run
     tags = run.tags or {}
@@ -45,7 +57,7 @@ def failure_payload(context: dg.RunFailureSensorContext) -> dict:
         "run_id": run.run_id,
         "job": run.job_name,
         "partition": partition,
-        "tenant": tags.get("allpfit/tenant") or (partition.split("|")[-1] if partition else None),
+        "tenant": tags.get(TENANT_TAG) or _tenant_of(tags),
         "error": redact(step_errors[0] if step_errors else error),
     }
 

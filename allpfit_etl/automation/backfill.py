@@ -7,14 +7,18 @@ run), under the run queue's limits for backfill runs.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import string
 import time
 
 import dagster as dg
-from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.utils import make_new_backfill_id
 
-from allpfit_etl.partitions import partition_key
-from allpfit_etl.runner import register_tenant_partitions
+# Dagster has no public API to submit an asset backfill from Python (only the UI and GraphQL):
+# dagster-io/dagster#26786 proposes making PartitionBackfill.from_asset_partitions public.
+# test_deployment_end_to_end.py pins this use (a week's backfill → the expected runs, tags).
+from dagster._core.execution.backfill import PartitionBackfill
+
+from allpfit_etl.partitions import partition_key, register_tenant_partitions, run_tags
 from allpfit_etl.tenants.registry import Tenant
 
 
@@ -23,19 +27,20 @@ def backfill_partition_keys(tenant_slug: str, first: dt.date, last: dt.date) -> 
     return [str(partition_key(first + dt.timedelta(days=i), tenant_slug)) for i in range(days)]
 
 
-def submit_tenant_backfill(instance: dg.DagsterInstance, tenant: Tenant, first: dt.date, last: dt.date) -> str:
-    from allpfit_etl.definitions import defs
-
+def submit_tenant_backfill(
+    defs: dg.Definitions, instance: dg.DagsterInstance, tenant: Tenant, first: dt.date, last: dt.date
+) -> str:
+    """``defs`` comes from the caller (the CLI), so this code-location module never imports the entry points."""
     register_tenant_partitions(instance, [tenant])
     asset_graph = defs.resolve_asset_graph()
-    backfill_id = make_new_backfill_id()
+    backfill_id = "".join(secrets.choice(string.ascii_lowercase) for _ in range(8))  # Dagster's id format
     backfill = PartitionBackfill.from_asset_partitions(
         backfill_id=backfill_id,
         asset_graph=asset_graph,
         partition_names=backfill_partition_keys(tenant.slug, first, last),
         asset_selection=list(asset_graph.materializable_asset_keys),
         backfill_timestamp=time.time(),
-        tags={"allpfit/tenant": tenant.slug, "allpfit/trigger": "backfill"},
+        tags=run_tags(tenant.slug, "backfill"),
         dynamic_partitions_store=instance,
         all_partitions=False,
         title=f"{tenant.slug} {first}…{last}",

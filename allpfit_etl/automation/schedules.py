@@ -6,7 +6,7 @@ import dagster as dg
 
 from allpfit_etl import settings
 from allpfit_etl.jobs import lead_analysis_job
-from allpfit_etl.partitions import partition_key
+from allpfit_etl.partitions import partition_key, run_tags
 from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.tenants.registry import list_tenants
 
@@ -28,7 +28,7 @@ def every_two_hours_schedule(context: dg.ScheduleEvaluationContext, analytics: A
         dg.RunRequest(
             run_key=f"schedule:{stamp}:{tenant.slug}:{day.isoformat()}",
             partition_key=partition_key(day, tenant.slug),
-            tags={"allpfit/tenant": tenant.slug, "allpfit/trigger": "schedule"},
+            tags=run_tags(tenant.slug, "schedule"),
         )
         for tenant in tenants
         for day in (today - dt.timedelta(days=1), today)

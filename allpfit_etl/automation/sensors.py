@@ -5,7 +5,7 @@ import dagster as dg
 from allpfit_etl import settings
 from allpfit_etl.automation.activity import ActivityCursor, changed_partitions, high_water_mark
 from allpfit_etl.jobs import lead_analysis_job
-from allpfit_etl.partitions import TENANT_PARTITIONS_NAME, partition_key, tenant_partitions
+from allpfit_etl.partitions import TENANT_PARTITIONS_NAME, partition_key, run_tags, tenant_partitions
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.tenants.registry import list_tenants
 
@@ -63,7 +63,7 @@ def chatwoot_activity_sensor(context: dg.SensorEvaluationContext, chatwoot: Chat
             dg.RunRequest(
                 run_key=f"activity:{key}:{position}",
                 partition_key=key,
-                tags={"allpfit/tenant": tenant.slug, "allpfit/trigger": "activity_sensor"},
+                tags=run_tags(tenant.slug, "activity_sensor"),
             )
         )
     partition_requests = tenant_partition_requests(context.instance, {t.slug for t in tenants})

@@ -7,25 +7,21 @@ import sys
 import warnings
 from dataclasses import asdict
 
-from allpfit_etl import settings
-from allpfit_etl.db import check_reachable, get_engine
+from allpfit_etl import db, settings
 from allpfit_etl.errors import AllpfitError, ConfigError, redact
 
 
 def analytics_engine(*, require_schema: bool = True):
     from allpfit_etl.schema import schema_ready
 
-    engine = get_engine(settings.analytics_database_url())
-    check_reachable(engine, "analytics")
+    engine = db.analytics_engine()
     if require_schema and not schema_ready(engine):
         raise ConfigError("analytics database is not initialised: run `allpfit-etl init` first")
     return engine
 
 
 def chatwoot_engine(*, read_only: bool = True):
-    engine = get_engine(settings.chatwoot_database_url(), read_only=read_only)
-    check_reachable(engine, "Chatwoot")
-    return engine
+    return db.chatwoot_engine(read_only=read_only)
 
 
 def cmd_init(args) -> int:
@@ -54,8 +50,8 @@ def cmd_tenants(args) -> int:
         features = registry.TenantFeatures(
             use_openai=args.openai,
             model=args.model or registry.DEFAULT_MODEL,
-            chunk_size=args.chunk_size or 50,
-            max_concurrency=args.max_concurrency or 20,
+            chunk_size=args.chunk_size or registry.TenantFeatures.chunk_size,
+            max_concurrency=args.max_concurrency or registry.TenantFeatures.max_concurrency,
             monthly_budget_brl=args.budget_brl,
         )
         tenant = registry.add_tenant(engine, args.slug, args.name, args.account_id, features)
@@ -108,7 +104,7 @@ def print_summary(summary, first, last) -> None:
     t = summary.totals
     print(
         f"{len(summary.runs)} run(s), {first} → {last}: "
-        f"{int(t.get('conversations', 0))} conversations, {int(t.get('analysed', 0))} analysed, "
+        f"{int(t.get('conversations', 0))} conversations, {int(t.get('analyzed', 0))} analysed, "
         f"{int(t.get('skipped', 0))} skipped, {int(t.get('failures', 0))} failed, "
         f"{int(t.get('leads', 0))} leads, {int(t.get('visits', 0))} visits, "
         f"{int(t.get('tokens', 0))} tokens, US$ {t.get('cost_usd', 0):.4f} (R$ {t.get('cost_brl', 0):.4f})"
@@ -158,13 +154,14 @@ def cmd_demo(args) -> int:
 
 def cmd_backfill(args) -> int:
     from allpfit_etl.automation.backfill import submit_tenant_backfill
+    from allpfit_etl.definitions import defs
     from allpfit_etl.runner import get_instance, resolve_day_range
     from allpfit_etl.tenants import registry
 
     first, last = resolve_day_range(args.date_from, args.date_to)
     tenant = registry.get_tenant(analytics_engine(), args.slug)
     instance = get_instance()
-    backfill_id = submit_tenant_backfill(instance, tenant, first, last)
+    backfill_id = submit_tenant_backfill(defs, instance, tenant, first, last)
     days = (last - first).days + 1
     print(f"submitted backfill {backfill_id}: {tenant.slug}, {days} day(s) {first} → {last}; "
           "the dagster-daemon runs it (see Overview → Backfills in the UI)")

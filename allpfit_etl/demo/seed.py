@@ -8,9 +8,7 @@ would, for tests of incremental runs and sensors.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import random
 from dataclasses import dataclass
@@ -293,14 +291,10 @@ def seed_bulk(
 
 def _bulk_write(conn: sa.Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     if conn.dialect.name == "postgresql":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        for row in rows:
-            writer.writerow(["\\N" if v is None else v for v in row])
-        buffer.seek(0)
-        cursor = conn.connection.driver_connection.cursor()
-        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
-        cursor.close()
+        with conn.connection.driver_connection.cursor() as cursor:  # psycopg 3's COPY
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
     else:
         statement = sa.text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})")
         for start in range(0, len(rows), 20_000):

@@ -7,13 +7,10 @@ from allpfit_etl import settings
 from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.extract.chatwoot_source import extract_day
-from allpfit_etl.partitions import days_by_tenant, tenant_day_partitions
+from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.tables import chatwoot_conversations as conversations_table
 from allpfit_etl.tables import insert_rows
-from allpfit_etl.tenants.registry import get_tenant
-
-BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.backfill_days_per_run())
 
 
 def require_account(source: sa.Engine, account_id: int, slug: str) -> None:
@@ -37,15 +34,11 @@ def chatwoot_conversations(
     source, target = chatwoot.engine(), analytics.engine()
     timezone = settings.timezone_name()
     extracted = contact_messages = 0
-    for slug, days in days_by_tenant(context.partition_keys).items():
-        tenant = get_tenant(target, slug)
-        require_account(source, tenant.chatwoot_account_id, slug)
+    for tenant, days in tenant_days(target, context.partition_keys):
+        require_account(source, tenant.chatwoot_account_id, tenant.slug)
         for day in days:
             with target.begin() as conn:
-                conn.execute(
-                    sa.text("DELETE FROM chatwoot_conversations WHERE tenant_id = :t AND day = :d"),
-                    {"t": tenant.tenant_id, "d": day},
-                )
+                conn.execute(sql("analytics/delete_partition_chatwoot_conversations"), {"t": tenant.tenant_id, "d": day})
                 for batch in extract_day(
                     source, tenant_id=tenant.tenant_id, account_id=tenant.chatwoot_account_id,
                     day=day, timezone=timezone,

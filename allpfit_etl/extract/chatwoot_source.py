@@ -7,19 +7,24 @@ conversations at a time, so a big day never holds all of its messages in memory.
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from allpfit_etl.db import load_sql
 from allpfit_etl.extract.hashing import content_hash
-from allpfit_etl.extract.sanitize import sanitize_text
+from allpfit_etl.text import sanitize_text
+from allpfit_etl.timeutil import as_utc
 from allpfit_etl.extract.transcript import SourceMessage, compile_transcript, count_contact_messages
 
 CONVERSATION_STATUS = {0: "open", 1: "resolved", 2: "pending", 3: "snoozed"}
 DEFAULT_BATCH_SIZE = 2_000
+T = TypeVar("T")
 
 
 def day_bounds_utc(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
@@ -29,15 +34,6 @@ def day_bounds_utc(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetim
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
     to_utc = lambda t: t.astimezone(dt.timezone.utc).replace(tzinfo=None)  # noqa: E731
     return to_utc(start), to_utc(end)
-
-
-def as_utc(value) -> dt.datetime | None:
-    """Chatwoot timestamp (naive UTC datetime, or text on SQLite) → aware UTC datetime."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
 
 def _messages_query() -> sa.TextClause:
@@ -55,10 +51,25 @@ def extract_day(
     timezone: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Iterator[list[dict]]:
-    """Yield batches of rows shaped like the ``chatwoot_conversations`` table."""
+    """Yield batches of rows shaped like the ``chatwoot_conversations`` table.
+
+    The next batch is read while this one is compiled, so the database and Python work at
+    the same time (one batch ahead: memory stays bounded)."""
+    extracted_at = dt.datetime.now(dt.timezone.utc)
+    batches = _prefetched(lambda: _source_batches(source, account_id, day, timezone, batch_size))
+    for batch, by_conversation in batches:
+        yield [
+            _conversation_row(c, by_conversation.get(c["conversation_id"], []), tenant_id, day, timezone, extracted_at)
+            for c in batch
+        ]
+
+
+def _source_batches(
+    source: sa.Engine, account_id: int, day: dt.date, timezone: str, batch_size: int
+) -> Iterator[tuple[list, dict[int, list[SourceMessage]]]]:
+    """(conversations, their messages by conversation id), one keyset batch at a time."""
     start_utc, end_utc = day_bounds_utc(day, timezone)
     messages_query = _messages_query()
-    extracted_at = dt.datetime.now(dt.timezone.utc)
     conversations_query = sa.text(load_sql("chatwoot/conversations_for_day"))
     after_id = 0
     with source.connect() as conn:
@@ -77,10 +88,56 @@ def extract_day(
             )
             for conversation_id, *columns in rows.tuples().all():
                 by_conversation[conversation_id].append(SourceMessage(*columns))
-            yield [
-                _conversation_row(c, by_conversation.get(c["conversation_id"], []), tenant_id, day, timezone, extracted_at)
-                for c in batch
-            ]
+            yield batch, by_conversation
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()
+
+
+def _prefetched(produce: Callable[[], Iterator[T]], depth: int = 1) -> Iterator[T]:
+    """Iterate ``produce()`` in a worker thread, up to ``depth`` items ahead of the consumer.
+
+    The worker owns its database connection from start to end; errors are re-raised here, and
+    a consumer that stops early stops the worker."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in produce():
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as error:  # handed to the consumer, which raises it
+            put(_Failed(error))
+
+    worker = threading.Thread(target=work, name="chatwoot-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _conversation_row(conv, messages: list[SourceMessage], tenant_id, day, timezone, extracted_at) -> dict:

@@ -12,7 +12,7 @@ import json
 from typing import Any, Iterable, NamedTuple
 from zoneinfo import ZoneInfo
 
-from allpfit_etl.extract.sanitize import sanitize_text
+from allpfit_etl.text import sanitize_text
 
 # Chatwoot enums (app/models/message.rb, app/models/attachment.rb)
 INCOMING, OUTGOING, ACTIVITY, TEMPLATE = 0, 1, 2, 3

@@ -1,21 +1,18 @@
-"""Load: analysed conversations into ``conversations_analytics``, then per-day KPIs."""
+"""Load: analyzed conversations into ``conversations_analytics``, then per-day KPIs."""
 
 import datetime as dt
 
 import dagster as dg
 
-from allpfit_etl.analysis.assets import conversation_analyses
 from allpfit_etl.db import sql
-from allpfit_etl.extract.assets import BACKFILL_POLICY
-from allpfit_etl.partitions import days_by_tenant, tenant_day_partitions
+from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
 from allpfit_etl.resources import AnalyticsDatabase
-from allpfit_etl.tenants.registry import get_tenant
 
 
 @dg.asset(
     partitions_def=tenant_day_partitions,
     backfill_policy=BACKFILL_POLICY,
-    deps=[conversation_analyses],
+    deps=["conversation_analyses"],
     group_name="load",
     kinds={"postgres", "table"},
 )
@@ -26,8 +23,7 @@ def conversations_analytics(context: dg.AssetExecutionContext, analytics: Analyt
     engine = analytics.engine()
     loaded = 0
     now = dt.datetime.now(dt.timezone.utc)
-    for slug, days in days_by_tenant(context.partition_keys).items():
-        tenant = get_tenant(engine, slug)
+    for tenant, days in tenant_days(engine, context.partition_keys):
         identity = tenant.identity()
         params = {"tenant_id": tenant.tenant_id, "analyzer": identity.analyzer, "model": identity.model,
                   "prompt_version": identity.prompt_version}
@@ -51,8 +47,7 @@ def tenant_daily_kpis(context: dg.AssetExecutionContext, analytics: AnalyticsDat
     engine = analytics.engine()
     totals = {"conversations": 0, "leads": 0, "visits_scheduled": 0, "high_probability": 0, "named_contacts": 0}
     now = dt.datetime.now(dt.timezone.utc)
-    for slug, days in days_by_tenant(context.partition_keys).items():
-        tenant = get_tenant(engine, slug)
+    for tenant, days in tenant_days(engine, context.partition_keys):
         for day in days:
             params = {"tenant_id": tenant.tenant_id, "day": day}
             with engine.begin() as conn:

@@ -1,28 +1,18 @@
 """Asset checks on the loaded data, evaluated per (tenant, day) partition."""
 
 import dagster as dg
-import sqlalchemy as sa
 
-from allpfit_etl.analysis.budget import month_to_date_spend_brl
 from allpfit_etl import settings
+from allpfit_etl.analysis.budget import month_to_date_spend_brl
 from allpfit_etl.db import sql
 from allpfit_etl.load.assets import conversations_analytics
-from allpfit_etl.partitions import days_by_tenant, tenant_day_partitions
+from allpfit_etl.partitions import tenant_day_partitions, tenant_days
 from allpfit_etl.resources import AnalyticsDatabase
-from allpfit_etl.tenants.registry import get_tenant
-
-TEXT_COLUMNS = ("message_compiled", "contact_name", "nome_mapeado_bot", "analise_ia", "inbox_name")
-
-
-def _tenants_and_days(context, engine):
-    """(tenant, days) for every tenant among the check's partitions."""
-    for slug, days in days_by_tenant(context.partition_keys).items():
-        yield get_tenant(engine, slug), days
 
 
 def _partition_params(context, engine):
     """(connection, query parameters) for each (tenant, day) partition of the check."""
-    for tenant, days in _tenants_and_days(context, engine):
+    for tenant, days in tenant_days(engine, context.partition_keys):
         with engine.connect() as conn:
             for day in days:
                 yield conn, {"tenant_id": tenant.tenant_id, "day": day}
@@ -32,9 +22,7 @@ def _partition_params(context, engine):
 def no_nul_bytes_stored(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase) -> dg.AssetCheckResult:
     """No text column of the partition's rows holds a NUL byte (or its escaped form)."""
     offending = 0
-    query = sa.text(
-        f"SELECT {', '.join(TEXT_COLUMNS)} FROM conversations_analytics WHERE tenant_id = :tenant_id AND day = :day"
-    )
+    query = sql("analytics/text_columns_for_partition")
     for conn, params in _partition_params(context, analytics.engine()):
         offending += sum(
             1 for row in conn.execute(query, params) if any(v and ("\x00" in v or "\\u0000" in v) for v in row)
@@ -43,7 +31,7 @@ def no_nul_bytes_stored(context: dg.AssetCheckExecutionContext, analytics: Analy
 
 
 @dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
-def every_conversation_analysed_or_failed(
+def every_conversation_analyzed_or_failed(
     context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase
 ) -> dg.AssetCheckResult:
     """Every extracted conversation has a current analysis or a recorded failure."""
@@ -62,10 +50,7 @@ def probabilidade_conversao_in_range(
 ) -> dg.AssetCheckResult:
     """``probabilidade_conversao`` is always within 0–5."""
     bad = 0
-    query = sa.text(
-        "SELECT COUNT(*) FROM conversations_analytics WHERE tenant_id = :tenant_id AND day = :day"
-        " AND (probabilidade_conversao < 0 OR probabilidade_conversao > 5 OR probabilidade_conversao IS NULL)"
-    )
+    query = sql("analytics/out_of_range_probability_for_partition")
     for conn, params in _partition_params(context, analytics.engine()):
         bad += conn.execute(query, params).scalar_one()
     return dg.AssetCheckResult(passed=bad == 0, metadata={"out_of_range": bad})
@@ -79,7 +64,7 @@ def spend_within_monthly_budget(
     partition is waiting because the budget ran out."""
     engine = analytics.engine()
     passed, metadata = True, {}
-    for tenant, days in _tenants_and_days(context, engine):
+    for tenant, days in tenant_days(engine, context.partition_keys):
         slug = tenant.slug
         spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
         budget = tenant.features.monthly_budget_brl
@@ -100,7 +85,7 @@ def spend_within_monthly_budget(
 
 ASSET_CHECKS = [
     no_nul_bytes_stored,
-    every_conversation_analysed_or_failed,
+    every_conversation_analyzed_or_failed,
     probabilidade_conversao_in_range,
     spend_within_monthly_budget,
 ]

@@ -1,5 +1,5 @@
 """Regex vs OpenAI on the same conversations: agreement, Cohen's kappa, the disagreements, and
-quality per analyser. Pure functions on pandas frames of stored answers (``answers_for_days.sql``)."""
+quality per analyzer. Pure functions on pandas frames of stored answers (``answers_for_days.sql``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ PROBABILITY_GAP = 2  # a difference this large in probabilidade_conversao is a d
 
 
 def latest_answers(answers: pd.DataFrame) -> pd.DataFrame:
-    """One answer per (conversation, analyser): the newest, when a model or prompt change left several."""
+    """One answer per (conversation, analyzer): the newest, when a model or prompt change left several."""
     if answers.empty:
         return answers
     ordered = answers.sort_values(["analyzed_at", "model", "prompt_version"], kind="stable")
@@ -24,7 +24,7 @@ def latest_answers(answers: pd.DataFrame) -> pd.DataFrame:
 
 
 def pair_answers(answers: pd.DataFrame) -> pd.DataFrame:
-    """One row per conversation answered by both analysers for its current content hash, with
+    """One row per conversation answered by both analyzers for its current content hash, with
     ``regex_<field>`` and ``openai_<field>`` columns."""
     latest = latest_answers(answers)
     columns = KEYS + [f"{side}_{f}" for side in ("regex", "openai") for f in ANSWER_FIELDS]
@@ -55,7 +55,7 @@ def confusion_matrix(regex: pd.Series, openai: pd.Series) -> dict[str, int]:
 
 def cohen_kappa(true_true: int, true_false: int, false_true: int, false_false: int) -> float | None:
     """Cohen's kappa of a 2×2 matrix, or None when it is undefined (nothing compared, or both
-    analysers gave one and the same class only, so chance agreement is 1).
+    analyzers gave one and the same class only, so chance agreement is 1).
 
     In integers, so no float dust decides whether the denominator is zero:
     kappa = (n·agree − Σ rowᵢ·colᵢ) / (n² − Σ rowᵢ·colᵢ).
@@ -82,7 +82,7 @@ def _rate(count: int, total: int) -> float | None:
 
 
 def agreement_figures(paired: pd.DataFrame) -> dict:
-    """The analyser_agreement row's figures for a set of paired answers."""
+    """The analyzer_agreement row's figures for a set of paired answers."""
     n = len(paired)
     row: dict = {"compared": n}
     for name, (field, rate) in MATRIX_FIELDS.items():
@@ -121,7 +121,7 @@ def disagreements(paired: pd.DataFrame) -> pd.DataFrame:
 
 
 def daily_quality(answers: pd.DataFrame) -> pd.DataFrame:
-    """Per day and analyser: conversations, leads, lead rate, visits scheduled, high probability (4–5)."""
+    """Per day and analyzer: conversations, leads, lead rate, visits scheduled, high probability (4–5)."""
     columns = ["day", "analyzer", "conversations", "leads", "lead_rate", "visits_scheduled", "high_probability",
                "high_probability_share"]
     latest = latest_answers(answers)

@@ -11,15 +11,11 @@ import datetime as dt
 import dagster as dg
 
 from allpfit_etl import settings
-from allpfit_etl.analysis.assets import conversation_analyses
-from allpfit_etl.analysis.openai_resource import OpenAIResource
-from allpfit_etl.extract.assets import BACKFILL_POLICY
-from allpfit_etl.load.assets import tenant_daily_kpis
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.monitoring import store
 from allpfit_etl.monitoring.agreement import markdown_table
-from allpfit_etl.partitions import days_by_tenant, tenant_day_partitions
+from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
 from allpfit_etl.resources import AnalyticsDatabase
-from allpfit_etl.tenants.registry import get_tenant
 
 GROUP = "monitoring"
 NUMERIC_FIGURES = (
@@ -28,14 +24,6 @@ NUMERIC_FIGURES = (
 )
 
 
-def _tenant_days(context, engine):
-    for slug, days in days_by_tenant(context.partition_keys).items():
-        yield get_tenant(engine, slug), days
-
-
-def _tenant_months(context, engine):
-    for tenant, days in _tenant_days(context, engine):
-        yield tenant, store.months_of(days)
 
 
 def _now() -> dt.datetime:
@@ -44,14 +32,14 @@ def _now() -> dt.datetime:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("analyzer_agreement", deps=[conversation_analyses], group_name=GROUP, kinds={"pandas", "postgres"},
+        dg.AssetSpec("analyzer_agreement", deps=["conversation_analyses"], group_name=GROUP, kinds={"pandas", "postgres"},
                      description="Per tenant and month: regex vs OpenAI on the conversations both answered for the "
                                  "same content (agreement, Cohen's kappa, 2×2 matrices, probability MAE, names)."),
-        dg.AssetSpec("analyzer_disagreements", deps=[conversation_analyses], group_name=GROUP, kinds={"pandas", "postgres"},
+        dg.AssetSpec("analyzer_disagreements", deps=["conversation_analyses"], group_name=GROUP, kinds={"pandas", "postgres"},
                      description="The conversations where regex and OpenAI disagree on is_lead or visita_agendada, "
                                  "or differ by ≥ 2 in probability, with both answers and the start of the transcript."),
-        dg.AssetSpec("analyzer_daily_kpis", deps=[conversation_analyses], group_name=GROUP, kinds={"pandas", "postgres"},
-                     description="Per tenant, day and analyser: lead rate, visits scheduled, high-probability (4–5) share."),
+        dg.AssetSpec("analyzer_daily_kpis", deps=["conversation_analyses"], group_name=GROUP, kinds={"pandas", "postgres"},
+                     description="Per tenant, day and analyzer: lead rate, visits scheduled, high-probability (4–5) share."),
     ],
     partitions_def=tenant_day_partitions,
     backfill_policy=BACKFILL_POLICY,
@@ -61,7 +49,7 @@ def analyzer_comparison(context: dg.AssetExecutionContext, analytics: AnalyticsD
     engine = analytics.engine()
     now = _now()
     tables, figures, disagreements, quality_rows = [], {}, 0, 0
-    for tenant, days in _tenant_days(context, engine):
+    for tenant, days in tenant_days(engine, context.partition_keys):
         for month in store.months_of(days):  # a month's agreement is over all its days
             comparison = store.refresh_month(engine, tenant, month, now)
             figures = comparison.figures
@@ -78,12 +66,12 @@ def analyzer_comparison(context: dg.AssetExecutionContext, analytics: AnalyticsD
 @dg.asset(
     partitions_def=tenant_day_partitions,
     backfill_policy=BACKFILL_POLICY,
-    deps=[conversation_analyses],
+    deps=["conversation_analyses"],
     group_name=GROUP,
     kinds={"pandas", "postgres"},
 )
 def llm_spend_daily(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase,
-                    openai: OpenAIResource) -> dg.MaterializeResult:
+                    openai: LeadAnalysisOpenAI) -> dg.MaterializeResult:
     """The llm_usage ledger per tenant, local day, model and mode: calls, failed calls, tokens by
     kind, cost and average latency. Metadata: month-to-date spend against monthly_budget_brl, the
     month-end projection, and for regex tenants with a shadow sample the cost of switching to OpenAI."""
@@ -91,9 +79,9 @@ def llm_spend_daily(context: dg.AssetExecutionContext, analytics: AnalyticsDatab
     timezone, now = settings.timezone_name(), _now()
     today = store.local_today(timezone, now)
     metadata: dict = {}
-    tenants = list(_tenant_months(context, engine))
+    tenants = [(tenant, store.months_of(days)) for tenant, days in tenant_days(engine, context.partition_keys)]
     for tenant, months in tenants:
-        # the calls this run made are dated today, whatever day partitions it analysed
+        # the calls this run made are dated today, whatever day partitions it analyzed
         for month in sorted(set(months) | {store.month_start(today)}):
             daily = store.refresh_spend_month(engine, tenant, month, timezone, now)
             if month == store.month_start(today):
@@ -110,12 +98,12 @@ def llm_spend_daily(context: dg.AssetExecutionContext, analytics: AnalyticsDatab
 @dg.asset(
     partitions_def=tenant_day_partitions,
     backfill_policy=BACKFILL_POLICY,
-    deps=[tenant_daily_kpis, "analyzer_agreement", "analyzer_disagreements", "analyzer_daily_kpis", llm_spend_daily],
+    deps=["tenant_daily_kpis", "analyzer_agreement", "analyzer_disagreements", "analyzer_daily_kpis", llm_spend_daily],
     group_name=GROUP,
     kinds={"html"},
 )
 def lead_report(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase,
-                openai: OpenAIResource) -> dg.MaterializeResult:
+                openai: LeadAnalysisOpenAI) -> dg.MaterializeResult:
     """The self-contained HTML dashboard (all tenants): spend against budgets, lead rate and visits,
     regex vs OpenAI agreement and disagreement examples. Its path is in the metadata."""
     from allpfit_etl.monitoring.report import collect_report_data, default_report_path, render_report, write_report

@@ -11,6 +11,7 @@ import re
 import sqlalchemy as sa
 
 from allpfit_etl import settings
+from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.monitoring import store
 from allpfit_etl.monitoring.agreement import markdown_table
@@ -29,8 +30,7 @@ def parse_month(text: str) -> dt.date:
 
 def latest_compared_month(engine: sa.Engine, tenant_id: int) -> dt.date | None:
     with engine.connect() as conn:
-        value = conn.execute(sa.text(
-            "SELECT MAX(month) FROM analyzer_agreement WHERE tenant_id = :t AND compared > 0"), {"t": tenant_id}).scalar()
+        value = conn.execute(sql("analytics/monitoring/latest_compared_month"), {"tenant_id": tenant_id}).scalar()
     return dt.date.fromisoformat(str(value)[:10]) if value is not None else None
 
 
@@ -45,7 +45,7 @@ def _answer(row, side: str) -> str:
             f"prob={int(row[f'{side}_probabilidade_conversao'])}")
 
 
-def _analyser(tenant: Tenant) -> str:
+def _analyzer(tenant: Tenant) -> str:
     f = tenant.features
     if f.use_openai:
         return f"OpenAI ({f.model}) with the regex answer beside it"
@@ -59,7 +59,7 @@ def run_compare(engine: sa.Engine, slug: str, month_text: str | None, out=print)
     today = store.local_today(timezone)
     month = month or latest_compared_month(engine, tenant.tenant_id) or store.month_start(today)
     comparison = store.compare_month(engine, tenant, month)
-    out(f"{tenant.name} ({tenant.slug}) · {month:%Y-%m} · {_analyser(tenant)}")
+    out(f"{tenant.name} ({tenant.slug}) · {month:%Y-%m} · {_analyzer(tenant)}")
     if comparison.figures["compared"] == 0:
         hint = ("" if tenant.features.use_openai or tenant.features.shadow_openai_sample
                 else f"; turn on a sample with `allpfit-etl tenants set {tenant.slug} shadow_openai_sample=0.1` and run")

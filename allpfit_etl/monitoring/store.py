@@ -99,7 +99,7 @@ class MonthComparison:
 
 
 def compare_month(engine: sa.Engine, tenant: Tenant, month: dt.date) -> MonthComparison:
-    """Both analysers on the tenant's conversations of one month, computed from the stored answers."""
+    """Both analyzers on the tenant's conversations of one month, computed from the stored answers."""
     answers = load_answers(engine, tenant.tenant_id, month, month_last_day(month), paired_only=True)
     paired = agreement.pair_answers(answers)
     figures = agreement.agreement_figures(paired)
@@ -132,7 +132,7 @@ def refresh_month(engine: sa.Engine, tenant: Tenant, month: dt.date, now: dt.dat
 
 
 def refresh_quality(engine: sa.Engine, tenant: Tenant, first_day: dt.date, last_day: dt.date, now: dt.datetime) -> int:
-    """Recompute analyzer_daily_kpis for the tenant's days (every stored answer, per analyser)."""
+    """Recompute analyzer_daily_kpis for the tenant's days (every stored answer, per analyzer)."""
     quality = agreement.daily_quality(load_answers(engine, tenant.tenant_id, first_day, last_day))
     with engine.begin() as conn:
         conn.execute(sql("analytics/monitoring/delete_analyzer_daily_kpis"),

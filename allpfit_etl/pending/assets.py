@@ -4,22 +4,19 @@ import datetime as dt
 from collections import Counter
 
 import dagster as dg
-import sqlalchemy as sa
 
 from allpfit_etl.analysis.shadow import missing_shadow_answers
 from allpfit_etl.db import sql
-from allpfit_etl.extract.assets import BACKFILL_POLICY, chatwoot_conversations
-from allpfit_etl.partitions import days_by_tenant, tenant_day_partitions
+from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
 from allpfit_etl.pending.rules import SHADOW_MISSING, StoredAnalysis, pending_reason
 from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.tables import insert_rows, pending_conversations as pending_table
-from allpfit_etl.tenants.registry import get_tenant
 
 
 @dg.asset(
     partitions_def=tenant_day_partitions,
     backfill_policy=BACKFILL_POLICY,
-    deps=[chatwoot_conversations],
+    deps=["chatwoot_conversations"],
     group_name="analysis",
     kinds={"postgres", "python"},
 )
@@ -31,8 +28,7 @@ def pending_conversations(context: dg.AssetExecutionContext, analytics: Analytic
     now = dt.datetime.now(dt.timezone.utc)
     reasons: Counter[str] = Counter()
     skipped = 0
-    for slug, days in days_by_tenant(context.partition_keys).items():
-        tenant = get_tenant(engine, slug)
+    for tenant, days in tenant_days(engine, context.partition_keys):
         identity = tenant.identity()
         for day in days:
             with engine.begin() as conn:
@@ -62,10 +58,7 @@ def pending_conversations(context: dg.AssetExecutionContext, analytics: Analytic
                         "tenant_id": tenant.tenant_id, "conversation_id": row.conversation_id, "day": day,
                         "content_hash": row.content_hash, "reason": reason, "queued_at": now,
                     })
-                conn.execute(
-                    sa.text("DELETE FROM pending_conversations WHERE tenant_id = :t AND day = :d"),
-                    {"t": tenant.tenant_id, "d": day},
-                )
+                conn.execute(sql("analytics/delete_partition_pending_conversations"), {"t": tenant.tenant_id, "d": day})
                 insert_rows(conn, pending_table, pending)
     total_pending = sum(reasons.values())
     context.log.info(f"{total_pending} pending, {skipped} skipped (analysis current)")

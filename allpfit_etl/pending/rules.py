@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from allpfit_etl.analysis.interface import AnalyzerIdentity
+from allpfit_etl.identities import OPENAI_ANALYZER, REGEX_ANALYZER, AnalyzerIdentity
 
 NEW, CONTENT_CHANGED, ANALYZER_CHANGED = "new", "content_changed", "analyzer_changed"
 SHADOW_MISSING = "shadow_missing"  # analysis current, the other analyser's answer missing (analysis/shadow.py)
@@ -36,6 +36,6 @@ def pending_reason(
         return CONTENT_CHANGED
     if stored.identity == current:
         return None
-    if stored.analyzer == "openai" and current.analyzer == "regex" and not reanalyze_with_regex:
+    if stored.analyzer == OPENAI_ANALYZER and current.analyzer == REGEX_ANALYZER and not reanalyze_with_regex:
         return None
     return ANALYZER_CHANGED

@@ -30,9 +30,9 @@ class TenantStatus:
     slug: str
     name: str
     enabled: bool
-    analyser: str
+    analyzer: str
     total: int = 0
-    analysed: int = 0
+    analyzed: int = 0
     pending: int = 0
     failed: int = 0
     leads: int = 0
@@ -81,8 +81,8 @@ def collect_status(engine: sa.Engine, now: dt.datetime | None = None, timezone: 
             features = parse_features(row.features)
             status = TenantStatus(
                 slug=row.slug, name=row.name, enabled=bool(row.enabled),
-                analyser=f"openai:{features.model}" if features.use_openai else "regex",
-                total=row.total, analysed=row.analysed, pending=row.pending, failed=row.failed, leads=row.leads,
+                analyzer=f"openai:{features.model}" if features.use_openai else "regex",
+                total=row.total, analyzed=row.analyzed, pending=row.pending, failed=row.failed, leads=row.leads,
                 visits=row.visits, high_probability=row.high_probability, named=row.named,
                 budget_brl=features.monthly_budget_brl,
             )
@@ -105,8 +105,8 @@ def _eta(seconds: float | None) -> str:
 
 def _tenant_cells(t: TenantStatus, label: str, budget: str) -> list:
     return [
-        label, t.analyser, ProgressBar(total=max(t.total, 1), completed=t.analysed, width=24),
-        str(t.analysed), str(t.total), str(t.pending), str(t.failed), f"{t.rate_per_s:.1f}", _eta(t.eta_s),
+        label, t.analyzer, ProgressBar(total=max(t.total, 1), completed=t.analyzed, width=24),
+        str(t.analyzed), str(t.total), str(t.pending), str(t.failed), f"{t.rate_per_s:.1f}", _eta(t.eta_s),
         str(t.leads), str(t.visits), str(t.high_probability), str(t.named),
         f"{t.today_brl:.4f}", f"{t.month_brl:.4f}", budget,
     ]
@@ -124,7 +124,7 @@ def render_status(snapshot: StatusSnapshot):
     for t in snapshot.tenants:
         budget = f"{t.budget_used_pct:.0f}% of {t.budget_brl:.2f}" if t.budget_brl else "—"
         tenants.add_row(*_tenant_cells(t, t.slug if t.enabled else f"[dim]{t.slug} (off)[/dim]", budget))
-        for name in ("total", "analysed", "pending", "failed", "leads", "visits", "high_probability", "named",
+        for name in ("total", "analyzed", "pending", "failed", "leads", "visits", "high_probability", "named",
                      "today_brl", "month_brl", "rate_per_s"):
             setattr(totals, name, getattr(totals, name) + getattr(t, name))
     tenants.add_section()

@@ -1,4 +1,4 @@
-"""``tenant_configs``: which Chatwoot accounts are analysed, and how.
+"""``tenant_configs``: which Chatwoot accounts are analyzed, and how.
 
 A tenant's slug is its Dagster partition key, so it is restricted to ``[a-z0-9_]+``: it can
 never contain the ``|``, ``,``, ``[`` or ``]`` that Dagster's multi-partition keys reserve.
@@ -14,8 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from allpfit_etl.analysis.interface import AnalyzerIdentity
+from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError, UnknownTenantError
+from allpfit_etl.identities import AnalyzerIdentity, analyzer_identity
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9_]+$")
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -114,14 +115,8 @@ class Tenant:
     features: TenantFeatures
 
     def identity(self) -> AnalyzerIdentity:
-        """The analyser whose answers count as current for this tenant."""
-        if self.features.use_openai:
-            from allpfit_etl.analysis.prompts import PROMPT_VERSION
-
-            return AnalyzerIdentity("openai", self.features.model, PROMPT_VERSION)
-        from allpfit_etl.analysis.regex_analyzer import REGEX_VERSION
-
-        return AnalyzerIdentity("regex", "", REGEX_VERSION)
+        """The analyzer whose answers count as current for this tenant."""
+        return analyzer_identity(self.features.use_openai, self.features.model)
 
 
 def validate_slug(slug: str) -> str:
@@ -141,18 +136,15 @@ def _row_to_tenant(row) -> Tenant:
     )
 
 
-_SELECT = "SELECT tenant_id, slug, name, chatwoot_account_id, enabled, features FROM tenant_configs"
-
-
 def list_tenants(engine: sa.Engine, *, enabled_only: bool = False) -> list[Tenant]:
-    query = _SELECT + (" WHERE enabled = TRUE" if enabled_only else "") + " ORDER BY tenant_id"
+    query = sql("analytics/tenants/list_enabled" if enabled_only else "analytics/tenants/list_all")
     with engine.connect() as conn:
-        return [_row_to_tenant(row) for row in conn.execute(sa.text(query))]
+        return [_row_to_tenant(row) for row in conn.execute(query)]
 
 
 def get_tenant(engine: sa.Engine, slug: str) -> Tenant:
     with engine.connect() as conn:
-        row = conn.execute(sa.text(_SELECT + " WHERE slug = :slug"), {"slug": slug}).first()
+        row = conn.execute(sql("analytics/tenants/by_slug"), {"slug": slug}).first()
     if row is None:
         raise UnknownTenantError(f"unknown tenant {slug!r} (see `allpfit-etl tenants list`)")
     return _row_to_tenant(row)
@@ -160,7 +152,7 @@ def get_tenant(engine: sa.Engine, slug: str) -> Tenant:
 
 def get_tenant_by_id(engine: sa.Engine, tenant_id: int) -> Tenant:
     with engine.connect() as conn:
-        row = conn.execute(sa.text(_SELECT + " WHERE tenant_id = :id"), {"id": tenant_id}).first()
+        row = conn.execute(sql("analytics/tenants/by_id"), {"id": tenant_id}).first()
     if row is None:
         raise UnknownTenantError(f"unknown tenant id {tenant_id}")
     return _row_to_tenant(row)
@@ -176,13 +168,10 @@ def add_tenant(
     validate_slug(slug)
     features = (features or TenantFeatures()).validated()
     with engine.begin() as conn:
-        if conn.execute(sa.text("SELECT 1 FROM tenant_configs WHERE slug = :s"), {"s": slug}).first():
+        if conn.execute(sql("analytics/tenants/slug_exists"), {"s": slug}).first():
             raise ConfigError(f"tenant {slug!r} already exists (use `allpfit-etl tenants set`)")
         conn.execute(
-            sa.text(
-                "INSERT INTO tenant_configs (slug, name, chatwoot_account_id, enabled, features, created_at, updated_at)"
-                " VALUES (:slug, :name, :account, TRUE, :features, :now, :now)"
-            ),
+            sql("analytics/tenants/insert"),
             {"slug": slug, "name": name, "account": int(chatwoot_account_id),
              "features": json.dumps(asdict(features)), "now": _now()},
         )
@@ -194,7 +183,7 @@ def update_features(engine: sa.Engine, slug: str, **changes: Any) -> Tenant:
     features = replace(tenant.features, **changes).validated()
     with engine.begin() as conn:
         conn.execute(
-            sa.text("UPDATE tenant_configs SET features = :f, updated_at = :now WHERE slug = :slug"),
+            sql("analytics/tenants/update_features"),
             {"f": json.dumps(asdict(features)), "now": _now(), "slug": slug},
         )
     return get_tenant(engine, slug)
@@ -204,7 +193,7 @@ def set_enabled(engine: sa.Engine, slug: str, enabled: bool) -> Tenant:
     get_tenant(engine, slug)
     with engine.begin() as conn:
         conn.execute(
-            sa.text("UPDATE tenant_configs SET enabled = :e, updated_at = :now WHERE slug = :slug"),
+            sql("analytics/tenants/set_enabled"),
             {"e": enabled, "now": _now(), "slug": slug},
         )
     return get_tenant(engine, slug)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-PROMPT_VERSION = "lead-v1"
+from allpfit_etl.identities import PROMPT_VERSION
+
 _PROMPT_FILES = {"lead-v1": "lead_analysis_v1.md"}
 
 

@@ -1,7 +1,7 @@
--- Monitoring (SQLite): regex vs OpenAI agreement, the examples where they disagree, quality per analyser
+-- Monitoring (SQLite): regex vs OpenAI agreement, the examples where they disagree, quality per analyzer
 -- and LLM spend per day. Every table is recomputed delete-then-insert by the monitoring assets.
 
--- One row per tenant and month (first day): the two analysers on the conversations both answered
+-- One row per tenant and month (first day): the two analyzers on the conversations both answered
 -- for the same content hash. Rates and kappas are NULL when undefined (nothing compared, one class).
 CREATE TABLE IF NOT EXISTS analyzer_agreement (
     tenant_id              INTEGER NOT NULL,
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS analyzer_agreement (
     PRIMARY KEY (tenant_id, month)
 );
 
--- The conversations where the analysers disagree on is_lead or visita_agendada, or differ by
+-- The conversations where the analyzers disagree on is_lead or visita_agendada, or differ by
 -- two or more in probabilidade_conversao: the examples a manager reads.
 CREATE TABLE IF NOT EXISTS analyzer_disagreements (
     tenant_id                      INTEGER NOT NULL,
@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS analyzer_disagreements (
 );
 CREATE INDEX IF NOT EXISTS analyzer_disagreements_month ON analyzer_disagreements (tenant_id, month, severity);
 
--- Quality per tenant, day and analyser, from every stored answer for the current content
+-- Quality per tenant, day and analyzer, from every stored answer for the current content
 -- (the loaded answers are in tenant_daily_kpis).
 CREATE TABLE IF NOT EXISTS analyzer_daily_kpis (
     tenant_id               INTEGER NOT NULL,

@@ -1,4 +1,4 @@
--- Every stored answer (any analyser) for the current content of a tenant's conversations in a day range.
+-- Every stored answer (any analyzer) for the current content of a tenant's conversations in a day range.
 SELECT c.conversation_id, c.day, c.display_id, c.content_hash,
        a.analyzer, a.model, a.prompt_version, a.is_lead, a.visita_agendada, a.probabilidade_conversao,
        a.nome_mapeado_bot, a.analise_ia, a.prompt_tokens, a.cached_tokens, a.completion_tokens, a.analyzed_at

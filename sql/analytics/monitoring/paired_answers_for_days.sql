@@ -1,4 +1,4 @@
--- The stored answers of the conversations (in a day range) that both analysers answered for their
+-- The stored answers of the conversations (in a day range) that both analyzers answered for their
 -- current content: only these are compared, so a regex tenant without a sample reads nothing.
 SELECT c.conversation_id, c.day, c.display_id, c.content_hash,
        a.analyzer, a.model, a.prompt_version, a.is_lead, a.visita_agendada, a.probabilidade_conversao,

@@ -1,4 +1,4 @@
--- Conversations of a (tenant, day) that have an answer of the given analyser for their current content.
+-- Conversations of a (tenant, day) that have an answer of the given analyzer for their current content.
 SELECT c.conversation_id
 FROM chatwoot_conversations c
 JOIN conversation_analyses a

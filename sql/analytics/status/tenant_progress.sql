@@ -1,11 +1,11 @@
--- Per tenant: extracted, analysed (current), pending, failed and the lead counts.
+-- Per tenant: extracted, analyzed (current), pending, failed and the lead counts.
 SELECT
     t.tenant_id, t.slug, t.name, t.enabled, t.features,
     (SELECT COUNT(*) FROM chatwoot_conversations c WHERE c.tenant_id = t.tenant_id) AS total,
     (SELECT COUNT(*) FROM conversations_analytics a
        JOIN chatwoot_conversations c ON c.tenant_id = a.tenant_id AND c.conversation_id = a.conversation_id
                                     AND c.content_hash = a.content_hash
-      WHERE a.tenant_id = t.tenant_id) AS analysed,
+      WHERE a.tenant_id = t.tenant_id) AS analyzed,
     (SELECT COUNT(*) FROM pending_conversations p WHERE p.tenant_id = t.tenant_id) AS pending,
     (SELECT COUNT(*) FROM pending_conversations p
       WHERE p.tenant_id = t.tenant_id AND EXISTS (

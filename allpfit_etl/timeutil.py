@@ -1,0 +1,14 @@
+"""Time helpers shared by the extract and the activity sensor."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def as_utc(value) -> dt.datetime | None:
+    """Chatwoot timestamp (naive UTC datetime, or text on SQLite) → aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)

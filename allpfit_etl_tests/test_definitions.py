@@ -1,0 +1,66 @@
+"""The code location loads with no database: the first test to fail when someone breaks it."""
+
+import importlib
+
+import dagster as dg
+import pytest
+
+ASSETS = ["chatwoot_conversations", "pending_conversations", "conversation_analyses", "conversations_analytics",
+          "tenant_daily_kpis"]
+CHECKS = {"no_nul_bytes_stored", "every_conversation_analyzed_or_failed", "probabilidade_conversao_in_range",
+          "spend_within_monthly_budget"}
+SENSORS = {"tenant_partitions_sensor", "chatwoot_activity_sensor", "run_failure_alert_sensor"}
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/nothing"
+
+
+@pytest.fixture
+def defs(monkeypatch):
+    # Any connection attempt while loading would fail on these URLs.
+    monkeypatch.setenv("CHATWOOT_DATABASE_URL", UNREACHABLE)
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", UNREACHABLE)
+    import allpfit_etl.definitions as definitions
+
+    yield importlib.reload(definitions).defs
+    monkeypatch.undo()
+    importlib.reload(definitions)  # later tests get resources built from their own environment
+
+
+def test_definitions_load_and_validate(defs):
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_job_covers_the_whole_asset_graph(defs):
+    from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME
+    from allpfit_etl.partitions import tenant_day_partitions
+
+    job = defs.resolve_job_def(LEAD_ANALYSIS_JOB_NAME)
+    assert job.partitions_def == tenant_day_partitions
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == set(ASSETS)
+
+
+def test_asset_keys_and_their_order(defs):
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(ASSETS)
+    for upstream, downstream in zip(ASSETS, ASSETS[1:]):
+        parents = {k.to_user_string() for k in graph.get(dg.AssetKey(downstream)).parent_keys}
+        assert upstream in parents, f"{downstream} should depend on {upstream}"
+
+
+def test_asset_checks(defs):
+    keys = defs.resolve_asset_graph().asset_check_keys
+    assert {k.name for k in keys} == CHECKS
+    assert {k.asset_key.to_user_string() for k in keys} == {"conversations_analytics"}
+
+
+def test_sensors_and_schedule(defs):
+    assert {s.name for s in defs.sensors} == SENSORS
+    for name in SENSORS:
+        assert defs.resolve_sensor_def(name).name == name
+    schedule = defs.resolve_schedule_def("every_two_hours_schedule")
+    assert schedule.cron_schedule == "0 */2 * * *"
+    assert schedule.job_name == "lead_analysis"
+    assert defs.resolve_sensor_def("chatwoot_activity_sensor").job_name == "lead_analysis"
+
+
+def test_resources_under_their_keys(defs):
+    assert set(defs.resources) == {"chatwoot", "analytics", "openai", "alert_webhook"}

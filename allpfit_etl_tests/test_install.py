@@ -1,0 +1,90 @@
+"""What a new user installs: the wheel (not the checkout) in a fresh virtual environment with
+today's resolved dependencies, run from an empty folder, with plain ``postgresql://`` URLs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """``pip wheel .`` then ``pip install <wheel>`` into a new venv; returns its bin folder."""
+    root = tmp_path_factory.mktemp("install")
+    wheel_dir = root / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(REPO)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    (wheel,) = wheel_dir.glob("allpfit_etl-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "allpfit_etl/sql/analytics/migrations/001_initial.postgresql.sql" in names
+    assert "allpfit_etl/analysis/prompts/lead_analysis_v1.md" in names
+    assert not [n for n in names if n.startswith("allpfit_etl_tests/")]
+
+    env_dir = root / "venv"
+    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+    bin_dir = env_dir / "bin"
+    result = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return bin_dir
+
+
+def user_env(home: Path, bin_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ALLPFIT_", "CHATWOOT_", "ANALYTICS_", "DAGSTER_", "OPENAI_", "PYTHON"))}
+    env.update(ALLPFIT_HOME=str(home), PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", **extra)
+    return env
+
+
+def cli(bin_dir: Path, cwd: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(bin_dir / "allpfit-etl"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_the_wheel_runs_the_demo_from_an_empty_folder(installed, tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    where = subprocess.run([str(installed / "python"), "-c", "import allpfit_etl; print(allpfit_etl.__file__)"],
+                           cwd=folder, capture_output=True, text=True, env=user_env(tmp_path / "h", installed))
+    assert str(REPO) not in where.stdout and "site-packages" in where.stdout
+
+    result = cli(installed, folder, user_env(folder / ".allpfit", installed), "demo")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "4 run(s)" in result.stdout
+    analytics = sa.create_engine(f"sqlite:///{folder / '.allpfit' / 'analytics.db'}")
+    with analytics.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM conversations_analytics")).scalar_one() > 2000
+
+
+def test_plain_postgresql_urls_through_init_tenants_run_and_status(installed, tmp_path, make_pg_database):
+    chatwoot_url, analytics_url = make_pg_database("chatwoot"), make_pg_database("analytics")
+    assert chatwoot_url.startswith("postgresql://") and analytics_url.startswith("postgresql://")
+    env = user_env(tmp_path, installed, CHATWOOT_DATABASE_URL=chatwoot_url, ANALYTICS_DATABASE_URL=analytics_url)
+
+    for args in (("seed-demo",), ("init",), ("tenants", "add", "allpfit", "--name", "AllpFit", "--account-id", "1"),
+                 ("run", "--tenant", "allpfit", "--from", "2025-11-10", "--to", "2025-11-12"), ("status",)):
+        result = cli(installed, tmp_path, env, *args)
+        assert result.returncode == 0, f"{args}: {result.stdout[-1500:]} {result.stderr[-3000:]}"
+        assert "Traceback" not in result.stderr
+    with sa.create_engine(analytics_url).connect() as conn:
+        loaded = conn.execute(sa.text("SELECT COUNT(*) FROM conversations_analytics")).scalar_one()
+    assert loaded > 0
+
+    unknown_driver = cli(installed, tmp_path, {**env, "ANALYTICS_DATABASE_URL": analytics_url.replace(
+        "postgresql://", "postgresql+pg8000://")}, "status")
+    assert unknown_driver.returncode == 2
+    assert "pg8000" in unknown_driver.stderr and "Traceback" not in unknown_driver.stderr
+    assert len(unknown_driver.stderr.strip().splitlines()) == 1

@@ -1,0 +1,1 @@
+SELECT tenant_id, slug, name, chatwoot_account_id, enabled, features FROM tenant_configs ORDER BY tenant_id

@@ -1,0 +1,1 @@
+UPDATE tenant_configs SET enabled = :e, updated_at = :now WHERE slug = :slug

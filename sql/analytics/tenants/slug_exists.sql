@@ -1,0 +1,1 @@
+SELECT 1 FROM tenant_configs WHERE slug = :s
