@@ -11,7 +11,6 @@ import datetime as dt
 import dagster as dg
 
 from allpfit_etl import settings
-from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.monitoring import store
 from allpfit_etl.monitoring.agreement import markdown_table
 from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
@@ -69,13 +68,14 @@ def analyzer_comparison(context: dg.AssetExecutionContext, analytics: AnalyticsD
     deps=["conversation_analyses"],
     group_name=GROUP,
     kinds={"pandas", "postgres"},
+    # by key: the openai resource (exchange rate, prices) is another step's wrapper, not imported
+    required_resource_keys={"analytics", "openai"},
 )
-def llm_spend_daily(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase,
-                    openai: LeadAnalysisOpenAI) -> dg.MaterializeResult:
+def llm_spend_daily(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The llm_usage ledger per tenant, local day, model and mode: calls, failed calls, tokens by
     kind, cost and average latency. Metadata: month-to-date spend against monthly_budget_brl, the
     month-end projection, and for regex tenants with a shadow sample the cost of switching to OpenAI."""
-    engine = analytics.engine()
+    engine, openai = context.resources.analytics.engine(), context.resources.openai
     timezone, now = settings.timezone_name(), _now()
     today = store.local_today(timezone, now)
     metadata: dict = {}
@@ -101,13 +101,14 @@ def llm_spend_daily(context: dg.AssetExecutionContext, analytics: AnalyticsDatab
     deps=["tenant_daily_kpis", "analyzer_agreement", "analyzer_disagreements", "analyzer_daily_kpis", llm_spend_daily],
     group_name=GROUP,
     kinds={"html"},
+    required_resource_keys={"analytics", "openai"},
 )
-def lead_report(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase,
-                openai: LeadAnalysisOpenAI) -> dg.MaterializeResult:
+def lead_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The self-contained HTML dashboard (all tenants): spend against budgets, lead rate and visits,
     regex vs OpenAI agreement and disagreement examples. Its path is in the metadata."""
     from allpfit_etl.monitoring.report import collect_report_data, default_report_path, render_report, write_report
 
+    analytics, openai = context.resources.analytics, context.resources.openai
     data = collect_report_data(analytics.engine(), usd_brl=openai.usd_brl, price_overrides=openai.price_overrides)
     path = write_report(render_report(data), default_report_path())
     context.log.info(f"report written to {path}")
