@@ -64,7 +64,8 @@ def cmd_tenants(args) -> int:
             f = t.features
             print(
                 f"{t.slug:<16} id={t.tenant_id:<3} account={t.chatwoot_account_id:<4} "
-                f"{'enabled ' if t.enabled else 'disabled'} analyser={'openai:' + f.model if f.use_openai else 'regex'} "
+                f"{'enabled ' if t.enabled else 'disabled'} analyser={'openai:' + f.model if f.use_openai else 'regex'}"
+                f"{f' shadow_openai_sample={f.shadow_openai_sample:g}' if f.shadow_openai_sample and not f.use_openai else ''} "
                 f"chunk_size={f.chunk_size} max_concurrency={f.max_concurrency} budget_brl={f.monthly_budget_brl}  {t.name}"
             )
     elif args.tenants_command == "set":
