@@ -59,8 +59,9 @@ def seeded_chatwoot(make_pg_database, conversations: int) -> str:
     return url
 
 
-def analytics_world(make_pg_database, server, chatwoot_url: str, features: TenantFeatures) -> dict:
-    analytics_url = make_pg_database("analytics")
+def analytics_world(make_pg_database, server, chatwoot_url: str, features: TenantFeatures,
+                    analytics_url: str | None = None) -> dict:
+    analytics_url = analytics_url or make_pg_database("analytics")
     analytics = get_engine(analytics_url)
     apply_migrations(analytics)
     add_tenant(analytics, "gym", "Gym", 1, features)
@@ -216,3 +217,26 @@ def test_shadow_sample_stops_at_the_budget(make_pg_database, server, instance):
     assert len(answers["regex"]) == 100 and 0 < len(answers["openai"]) < 100
     assert 0 < spent <= 0.02
     assert rows(world, "SELECT analyzer, COUNT(*) FROM conversations_analytics GROUP BY analyzer") == [("regex", 100)]
+
+
+def test_the_same_tables_on_the_embedded_sqlite_analytics_database(make_pg_database, server, instance, tmp_path,
+                                                                   monkeypatch, capsys):
+    """The demo's defaults: dates come back as text from SQLite, and everything still adds up."""
+    from allpfit_etl.cli.main import main
+
+    url = f"sqlite:///{tmp_path / 'analytics.db'}"
+    world = analytics_world(make_pg_database, server, seeded_chatwoot(make_pg_database, 30),
+                            TenantFeatures(shadow_openai_sample=0.5, chunk_size=10, monthly_budget_brl=2.0), url)
+    materialize(world, instance)
+    answers = answers_by_analyzer(world)
+    assert len(answers["regex"]) == 30 and 0 < len(answers["openai"]) < 30
+    expected = independent_agreement(world)
+    row = rows(world, "SELECT * FROM analyzer_agreement")[0]._mapping
+    assert str(row["month"]) == "2025-11-01" and row["compared"] == len(answers["openai"])
+    assert row["is_lead_agreement"] == pytest.approx(expected["is_lead_agreement"])
+    assert_spend_equals_ledger(world)
+
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", url)
+    assert main(["compare", "gym"]) == 0
+    out = capsys.readouterr().out
+    assert "Gym (gym) · 2025-11" in out and f"compared: {len(answers['openai'])} " in out
