@@ -129,10 +129,13 @@ def test_materializing_a_partition_fills_conversations_analytics(world):
         for value in row.values():
             assert not (isinstance(value, str) and "\x00" in value)
 
+    # the contact asks the price (lead), asks the opening hours (lead), or only chats (no lead)
+    assert {cid for cid, row in rows.items() if row["is_lead"]} == {ids["lead"], ids["late"]}
+    assert {cid for cid, row in rows.items() if row["visita_agendada"]} == {ids["lead"]}
     with world["analytics"].connect() as conn:
-        kpi = conn.execute(sa.text("SELECT conversations, leads FROM tenant_daily_kpis")).one()
+        kpi = conn.execute(sa.text("SELECT conversations, leads, visits_scheduled FROM tenant_daily_kpis")).one()
         pending_left = conn.execute(sa.text("SELECT COUNT(*) FROM pending_conversations")).scalar()
-    assert kpi.conversations == 3 and kpi.leads >= 1
+    assert (kpi.conversations, kpi.leads, kpi.visits_scheduled) == (3, 2, 1)
     assert pending_left == 0
 
 

@@ -95,10 +95,31 @@ def test_render_shows_every_tenant_and_its_numbers(analytics):
     console = Console(record=True, width=220)
     console.print(render_status(collect_status(engine, now=NOW)))
     text = console.export_text()
-    gym_line = next(line for line in text.splitlines() if "allpfit" in line and "openai" in line)
-    for value in ("5", "10", "4", "1.7500", "3.7500", "38% of 10.00"):
-        assert value in gym_line
+    rows = table_rows(text)
+    figures = {"total": "10", "pending": "4", "failed": "1", "rate/s": "0.0", "ETA": "0:02:00", "leads": "4",
+               "visits": "2", "prob 4-5": "3", "named": "2", "today R$": "1.7500", "month R$": "3.7500"}
+    analyzed = "analyzed" if "analyzed" in rows["allpfit"] else "analysed"  # the column takes the US spelling
+    assert {k: rows["allpfit"][k] for k in figures} == figures and rows["allpfit"][analyzed] == "5"
+    assert rows["allpfit"]["budget"] == "38% of 10.00"
+    assert {k: rows["investbem"][k] for k in figures} == {
+        **{k: "0" for k in figures}, "rate/s": "0.0", "ETA": "—", "today R$": "0.0000", "month R$": "0.0000"}
+    assert {k: rows["total"][k] for k in figures} == figures  # the other tenant adds nothing
     assert "investbem" in text and "last API calls" in text and "rate_limited" in text
+
+
+def table_rows(text: str) -> dict[str, dict[str, str]]:
+    """The first table's body rows as {first cell: {column header: cell}}, read from rich's box lines."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("┃"))
+    headers = [cell.strip() for cell in lines[start].strip().strip("┃").split("┃")]
+    rows = {}
+    for line in lines[start + 1:]:
+        if line.startswith("└"):
+            break
+        if line.startswith("│"):
+            cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
+            rows[cells[0]] = dict(zip(headers, cells))
+    return rows
 
 
 def test_status_command_prints_the_numbers(analytics, tmp_path):

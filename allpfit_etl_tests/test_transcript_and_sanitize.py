@@ -44,9 +44,16 @@ def test_sanitize_text(raw, expected):
 
 
 def test_sanitize_record_walks_nested_values():
-    cleaned = sanitize_record({"a": "x\x00", "b": {"c": ["y\x00", 1]}, "d": None})
-    assert cleaned == {"a": "x", "b": {"c": ["y", 1]}, "d": None}
-    assert not has_forbidden_characters(json.dumps(cleaned))
+    cleaned = sanitize_record({"a": "x\x00", "b": {"c": ["y\x00", 1, "w\\u0000z"]}, "d": None})
+    assert cleaned == {"a": "x", "b": {"c": ["y", 1, "wz"]}, "d": None}
+    # json.dumps writes a NUL as the six characters \u0000 (which jsonb refuses), never as a raw NUL
+    assert "\\u0000" not in json.dumps(cleaned)
+    assert "\\u0000" in json.dumps({"a": "x\x00"})  # the check above would see a NUL that survived
+
+
+def test_has_forbidden_characters_sees_nul_and_lone_surrogates():
+    assert has_forbidden_characters("x\x00y") and has_forbidden_characters("lone \ud83d")
+    assert not has_forbidden_characters("clean 🏋️ text\n") and not has_forbidden_characters(None)
 
 
 def test_transcript_labels_speakers_and_drops_private_notes_and_activity():

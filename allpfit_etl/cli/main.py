@@ -47,13 +47,10 @@ def cmd_tenants(args) -> int:
 
     engine = analytics_engine()
     if args.tenants_command == "add":
-        features = registry.TenantFeatures(
-            use_openai=args.openai,
-            model=args.model or registry.DEFAULT_MODEL,
-            chunk_size=args.chunk_size or registry.TenantFeatures.chunk_size,
-            max_concurrency=args.max_concurrency or registry.TenantFeatures.max_concurrency,
-            monthly_budget_brl=args.budget_brl,
-        )
+        given = {"model": args.model, "chunk_size": args.chunk_size, "max_concurrency": args.max_concurrency,
+                 "monthly_budget_brl": args.budget_brl}
+        # options left out take TenantFeatures' defaults; a given 0 is refused, not replaced
+        features = registry.TenantFeatures(use_openai=args.openai, **{k: v for k, v in given.items() if v is not None})
         tenant = registry.add_tenant(engine, args.slug, args.name, args.account_id, features)
         print(f"added tenant {tenant.slug} (id {tenant.tenant_id}, Chatwoot account {tenant.chatwoot_account_id})")
     elif args.tenants_command == "list":

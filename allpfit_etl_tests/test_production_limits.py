@@ -1,0 +1,210 @@
+"""The limits in the repo's dagster.yaml hold on a real deployment: dagster-daemon and
+dagster-webserver on a PostgreSQL-backed DAGSTER_HOME, seven runs submitted through GraphQL while
+every OpenAI request hangs on the bundled server, so the runs that started stay started.
+
+At that steady state: one run per tenant, at most two backfill runs, and at most
+``default_limit`` analyze_chunk steps holding an ``openai`` pool slot while another waits for one."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import signal
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+import yaml
+from dagster_graphql import DagsterGraphQLClient
+from sqlalchemy.engine import make_url
+
+from allpfit_etl.analysis.assets import OPENAI_POOL
+from allpfit_etl.db import get_engine
+from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from allpfit_etl.schema import apply_migrations
+from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
+from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
+from allpfit_etl_tests.conftest import TEST_DATABASE_URL
+from allpfit_etl_tests.test_deployment_end_to_end import _server_up, free_port, wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+DAY = dt.date(2025, 11, 10)
+SOLO, BACKFILLED, OTHERS = "solo", ("bf_a", "bf_b", "bf_c"), ("other_a", "other_b")
+PROMISED = {"tenant": 1, "backfill": 2, "pool": 4}  # the README's limits
+IN_PROGRESS = {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED}
+# One process per run keeps nine runs affordable on a small machine; pools hold for this executor too.
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
+
+def production_limits() -> dict:
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    runs = config["concurrency"]["runs"]
+    by_key = {limit["key"]: limit for limit in runs["tag_concurrency_limits"]}
+    assert by_key["allpfit/tenant"]["value"] == {"applyLimitPerUniqueValue": True}
+    return {
+        "runs": runs["max_concurrent_runs"],
+        "backfill": by_key["dagster/backfill"]["limit"],
+        "tenant": by_key["allpfit/tenant"]["limit"],
+        "pool": config["concurrency"]["pools"]["default_limit"],
+    }
+
+
+@pytest.fixture
+def deployment(tmp_path, pg_admin):
+    names = {label: f"allpfit_test_{label}_{uuid.uuid4().hex[:8]}" for label in ("dagster", "chatwoot", "analytics")}
+    with pg_admin.connect() as conn:
+        for name in names.values():
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    urls = {k: make_url(TEST_DATABASE_URL).set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
+    dagster_url = make_url(urls["dagster"]).set(drivername="postgresql+psycopg2")  # what dagster-postgres needs
+    urls["dagster"] = dagster_url.render_as_string(hide_password=False)
+    server = FakeOpenAIServer(FakeServerConfig(latency_s=600)).start()  # every request hangs
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    port = free_port()
+    env = {
+        **os.environ, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": urls["dagster"],
+        "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"],
+        "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex, "OPENAI_BASE_URL": server.base_url,
+        "ALLPFIT_START_DATE": "2025-11-01",
+    }
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("daemon", "webserver")}
+    processes = [
+        subprocess.Popen(["dagster-daemon", "run", "-w", "workspace.yaml"],
+                         cwd=REPO, env=env, stdout=logs["daemon"], stderr=subprocess.STDOUT),
+        subprocess.Popen(["dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+                         cwd=REPO, env=env, stdout=logs["webserver"], stderr=subprocess.STDOUT),
+    ]
+    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "DAGSTER_PG_URL")}
+    os.environ.update({"DAGSTER_HOME": env["DAGSTER_HOME"], "DAGSTER_PG_URL": env["DAGSTER_PG_URL"]})
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    submitted: list[str] = []
+    instance = None
+    try:
+        cw = ChatwootBuilder(get_engine(urls["chatwoot"]))  # while the processes start
+        analytics = get_engine(urls["analytics"])
+        apply_migrations(analytics)
+        at = dt.datetime(DAY.year, DAY.month, DAY.day, 14, 0)
+        for slug in (SOLO, *BACKFILLED, *OTHERS):  # one conversation each: one chunk step per run
+            account = cw.account(slug)
+            conversation = cw.conversation(account, at, "Juliana")
+            cw.message(account, conversation, at, "Oi! Qual o valor da mensalidade?")
+            add_tenant(analytics, slug, slug, account, TenantFeatures(use_openai=True, chunk_size=1, max_concurrency=1))
+        instance = dg.DagsterInstance.get()
+        instance.add_dynamic_partitions("tenant", [SOLO, *BACKFILLED, *OTHERS])  # the tenant sensor's job, done now
+        wait_for(lambda: _server_up(port), 120, "dagster-webserver to answer", 0.5)
+        yield {"instance": instance, "client": client, "server": server, "runs": submitted}
+    finally:
+        try:
+            # Cancel the queued runs; let the started ones end by themselves once the server is gone
+            # (terminating them leaves their code servers behind, ignoring SIGTERM).
+            queued = [r.run_id for r in instance.get_runs(dg.RunsFilter(run_ids=submitted, statuses=[
+                dg.DagsterRunStatus.QUEUED]))] if instance is not None else []
+            if queued:
+                client.terminate_runs(queued)
+            server.stop()
+            if instance is not None:
+                wait_for(lambda: all(r.is_finished for r in instance.get_runs(dg.RunsFilter(run_ids=submitted))),
+                         90, "the runs to end", 0.5)
+        finally:
+            # The daemon leaves its code server running after it exits; stopped after the daemon, while
+            # the Dagster database still exists, it exits cleanly.
+            code_servers = [child for process in processes for child in child_pids(process.pid)]
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            stop_processes(code_servers)
+            for f in logs.values():
+                f.close()
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            if instance is not None:
+                instance.dispose()
+            from allpfit_etl.db import _cached_engine
+
+            _cached_engine.cache_clear()
+            with pg_admin.connect() as conn:
+                for name in names.values():
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def child_pids(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def stop_processes(pids: list[int], timeout: float = 30) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def submit(deployment, slug: str, backfill: bool = False) -> str:
+    tags = {"dagster/partition": f"{DAY.isoformat()}|{slug}", "allpfit/tenant": slug}
+    if backfill:
+        tags["dagster/backfill"] = "limits-test"  # what the daemon puts on every run of a backfill
+    run_id = deployment["client"].submit_job_execution("lead_analysis", run_config=IN_PROCESS, tags=tags)
+    deployment["runs"].append(run_id)
+    return run_id
+
+
+def test_queue_and_pool_limits_of_dagster_yaml_hold(deployment):
+    limits = PROMISED
+    assert {k: v for k, v in production_limits().items() if k in PROMISED} == PROMISED
+    instance = deployment["instance"]
+    solo = [submit(deployment, SOLO) for _ in range(2)]
+    backfill = [submit(deployment, slug, backfill=True) for slug in BACKFILLED]
+    others = [submit(deployment, slug) for slug in OTHERS]
+    # the queue takes runs in order, skipping those a limit blocks: five runs, five chunk steps for four slots
+    expected_started = {solo[0], *backfill[:2], *others}
+    assert len(expected_started) < production_limits()["runs"]  # so only the tag limits hold runs back
+    seen = {"solo": 0, "backfill": 0, "pool": 0}
+
+    def observe():
+        runs = instance.get_runs(dg.RunsFilter(run_ids=deployment["runs"]))
+        assert not [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE], "a run failed"
+        started = {r.run_id for r in runs if r.status in IN_PROGRESS}
+        pool = instance.event_log_storage.get_concurrency_info(OPENAI_POOL)
+        for key, count in (("solo", len(started & set(solo))), ("backfill", len(started & set(backfill))),
+                           ("pool", pool.active_slot_count)):
+            seen[key] = max(seen[key], count)
+        assert seen["solo"] <= limits["tenant"] and seen["backfill"] <= limits["backfill"] and seen["pool"] <= limits["pool"]
+        return started, pool
+
+    def steady():
+        started, pool = observe()
+        return started == expected_started and pool.active_slot_count == limits["pool"] and pool.pending_step_count == 1
+
+    wait_for(steady, 150, "five started runs with their chunk steps at the pool", 0.5)
+    for _ in range(4):  # and it stays so: the queue keeps the rest waiting, the pool the fifth step
+        time.sleep(1)
+        assert steady()
+    assert seen == {"solo": limits["tenant"], "backfill": limits["backfill"], "pool": limits["pool"]}
+    queued = {r.run_id for r in instance.get_runs(dg.RunsFilter(run_ids=deployment["runs"], statuses=[dg.DagsterRunStatus.QUEUED]))}
+    assert queued == {solo[1], backfill[2]}
+
+    _, pool = observe()
+    assert pool.slot_count == limits["pool"]
+    assert {slot.step_key.split("[")[0] for slot in pool.claimed_slots} == {"conversation_analyses.analyze_chunk"}
+    assert pool.active_run_ids | pool.pending_run_ids == expected_started
+    assert deployment["server"].stats()["max_in_flight"] == limits["pool"]  # a step without a slot sends nothing

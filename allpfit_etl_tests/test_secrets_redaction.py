@@ -1,0 +1,182 @@
+"""Secrets end to end: database URLs carry a real role's password, the OpenAI key and the alert
+webhook's token are set, the CLI runs a day range through Dagster on the production dagster.yaml
+(PostgreSQL storage) with a tenant that fails, then with an unreachable database; none of the
+secrets appears in the CLI's output, any event, metadata, run record, compute log or alert.
+The same range run also shows the per-partition metadata the README describes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from allpfit_etl.automation.alerts import AlertWebhook, run_failure_alert_sensor
+from allpfit_etl.db import get_engine
+from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
+from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from allpfit_etl.schema import apply_migrations
+from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
+from allpfit_etl_tests.conftest import TEST_DATABASE_URL
+
+REPO = Path(__file__).resolve().parent.parent
+DAYS = [dt.date(2025, 11, 10), dt.date(2025, 11, 11), dt.date(2025, 11, 12)]
+ASSET_METADATA = {  # what the README promises on every partition's materialization
+    "chatwoot_conversations": {"extracted"},
+    "pending_conversations": {"pending", "skipped"},
+    "conversation_analyses": {
+        "analyzed", "leads", "visits", "high_probability", "named", "openai.calls", "openai.prompt_tokens",
+        "openai.cached_tokens", "openai.completion_tokens", "openai.total_tokens", "cost_usd", "cost_brl", "failures",
+        "retries", "conversations_per_second", "model",
+    },
+    "conversations_analytics": {"loaded"},
+    "tenant_daily_kpis": {"conversations", "leads"},
+}
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    bodies: list[str] = []
+
+    def do_POST(self):  # noqa: N802
+        Hook.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def secret_run(pg_admin, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("secrets")
+    role, password = f"allpfit_role_{uuid.uuid4().hex[:8]}", "pw-" + uuid.uuid4().hex
+    names = {label: f"allpfit_test_{label}_{uuid.uuid4().hex[:8]}" for label in ("dagster", "chatwoot", "analytics")}
+    with pg_admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
+        for name in names.values():
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER {role}'))
+    base = make_url(TEST_DATABASE_URL).set(username=role, password=password)
+    urls = {k: base.set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
+    dagster_url = make_url(urls["dagster"]).set(drivername="postgresql+psycopg2")  # what dagster-postgres needs
+    urls["dagster"] = dagster_url.render_as_string(hide_password=False)
+    assert password in urls["analytics"]
+
+    source = get_engine(urls["chatwoot"])
+    create_chatwoot_schema(source)
+    for i, day in enumerate(DAYS):
+        seed_bulk(source, account_id=1, day=day, conversations=4, messages_per_conversation=4, first_id=1000 + 10 * i)
+    analytics = get_engine(urls["analytics"])
+    apply_migrations(analytics)
+    add_tenant(analytics, "gym", "Gym", 1, TenantFeatures(use_openai=True, chunk_size=2))
+    add_tenant(analytics, "ghost", "Ghost Gym", 999)  # no such Chatwoot account: its run fails
+
+    server = FakeOpenAIServer(FakeServerConfig(p_500=0.3, fault_seed=3)).start()
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    home = tmp / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    secrets = {"password": password, "api_key": "sk-" + uuid.uuid4().hex, "hook_token": "hook-" + uuid.uuid4().hex}
+    env = {
+        **os.environ, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": urls["dagster"], "ALLPFIT_HOME": str(tmp),
+        "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"],
+        "OPENAI_API_KEY": secrets["api_key"], "OPENAI_BASE_URL": server.base_url,
+        "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/{secrets['hook_token']}",
+        "ALLPFIT_LOG_LEVEL": "DEBUG",  # every Dagster event and log line on the console
+    }
+    command = [sys.executable, "-m", "allpfit_etl.cli.main"]
+    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "DAGSTER_PG_URL")}
+    instance = None
+    try:
+        run = subprocess.run([*command, "run", "--tenant", "gym", "--tenant", "ghost", "--from", DAYS[0].isoformat(),
+                              "--to", DAYS[-1].isoformat()], env=env, capture_output=True, text=True, timeout=300)
+        unreachable = subprocess.run(
+            [*command, "run", "--tenant", "gym"], capture_output=True, text=True, timeout=120,
+            env={**env, "CHATWOOT_DATABASE_URL": base.set(port=1, database="chatwoot").render_as_string(hide_password=False)},
+        )
+        os.environ.update({"DAGSTER_HOME": env["DAGSTER_HOME"], "DAGSTER_PG_URL": env["DAGSTER_PG_URL"]})
+        instance = dg.DagsterInstance.get()
+        yield {"run": run, "unreachable": unreachable, "instance": instance, "secrets": secrets, "home": home,
+               "tmp": tmp, "server": server, "webhook": env["ALERT_WEBHOOK_URL"]}
+    finally:
+        if instance is not None:
+            instance.dispose()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+        hook.shutdown()
+        from allpfit_etl.db import _cached_engine
+
+        _cached_engine.cache_clear()
+        with pg_admin.connect() as conn:
+            for name in names.values():
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f"DROP ROLE IF EXISTS {role}"))
+
+
+def test_no_secret_in_output_events_metadata_logs_or_alerts(secret_run, capfd):
+    run, unreachable, instance = secret_run["run"], secret_run["unreachable"], secret_run["instance"]
+    assert run.returncode == 1 and "run failed: ghost:" in run.stderr and "999" in run.stderr, run.stderr[-3000:]
+    assert "DEBUG" in run.stderr  # the console logger really wrote every event
+    assert unreachable.returncode == 2 and "Chatwoot database unreachable at" in unreachable.stderr
+
+    runs = instance.get_runs()
+    assert len(runs) == 2 and {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}
+    texts = {"cli": run.stdout + run.stderr + unreachable.stdout + unreachable.stderr}
+    for r in runs:
+        texts[f"run {r.run_id}"] = dg.serialize_value(r)
+        texts[f"events {r.run_id}"] = "\n".join(dg.serialize_value(record) for record in instance.all_logs(r.run_id))
+    for path in list(secret_run["home"].rglob("*")) + list(secret_run["tmp"].glob("*.log")):
+        if path.is_file() and path.suffix in (".out", ".err", ".log", ".complete", ".json"):
+            texts[str(path)] = path.read_text(errors="replace")
+    assert "openai.total_tokens" in texts[f"events {[r for r in runs if r.status == dg.DagsterRunStatus.SUCCESS][0].run_id}"]
+    assert secret_run["server"].stats()["errors_500"] > 0  # failed attempts were logged too
+
+    failed = next(r for r in runs if r.status == dg.DagsterRunStatus.FAILURE)
+    (failure,) = instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    Hook.bodies.clear()
+    capfd.readouterr()
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert_sensor", dagster_event=failure.dagster_event, dagster_instance=instance,
+        dagster_run=failed, resources={"alert_webhook": AlertWebhook(url=secret_run["webhook"])},
+    ).for_run_failure()
+    run_failure_alert_sensor(context)
+    sensor_log = "".join(capfd.readouterr())
+    (alert,) = Hook.bodies
+    assert json.loads(alert)["tenant"] == "ghost" and "999" in json.loads(alert)["error"]
+    texts["alert"] = alert
+    texts["alert sensor log"] = sensor_log
+    assert "webhook answered HTTP 204" in sensor_log
+
+    for name, secret in secret_run["secrets"].items():
+        leaks = [where for where, text in texts.items() if secret in text]
+        assert not leaks, f"the {name} leaked into {leaks}"
+
+
+def test_a_range_run_records_the_readme_metadata_on_every_partition(secret_run):
+    instance = secret_run["instance"]
+    (run,) = [r for r in instance.get_runs() if r.tags.get("allpfit/tenant") == "gym"]
+    assert run.tags["dagster/asset_partition_range_start"] == f"{DAYS[0]}|gym"
+    assert run.tags["dagster/asset_partition_range_end"] == f"{DAYS[-1]}|gym"
+    for asset, keys in ASSET_METADATA.items():
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset)), limit=10).records
+        by_partition = {r.partition_key: r for r in records}
+        assert set(by_partition) == {f"{day}|gym" for day in DAYS}, asset  # one materialization per partition
+        for partition, record in by_partition.items():
+            assert record.run_id == run.run_id
+            missing = keys - set(record.asset_materialization.metadata)
+            assert not missing, f"{asset} {partition} lacks {sorted(missing)}"
