@@ -5,6 +5,7 @@ import dagster as dg
 from allpfit_etl.analysis.assets import conversation_analyses
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.automation.alerts import AlertWebhook, run_failure_alert_sensor
+from allpfit_etl.automation.batch_sensor import openai_batch_sensor
 from allpfit_etl.automation.schedules import every_two_hours_schedule
 from allpfit_etl.automation.sensors import chatwoot_activity_sensor, tenant_partitions_sensor
 from allpfit_etl.extract.assets import chatwoot_conversations
@@ -38,7 +39,7 @@ defs = dg.Definitions(
     assets=ASSETS + MONITORING_ASSETS,
     asset_checks=ASSET_CHECKS,
     jobs=[lead_analysis_job],
-    sensors=[tenant_partitions_sensor, chatwoot_activity_sensor, run_failure_alert_sensor],
+    sensors=[tenant_partitions_sensor, chatwoot_activity_sensor, run_failure_alert_sensor, openai_batch_sensor],
     schedules=[every_two_hours_schedule],
     resources=build_resources(),
 )

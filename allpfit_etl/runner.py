@@ -96,7 +96,8 @@ def _first_error(result) -> str:
     return "run failed"
 
 
-def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instance: dg.DagsterInstance | None = None) -> RunSummary:
+def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instance: dg.DagsterInstance | None = None,
+                   extra_tags: dict | None = None) -> RunSummary:
     """One Dagster run per tenant covering the day range (a partition-range run)."""
     from allpfit_etl.definitions import defs
 
@@ -109,6 +110,7 @@ def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instanc
             "dagster/asset_partition_range_start": partition_key(first, tenant.slug),
             "dagster/asset_partition_range_end": partition_key(last, tenant.slug),
             **run_tags(tenant.slug, "cli"),
+            **(extra_tags or {}),
         }
         result = job.execute_in_process(
             instance=instance, tags=tags, raise_on_error=False,
@@ -127,6 +129,32 @@ def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instanc
             seen.add(asset)
             for meta_key, summary_key in SUMMARY_KEYS[asset].items():
                 value = materialization.metadata.get(meta_key)
+                if value is not None:
+                    summary.add(summary_key, value.value)
+    return summary
+
+
+def run_partition_keys(keys: list[str], trigger: str, instance: dg.DagsterInstance | None = None) -> RunSummary:
+    """One single-partition run per key, as a sensor's run requests would launch them."""
+    from allpfit_etl.definitions import defs
+
+    instance = instance or get_instance()
+    job = defs.resolve_job_def(LEAD_ANALYSIS_JOB_NAME)
+    summary = RunSummary()
+    for key in keys:
+        result = job.execute_in_process(
+            instance=instance, partition_key=key, tags=run_tags(str(key).split("|")[-1], trigger),
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("ALLPFIT_LOG_LEVEL", "WARNING")}}}},
+        )
+        summary.runs.append(result.run_id)
+        if not result.success:
+            summary.failed_runs.append(result.run_id)
+            summary.errors.append(f"{key}: {_first_error(result)}")
+        for event in result.get_asset_materialization_events():
+            asset = event.materialization.asset_key.to_user_string()
+            for meta_key, summary_key in SUMMARY_KEYS.get(asset, {}).items():
+                value = event.materialization.metadata.get(meta_key)
                 if value is not None:
                     summary.add(summary_key, value.value)
     return summary

@@ -60,3 +60,6 @@ def backfill_days_per_run() -> int:
 def activity_sensor_interval_seconds() -> int:
     return _positive_int("ALLPFIT_ACTIVITY_SENSOR_INTERVAL", 30)
 
+
+def batch_sensor_interval_seconds() -> int:
+    return _positive_int("ALLPFIT_BATCH_SENSOR_INTERVAL", 60)

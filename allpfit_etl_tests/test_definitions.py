@@ -13,7 +13,7 @@ CHECKS = {"no_nul_bytes_stored", "every_conversation_analyzed_or_failed", "proba
 MONITORING = {"analyzer_agreement": "conversation_analyses", "analyzer_disagreements": "conversation_analyses",
               "analyzer_daily_kpis": "conversation_analyses", "llm_spend_daily": "conversation_analyses",
               "lead_report": "tenant_daily_kpis"}
-SENSORS = {"tenant_partitions_sensor", "chatwoot_activity_sensor", "run_failure_alert_sensor"}
+SENSORS = {"tenant_partitions_sensor", "chatwoot_activity_sensor", "run_failure_alert_sensor", "openai_batch_sensor"}
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/nothing"
 
 
@@ -64,6 +64,7 @@ def test_sensors_and_schedule(defs):
     assert schedule.cron_schedule == "0 */2 * * *"
     assert schedule.job_name == "lead_analysis"
     assert defs.resolve_sensor_def("chatwoot_activity_sensor").job_name == "lead_analysis"
+    assert defs.resolve_sensor_def("openai_batch_sensor").job_name == "lead_analysis"
 
 
 def test_resources_under_their_keys(defs):

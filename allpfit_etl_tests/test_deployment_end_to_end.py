@@ -216,6 +216,7 @@ def test_graphql_loads_assets_partitions_checks_sensors_and_schedule(deployment)
     sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
     assert sensors == {
         "tenant_partitions_sensor": "RUNNING", "chatwoot_activity_sensor": "RUNNING", "run_failure_alert_sensor": "RUNNING",
+        "openai_batch_sensor": "RUNNING",
     }
     (schedule,) = repository["schedules"]
     assert schedule["cronSchedule"] == "0 */2 * * *" and schedule["executionTimezone"] == "America/Sao_Paulo"

@@ -223,10 +223,9 @@ def test_llm_spend_daily_is_the_ledger_per_local_day_model_and_mode(analytics, i
     assert table[6] == pytest.approx(ledger[6], rel=1e-12) and table[7] == pytest.approx(ledger[7], rel=1e-12)
 
 
-def test_batch_calls_get_their_own_rows_once_the_ledger_has_a_mode_column(analytics, instance):
+def test_batch_calls_get_their_own_rows(analytics, instance):
     engine = analytics["engine"]
     with engine.begin() as conn:
-        conn.execute(sa.text("ALTER TABLE llm_usage ADD COLUMN mode TEXT NOT NULL DEFAULT 'realtime'"))
         insert_rows(conn, llm_usage, HAND_MADE_LEDGER[1:3])
         conn.execute(sa.text("INSERT INTO llm_usage (tenant_id, conversation_id, model, prompt_tokens, total_tokens, cost_usd,"
                              " cost_brl, attempt, status, created_at, mode) VALUES (1, 2, 'gpt-4o-mini', 1000, 1000, 0.05,"

@@ -124,3 +124,10 @@ class AnswerSink:
                     "failed_at": now,
                 }
                 conn.execute(sa.text(load_sql("analytics/record_failure")), params)
+
+
+def insert_answer(conn: sa.Connection, tenant_id: int, identity: AnalyzerIdentity, result: AnalysisResult,
+                  tokens: dict | None = None) -> None:
+    """One answer inside the caller's transaction (the Batch API ingestion settles its request
+    line in the same one); an answer already stored is kept as it is."""
+    insert_ignore_duplicates(conn, conversation_analyses, [_analysis_row(tenant_id, identity, result, tokens)], ANALYSIS_KEY)

@@ -7,6 +7,7 @@ import dagster as dg
 
 from allpfit_etl import settings
 from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, stored_answers
+from allpfit_etl.analysis.batch.step import route_chunk
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget, month_to_date_spend_brl
 from allpfit_etl.analysis.chunks import ChunkSpec, split_into_chunks
 from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer
@@ -99,6 +100,7 @@ def analyze_chunk(
         models=(identity.model or identity.analyzer,),
     )
     summary.count_results(list(reused.values()))
+    todo = route_chunk(context, engine, tenant, todo, openai, summary, sink)  # in batch mode: submitted, none left
 
     if todo and identity.analyzer == OPENAI_ANALYZER and tenant.features.monthly_budget_brl is not None:
         spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())

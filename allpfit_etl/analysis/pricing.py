@@ -74,3 +74,13 @@ def usd_to_brl(usd: float, rate: float = DEFAULT_USD_BRL) -> float:
 def estimate_cost_usd(price: ModelPrice, prompt_tokens_estimate: int, completion_tokens_estimate: int = 120) -> float:
     """Upper bound for the budget guard: no cache discount assumed."""
     return cost_usd(price, prompt_tokens_estimate, 0, completion_tokens_estimate)
+
+
+BATCH_DISCOUNT = 0.5  # the Batch API bills input and output at half the real-time price
+
+
+def batch_price_for(model: str, overrides: dict | None = None) -> ModelPrice:
+    """Half of the model's (possibly overridden) real-time price."""
+    price = price_for(model, overrides)
+    return ModelPrice(price.input_per_m * BATCH_DISCOUNT, price.cached_input_per_m * BATCH_DISCOUNT,
+                      price.output_per_m * BATCH_DISCOUNT)

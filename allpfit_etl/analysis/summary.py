@@ -17,6 +17,7 @@ class ChunkSummary:
     reused_answers: int = 0
     failures: int = 0
     deferred_by_budget: int = 0
+    in_batch: int = 0  # waiting in an OpenAI batch (submitted by this run or an earlier one)
     leads: int = 0
     visits: int = 0
     high_probability: int = 0
@@ -25,6 +26,7 @@ class ChunkSummary:
     started_at: float = 0.0  # epoch seconds, to measure wall time across parallel chunks
     usage: Usage = field(default_factory=Usage)
     models: tuple[str, ...] = ()
+    batch_ids: tuple[str, ...] = ()  # batches this run submitted
 
     def count_results(self, results: list[AnalysisResult]) -> None:
         for result in results:
@@ -53,6 +55,8 @@ class ChunkSummary:
             "reused_answers": self.reused_answers,
             "failures": self.failures,
             "deferred_by_budget": self.deferred_by_budget,
+            "in_batch": self.in_batch,
+            "openai.batch_ids": ", ".join(self.batch_ids) or "none",
             "leads": self.leads,
             "visits": self.visits,
             "high_probability": self.high_probability,

@@ -28,7 +28,8 @@ def backfill_partition_keys(tenant_slug: str, first: dt.date, last: dt.date) -> 
 
 
 def submit_tenant_backfill(
-    defs: dg.Definitions, instance: dg.DagsterInstance, tenant: Tenant, first: dt.date, last: dt.date
+    defs: dg.Definitions, instance: dg.DagsterInstance, tenant: Tenant, first: dt.date, last: dt.date,
+    extra_tags: dict | None = None,
 ) -> str:
     """``defs`` comes from the caller (the CLI), so this code-location module never imports the entry points."""
     register_tenant_partitions(instance, [tenant])
@@ -40,7 +41,7 @@ def submit_tenant_backfill(
         partition_names=backfill_partition_keys(tenant.slug, first, last),
         asset_selection=list(asset_graph.materializable_asset_keys),
         backfill_timestamp=time.time(),
-        tags=run_tags(tenant.slug, "backfill"),
+        tags={**run_tags(tenant.slug, "backfill"), **(extra_tags or {})},
         dynamic_partitions_store=instance,
         all_partitions=False,
         title=f"{tenant.slug} {first}…{last}",

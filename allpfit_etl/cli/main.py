@@ -63,7 +63,8 @@ def cmd_tenants(args) -> int:
                 f"{t.slug:<16} id={t.tenant_id:<3} account={t.chatwoot_account_id:<4} "
                 f"{'enabled ' if t.enabled else 'disabled'} analyser={'openai:' + f.model if f.use_openai else 'regex'}"
                 f"{f' shadow_openai_sample={f.shadow_openai_sample:g}' if f.shadow_openai_sample and not f.use_openai else ''} "
-                f"chunk_size={f.chunk_size} max_concurrency={f.max_concurrency} budget_brl={f.monthly_budget_brl}  {t.name}"
+                f"chunk_size={f.chunk_size} max_concurrency={f.max_concurrency} budget_brl={f.monthly_budget_brl} "
+                f"batch_api={f.batch_api}  {t.name}"
             )
     elif args.tenants_command == "set":
         changes = {}
@@ -118,9 +119,28 @@ def cmd_run(args) -> int:
     engine = analytics_engine()
     tenants = _selected_tenants(engine, args.tenant)
     chatwoot_engine()
-    summary = run_partitions(tenants, first, last)
+    summary = run_partitions(tenants, first, last, extra_tags=batch_tags(args))
     print_summary(summary, first, last)
     return 1 if summary.failed_runs else 0
+
+
+def batch_tags(args) -> dict:
+    """``--batch`` / ``--no-batch`` as the run tag that overrides the tenant's ``batch_api``."""
+    from allpfit_etl.analysis.batch.step import BATCH_TAG
+
+    return {} if args.batch is None else {BATCH_TAG: "true" if args.batch else "false"}
+
+
+def cmd_batches(args) -> int:
+    from allpfit_etl.cli.batches import list_batches, wait_and_ingest
+
+    engine = analytics_engine()
+    if args.wait:
+        code = wait_and_ingest(engine, interval_s=args.interval, timeout_s=args.timeout)
+        list_batches(engine)
+        return code
+    list_batches(engine)
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -159,7 +179,7 @@ def cmd_backfill(args) -> int:
     first, last = resolve_day_range(args.date_from, args.date_to)
     tenant = registry.get_tenant(analytics_engine(), args.slug)
     instance = get_instance()
-    backfill_id = submit_tenant_backfill(defs, instance, tenant, first, last)
+    backfill_id = submit_tenant_backfill(defs, instance, tenant, first, last, extra_tags=batch_tags(args))
     days = (last - first).days + 1
     print(f"submitted backfill {backfill_id}: {tenant.slug}, {days} day(s) {first} → {last}; "
           "the dagster-daemon runs it (see Overview → Backfills in the UI)")
@@ -233,13 +253,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tenant", action="append", help="tenant slug (repeatable); default: every enabled tenant")
     run.add_argument("--from", dest="date_from", help="first local day, YYYY-MM-DD (default: yesterday)")
     run.add_argument("--to", dest="date_to", help="last local day, YYYY-MM-DD (default: --from, or today)")
+    run.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
+                     help="use (or not) the OpenAI Batch API: half price, results within 24 h (default: tenant's batch_api)")
     run.set_defaults(func=cmd_run)
 
     backfill = sub.add_parser("backfill", help="submit a tenant's history as a Dagster backfill")
     backfill.add_argument("slug")
     backfill.add_argument("--from", dest="date_from", required=True)
     backfill.add_argument("--to", dest="date_to", required=True)
+    backfill.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
+                          help="use (or not) the OpenAI Batch API (default: tenant's batch_api, i.e. yes for backfills)")
     backfill.set_defaults(func=cmd_backfill)
+
+    batches = sub.add_parser("batches", help="OpenAI batches: status, counts, cost; --wait ingests and loads them")
+    batches.add_argument("--wait", action="store_true", help="poll and ingest until every open batch has ended, then load")
+    batches.add_argument("--interval", type=float, default=10.0, metavar="SECONDS", help="polling interval (default 10)")
+    batches.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="give up waiting after this long")
+    batches.set_defaults(func=cmd_batches)
 
     status = sub.add_parser("status", help="progress, leads and spend per tenant")
     status.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")

@@ -212,6 +212,9 @@ class FakeOpenAIServer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        from allpfit_etl.fake_openai.batches import BatchEndpoints  # imports this module's helpers
+
+        self.batches = BatchEndpoints()  # /v1/files and /v1/batches
 
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> "FakeOpenAIServer":
@@ -325,6 +328,8 @@ class FakeOpenAIServer:
         if path == "/_config" and method == "POST":
             self.configure(**json.loads(body or b"{}"))
             return 200, {}, dataclasses.asdict(self.config)
+        if self.batches.handles(path):
+            return await self.batches.route(method, path, headers, body)
         if not headers.get("authorization", "").startswith("Bearer ") or len(headers["authorization"]) <= 7:
             return 401, {}, _error("Missing bearer token.", "invalid_request_error", "invalid_api_key")
         if path == "/v1/models" and method == "GET":

@@ -140,14 +140,10 @@ def refresh_quality(engine: sa.Engine, tenant: Tenant, first_day: dt.date, last_
         return insert_frame(conn, "analyzer_daily_kpis", quality, tenant_id=tenant.tenant_id, updated_at=now)
 
 
-def _has_mode_column(engine: sa.Engine) -> bool:
-    return "mode" in {c["name"] for c in sa.inspect(engine).get_columns("llm_usage")}
-
-
 def load_ledger(engine: sa.Engine, tenant_id: int, since: dt.datetime, until: dt.datetime) -> pd.DataFrame:
-    name = "ledger_for_window" if _has_mode_column(engine) else "ledger_for_window_realtime_only"
     with engine.connect() as conn:
-        result = conn.execute(sql(f"analytics/monitoring/{name}"), {"tenant_id": tenant_id, "since": since, "until": until})
+        result = conn.execute(sql("analytics/monitoring/ledger_for_window"),
+                              {"tenant_id": tenant_id, "since": since, "until": until})
         return pd.DataFrame(result.all(), columns=list(result.keys()))
 
 

@@ -20,6 +20,7 @@ from allpfit_etl.identities import AnalyzerIdentity, analyzer_identity
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9_]+$")
 DEFAULT_MODEL = "gpt-4o-mini"
+BATCH_API_MODES = ("never", "backfills", "always")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class TenantFeatures:
     monthly_budget_brl: float | None = None
     # A tenant switched back from OpenAI to regex keeps its paid answers unless this is set.
     reanalyze_with_regex: bool = False
+    # OpenAI Batch API (half price, results within 24 h): never | backfills | always
+    batch_api: str = "backfills"
     # Regex tenants: this fraction of conversations is also analysed by OpenAI, to compare (analysis/shadow.py).
     shadow_openai_sample: float = 0.0
 
@@ -43,6 +46,8 @@ class TenantFeatures:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"feature {name} must be a positive integer, got {value!r}")
+        if self.batch_api not in BATCH_API_MODES:
+            raise ConfigError(f"feature batch_api must be one of {', '.join(BATCH_API_MODES)}, got {self.batch_api!r}")
         budget = self.monthly_budget_brl
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
             raise ConfigError(f"feature monthly_budget_brl must be a non-negative number, got {budget!r}")
@@ -97,6 +102,8 @@ def coerce_feature_value(key: str, text: str) -> Any:
             return float(text)
         except ValueError:
             raise ConfigError(f"feature {key} takes a number, got {text!r}") from None
+    if key == "batch_api":
+        return lowered
     if key == "shadow_openai_sample":
         try:
             return float(text)

@@ -1,3 +1,9 @@
-SELECT COALESCE(SUM(cost_brl), 0) AS spent_brl, COALESCE(SUM(cost_usd), 0) AS spent_usd
-FROM llm_usage
-WHERE tenant_id = :tenant_id AND created_at >= :since
+-- This month's ledger, plus the estimate of batches submitted but not yet ingested (the budget
+-- guard counts a batch when it is submitted, then at its real cost once ingested).
+SELECT
+    COALESCE((SELECT SUM(cost_brl) FROM llm_usage WHERE tenant_id = :tenant_id AND created_at >= :since), 0)
+  + COALESCE((SELECT SUM(estimated_cost_brl) FROM llm_batches WHERE tenant_id = :tenant_id AND ingested_at IS NULL), 0)
+    AS spent_brl,
+    COALESCE((SELECT SUM(cost_usd) FROM llm_usage WHERE tenant_id = :tenant_id AND created_at >= :since), 0)
+  + COALESCE((SELECT SUM(estimated_cost_usd) FROM llm_batches WHERE tenant_id = :tenant_id AND ingested_at IS NULL), 0)
+    AS spent_usd
