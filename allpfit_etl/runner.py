@@ -92,7 +92,10 @@ class RunSummary:
 def _first_error(result) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            return f"{event.step_key}: {redact(root_cause_line(event.step_failure_data.error))}"
+            error = event.step_failure_data.error
+            if error.cause is None and error.cls_name == "Failure":  # the step's own one-line verdict
+                return redact(error.message.strip().splitlines()[0].split("Failure: ", 1)[-1])
+            return f"{event.step_key}: {redact(root_cause_line(error))}"
     return "run failed"
 
 
@@ -114,7 +117,8 @@ def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instanc
         }
         result = job.execute_in_process(
             instance=instance, tags=tags, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("ALLPFIT_LOG_LEVEL", "WARNING")}}}},
+            # Quiet by default: the summary and one line per failed run are printed below.
+            run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("ALLPFIT_LOG_LEVEL", "CRITICAL")}}}},
         )
         summary.runs.append(result.run_id)
         if not result.success:

@@ -145,3 +145,107 @@ def test_command_line_server_prints_its_url_and_answers():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def strict_format(schema: dict) -> dict:
+    return {"type": "json_schema", "json_schema": {"name": "T", "strict": True, "schema": schema}}
+
+
+def obj(properties: dict, **extra) -> dict:
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False,
+            **extra}
+
+
+@pytest.mark.parametrize("schema, message", [
+    ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+     "In context=(), 'additionalProperties' is required to be supplied and to be false."),
+    (obj({"a": obj({"b": {"type": "string"}, "c": {"type": "integer"}}, required=["b"])}),
+     "In context=('properties', 'a'), 'required' is required to be supplied and to be an array including every key "
+     "in properties. Missing 'c'."),
+    (obj({"a": {"type": "string", "minLength": 2}}), "In context=('properties', 'a'), 'minLength' is not permitted."),
+    (obj({"a": {"allOf": [{"type": "string"}]}}), "In context=('properties', 'a'), schema must have a 'type' key."),
+    (obj({"a": {"type": "string", "allOf": [{"type": "string"}]}}), "'allOf' is not permitted."),
+    (obj({"a": {"type": "object", "patternProperties": {}, "additionalProperties": False}}), "'patternProperties' is not permitted."),
+    (obj({"a": {"type": "string", "format": "uri"}}), "format 'uri' is not supported."),
+    ({"anyOf": [obj({"a": {"type": "string"}})]}, "schema must be a JSON Schema of 'type: \"object\"'"),
+    (obj({"a": {"$ref": "#/$defs/missing"}}), "reference '#/$defs/missing' cannot be resolved."),
+])
+def test_strict_schemas_are_rejected_where_openai_rejects_them(server, schema, message):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, response_format=strict_format(schema))
+    error = raised.value
+    assert error.code == "invalid_json_schema" and error.param == "response_format"
+    assert error.message.startswith("Error code: 400") and "Invalid schema for response_format 'T': " in error.message
+    assert message in error.message
+    assert server.stats()["billed_calls"] == 0 and server.stats()["schema_rejections"] == 1
+
+
+def test_strict_schemas_openai_accepts_are_answered(server):
+    accepted = obj({
+        "n": {"type": "number", "minimum": 0, "maximum": 1}, "s": {"type": "string", "pattern": "^a", "format": "email"},
+        "maybe": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "kind": {"type": "string", "enum": ["a", "b"]},
+        "items": {"type": "array", "items": {"$ref": "#/$defs/item"}, "minItems": 1, "maxItems": 3},
+        "either": {"type": ["string", "null"], "description": "d"},
+    }, **{"$defs": {"item": obj({"v": {"type": "boolean"}})}})
+    c = client(server)
+    answer = c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, response_format=strict_format(accepted))
+    assert set(json.loads(answer.choices[0].message.content)) == set(accepted["properties"])
+    loose = {"type": "json_schema", "json_schema": {"name": "T", "schema": {"type": "object", "minProperties": 1}}}
+    assert c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, response_format=loose).choices  # not strict
+
+
+@pytest.mark.parametrize("change, status, error, code", [
+    ({"api_keys": ("sk-other",)}, 401, openai.AuthenticationError, "invalid_api_key"),
+    ({"forbidden": True}, 403, openai.PermissionDeniedError, "unsupported_country_region_territory"),
+    ({"models": ("gpt-4o",)}, 404, openai.NotFoundError, "model_not_found"),
+    ({"quota_calls": 0}, 429, openai.RateLimitError, "insufficient_quota"),
+])
+def test_account_errors_as_openai_answers_them(server, change, status, error, code):
+    server.configure(**change)
+    with pytest.raises(error) as raised:
+        client(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert raised.value.status_code == status and raised.value.code == code
+    stats = server.stats()
+    assert stats["account_errors"] == 1 and stats["billed_calls"] == 0
+
+
+def test_quota_runs_out_after_the_billed_calls_it_allows(server):
+    server.configure(quota_calls=2)
+    c = client(server)
+    for _ in range(2):
+        c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    with pytest.raises(openai.RateLimitError):
+        c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    with pytest.raises(openai.RateLimitError):
+        c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert server.stats()["requests_after_account_error"] == 1
+
+
+def test_successful_answers_state_the_limits(server):
+    server.configure(rpm=600, tpm=100_000)
+    raw = client(server).chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert raw.headers["x-ratelimit-limit-requests"] == "600" and raw.headers["x-ratelimit-limit-tokens"] == "100000"
+    assert 0 <= int(raw.headers["x-ratelimit-remaining-requests"]) < 10
+    assert int(raw.headers["x-ratelimit-remaining-tokens"]) < 100_000 / 60
+
+
+def test_extensions_add_routes_behind_the_same_key_check():
+    from allpfit_etl.fake_openai import register_extension
+    from allpfit_etl.fake_openai import server as server_module
+
+    def register(server):
+        async def echo(headers, body):
+            return 200, {}, {"echo": json.loads(body or b"{}")}
+
+        server.add_route("POST", "/v1/echo", echo)
+
+    register_extension(register)
+    try:
+        with FakeOpenAIServer() as fake:
+            assert requests.post(f"{fake.base_url}/echo", json={"a": 1}, headers={"Authorization": "Bearer k"},
+                                 timeout=5).json() == {"echo": {"a": 1}}
+            assert requests.post(f"{fake.base_url}/echo", json={}, timeout=5).status_code == 401
+            assert requests.post(f"{fake.base_url}/nothing", json={}, headers={"Authorization": "Bearer k"},
+                                 timeout=5).status_code == 404
+    finally:
+        server_module._EXTENSIONS.remove(register)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
+from allpfit_etl.analysis import openai_analyzer
 from allpfit_etl.analysis.interface import ConversationInput
-from allpfit_etl.analysis.openai_analyzer import RESPONSE_FORMAT, build_messages
+from allpfit_etl.analysis.openai_analyzer import (
+    IN_FLIGHT_WITHOUT_LIMIT,
+    RESPONSE_FORMAT,
+    OpenAIAccountError,
+    build_messages,
+    in_flight_cap,
+)
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig, expected_answer
+from allpfit_etl.fake_openai.strict_schema import check_strict_schema
 
 
 def conversations(n: int) -> list[ConversationInput]:
@@ -83,16 +92,66 @@ def test_missing_key_is_a_config_error(server):
         LeadAnalysisOpenAI(base_url=server.base_url).build_analyzer(tenant_id=1, model="gpt-4o-mini", max_concurrency=1)
 
 
-def test_authentication_errors_are_not_retried():
-    class Rejecting(FakeOpenAIServer):
-        async def _route(self, method, path, headers, body):
-            self._stats.requests += 1
-            return 401, {}, {"error": {"message": "bad key", "type": "invalid_request_error", "code": "invalid_api_key"}}
+def test_a_bad_key_stops_every_request_at_once(server):
+    server.configure(api_keys=("sk-good",), latency_s=0.05)
+    calls = []
+    with pytest.raises(OpenAIAccountError, match=r"^OpenAI rejected the API key \(401\)"):
+        analyzer(server, key="sk-bad", on_call=calls.append).analyze_chunk(conversations(300))
+    assert server.stats()["requests"] <= 30  # not 300 × 4 attempts
+    assert calls and all(c.status == "error" and c.error_kind == "http_401" for c in calls)
 
-    with Rejecting() as server:
-        outcome = analyzer(server).analyze_chunk(conversations(1))
-        assert [(f.error_kind, f.attempts) for f in outcome.failures] == [("http_401", 1)]
-        assert server.stats()["requests"] == 1
+
+@pytest.mark.parametrize("change, line", [
+    ({"quota_calls": 5}, "OpenAI quota exhausted for this API key: add credit or raise the limit, then re-run"),
+    ({"forbidden": True}, "OpenAI refused access (403)"),
+    ({"models": ("gpt-4o",)}, "OpenAI has no model 'gpt-4o-mini' for this API key (404 model_not_found)"),
+])
+def test_account_errors_stop_the_chunk_and_keep_the_answers_received(server, change, line):
+    server.configure(latency_s=0.02, **change)
+    answers = []
+    with pytest.raises(OpenAIAccountError) as raised:
+        analyzer(server, on_answer=lambda r, rec: answers.append(r)).analyze_chunk(conversations(400))
+    assert str(raised.value).startswith(line) and "\n" not in str(raised.value)
+    stats = server.stats()
+    assert len(answers) == stats["billed_calls"] <= 40  # every paid answer handed over; the rest not attempted
+    assert stats["requests"] - stats["billed_calls"] <= 30
+
+
+def test_a_rejected_schema_stops_the_chunk(server, monkeypatch):
+    schema = json.loads(json.dumps(RESPONSE_FORMAT))
+    del schema["json_schema"]["schema"]["additionalProperties"]
+    monkeypatch.setattr(openai_analyzer, "RESPONSE_FORMAT", schema)  # a schema strict mode refuses
+    with pytest.raises(OpenAIAccountError, match="rejected the request itself .400 invalid_json_schema.*additionalProperties"):
+        analyzer(server).analyze_chunk(conversations(200))
+    assert server.stats()["schema_rejections"] <= 30 and server.stats()["billed_calls"] == 0
+
+
+def test_response_format_is_the_strict_schema_structured_outputs_expect():
+    """Pins the schema built by openai's public helper (it replaced a private import)."""
+    assert RESPONSE_FORMAT == {"type": "json_schema", "json_schema": {"name": "LeadAnswer", "strict": True, "schema": {
+        "type": "object", "title": "LeadAnswer", "additionalProperties": False,
+        "description": "The answer schema, sent as a strict JSON schema (Structured Outputs).",
+        "properties": {
+            "is_lead": {"title": "Is Lead", "type": "boolean"},
+            "visita_agendada": {"title": "Visita Agendada", "type": "boolean"},
+            "probabilidade_conversao": {"title": "Probabilidade Conversao", "type": "integer", "minimum": 0, "maximum": 5},
+            "nome_mapeado_bot": {"title": "Nome Mapeado Bot", "anyOf": [{"type": "string"}, {"type": "null"}]},
+            "analise_ia": {"title": "Analise Ia", "type": "string"},
+        },
+        "required": ["is_lead", "visita_agendada", "probabilidade_conversao", "nome_mapeado_bot", "analise_ia"],
+    }}}
+    check_strict_schema("LeadAnswer", RESPONSE_FORMAT["json_schema"]["schema"])
+
+
+def test_limits_are_learned_from_the_headers_and_in_flight_follows_littles_law(server):
+    server.configure(rpm=1200, latency_s=0.5)  # 20/s × 0.5 s ≈ 10 in flight
+    a = analyzer(server, max_concurrency=None)
+    outcome = a.analyze_chunk(conversations(60))
+    assert len(outcome.results) == 60
+    assert a.rate_limit.stated.rpm == 1200 and a.rate_limit.limiter.rpm == pytest.approx(1200 * 0.97)
+    assert 5 <= a.max_in_flight_seen <= in_flight_cap(20, 0.5) + 2
+    assert in_flight_cap(50, 3.0) >= 150 and in_flight_cap(50, 3.0, ceiling=20) == 20
+    assert in_flight_cap(0, 3.0) == IN_FLIGHT_WITHOUT_LIMIT
 
 
 def test_prompt_carries_the_conversation_and_strips_nul():

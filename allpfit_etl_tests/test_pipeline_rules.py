@@ -71,7 +71,7 @@ def test_slugs_that_would_break_partition_keys_are_rejected(slug):
 def test_features_parse_validate_and_coerce():
     features = parse_features('{"use_openai": true, "chunk_size": 25, "monthly_budget_brl": 100}')
     assert features.use_openai and features.chunk_size == 25 and features.model == "gpt-4o-mini"
-    assert parse_features({}).chunk_size == 50
+    assert parse_features({}).chunk_size is None and parse_features({}).max_concurrency is None
     with pytest.raises(ConfigError, match="unknown tenant feature"):
         parse_features({"colour": "blue"})
     with pytest.raises(ConfigError, match="chunk_size"):
@@ -87,19 +87,6 @@ def test_features_parse_validate_and_coerce():
 def test_lead_analysis_rejects_out_of_range_probability():
     with pytest.raises(ValueError):
         LeadAnalysis(True, False, 6, None, "x")
-
-
-def test_openai_pool_share_follows_the_instance_pool_limit(tmp_path):
-    import dagster as dg
-
-    from allpfit_etl.analysis.assets import openai_pool_share
-
-    with dg.instance_for_test() as instance:
-        assert openai_pool_share(instance) == 1.0  # no limit configured: the whole account limit
-    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 4}}}) as instance:
-        assert openai_pool_share(instance) == 0.25
-        instance.event_log_storage.set_concurrency_slots("openai", 2)
-        assert openai_pool_share(instance) == 0.5
 
 
 def test_chunk_summaries_sum_into_the_materialization_metadata():

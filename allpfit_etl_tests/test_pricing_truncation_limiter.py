@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from allpfit_etl.analysis.pricing import DEFAULT_PRICES, cost_usd, estimate_cost_usd, price_for, rate_limits_for, usd_to_brl
+from allpfit_etl.analysis.pricing import DEFAULT_PRICES, cost_usd, estimate_cost_usd, price_for, usd_to_brl
 from allpfit_etl.analysis.rate_limiter import RateLimiter, parse_duration, retry_after_seconds
 from allpfit_etl.analysis.truncation import estimate_tokens, truncate_transcript
 from allpfit_etl.errors import ConfigError
@@ -27,7 +27,6 @@ def test_price_overrides_and_unknown_models():
         price_for("llama-3")
     with pytest.raises(ConfigError, match="bad price override"):
         price_for("x", {"x": {"input": "cheap"}})
-    assert rate_limits_for("gpt-4o-mini", {"gpt-4o-mini": {"rpm": 3000}}).rpm == 3000
 
 
 def transcript(n: int) -> str:

@@ -9,8 +9,9 @@ from allpfit_etl import settings
 from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, stored_answers
 from allpfit_etl.analysis.batch.step import route_chunk
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget, month_to_date_spend_brl
-from allpfit_etl.analysis.chunks import ChunkSpec, split_into_chunks
+from allpfit_etl.analysis.chunks import ChunkSpec, default_chunk_size, split_into_chunks
 from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer
+from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.analysis.shadow import analyze_shadow
 from allpfit_etl.analysis.summary import ChunkSummary
@@ -38,13 +39,14 @@ def plan_analysis_chunks(context: dg.OpExecutionContext, analytics: AnalyticsDat
                 for day in days
                 for row in conn.execute(sql("analytics/pending_for_partition"), {"tenant_id": tenant.tenant_id, "day": day})
             ]
-        chunks = split_into_chunks(tenant.tenant_id, slug, ids, tenant.features.chunk_size, MAX_CHUNKS_PER_RUN)
+        size = tenant.features.chunk_size or default_chunk_size(tenant.features.use_openai)
+        chunks = split_into_chunks(tenant.tenant_id, slug, ids, size, MAX_CHUNKS_PER_RUN)
         context.log.info(f"{slug}: {len(ids)} pending conversations in {len(chunks)} chunk(s)")
         for chunk in chunks:
             yield dg.DynamicOutput(chunk, mapping_key=chunk.mapping_key)
 
 
-def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink, log, rate_limit_share: float = 1.0) -> Analyzer:
+def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink, log, run_id: str | None = None) -> Analyzer:
     if not tenant.features.use_openai:
         from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer
 
@@ -60,25 +62,12 @@ def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink,
         tenant_id=tenant.tenant_id,
         model=tenant.features.model,
         max_concurrency=tenant.features.max_concurrency,
-        rate_limit_share=rate_limit_share,
+        engine=sink.engine,  # the account's limit is shared through the analytics database
+        run_id=run_id,
         on_answer=sink.save_answer,
         on_call=sink.save_call,
         progress=progress,
     )
-
-
-def openai_pool_share(instance: dg.DagsterInstance) -> float:
-    """The share of the account's rate limit one step may use: 1 / the ``openai`` pool's limit.
-
-    Pool slots cap how many chunk steps run at once across all runs, so together they stay
-    within the account's RPM/TPM. Without a configured limit, a step may use all of it.
-    """
-    try:
-        info = instance.event_log_storage.get_concurrency_info(OPENAI_POOL)
-        slots = info.limit if info.limit is not None else info.slot_count  # explicit, or dagster.yaml's default
-    except Exception:  # storages without pool support
-        return 1.0
-    return 1.0 / slots if slots and slots > 0 else 1.0
 
 
 @dg.op(retry_policy=CHUNK_RETRY_POLICY, pool=OPENAI_POOL)
@@ -120,8 +109,12 @@ def analyze_chunk(
             todo = []
 
     if todo:
-        share = openai_pool_share(context.instance) if identity.analyzer == OPENAI_ANALYZER else 1.0
-        outcome = build_analyzer(tenant, openai, sink, context.log, share).analyze_chunk(todo)
+        try:
+            outcome = build_analyzer(tenant, openai, sink, context.log, context.run_id).analyze_chunk(todo)
+        except OpenAIAccountError as stop:
+            # Every request would fail the same way: no step retry, the run fails (and alerts).
+            # The answers received are stored; the rest stay pending for the next run.
+            raise dg.Failure(description=str(stop), allow_retries=False) from None
         if identity.analyzer != OPENAI_ANALYZER:  # OpenAI answers were stored one by one as they arrived
             sink.save_answers(outcome.results)
         sink.save_failures(outcome.failures)
@@ -131,9 +124,8 @@ def analyze_chunk(
         summary.count_results(outcome.results)
         for failure in outcome.failures[:5]:
             context.log.warning(f"conversation {failure.conversation_id} failed after {failure.attempts} attempt(s): {failure.error_kind}")
-    summary.usage = summary.usage.add(analyze_shadow(  # the other analyser's answer, to compare
-        engine, tenant, inputs, openai, context.log, run_id=context.run_id,
-        rate_limit_share=openai_pool_share(context.instance)))
+    summary.usage = summary.usage.add(analyze_shadow(  # the other analyzer's answer, to compare
+        engine, tenant, inputs, openai, context.log, run_id=context.run_id))
     summary.elapsed_s = time.monotonic() - started
     return dg.Output(summary, metadata=summary.metadata())
 

@@ -5,6 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+# Without a tenant's chunk_size. An OpenAI chunk is one step holding a share of the account's
+# limit; each chunk ends in a tail (its last answers) that the CLI's one-step-at-a-time executor
+# cannot overlap, so a run needs few chunks: 10,000 conversations are ~3 minutes at 3,000 RPM,
+# 20 at tier 1's 500 RPM, and a few MB of transcripts. Regex chunks only bound memory and let
+# the daemon's executor use every core.
+DEFAULT_OPENAI_CHUNK = 10_000
+DEFAULT_REGEX_CHUNK = 20_000
+
+
+def default_chunk_size(use_openai: bool) -> int:
+    return DEFAULT_OPENAI_CHUNK if use_openai else DEFAULT_REGEX_CHUNK
+
 
 @dataclass(frozen=True)
 class ChunkSpec:

@@ -1,19 +1,24 @@
 """OpenAI analyser: Structured Outputs over the official async client, as fast as the account's
 rate limit allows, every attempt accounted for, every good answer handed over the moment it
-arrives (the caller stores it, so nothing paid for is ever lost)."""
+arrives (the caller stores it, so nothing paid for is ever lost).
+
+Requests in flight follow Little's law — the rate this step may send times the latency observed —
+so no setting has to be tuned to reach the limit. An account error (quota, key, access, model, a
+request the API rejects as such) stops every request of the run at once: ``OpenAIAccountError``."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import openai
 import pydantic
-from openai.lib._parsing._completions import type_to_response_format_param
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from allpfit_etl.analysis.interface import (
@@ -27,11 +32,21 @@ from allpfit_etl.analysis.interface import (
 )
 from allpfit_etl.analysis.pricing import DEFAULT_USD_BRL, ModelPrice, RateLimits, cost_usd
 from allpfit_etl.analysis.prompts import PROMPT_VERSION, system_prompt
-from allpfit_etl.analysis.rate_limiter import RateLimiter, retry_after_seconds
+from allpfit_etl.analysis.rate_limiter import LimiterClosed, retry_after_seconds
+from allpfit_etl.analysis.shared_rate_limit import SharedRateLimit
 from allpfit_etl.analysis.truncation import estimate_tokens, truncate_transcript
+from allpfit_etl.errors import AllpfitError, redact
 from allpfit_etl.text import sanitize_text
 
 EXPECTED_COMPLETION_TOKENS = 120
+# Little's law: in flight ≈ rate × latency; the headroom absorbs latency jitter.
+IN_FLIGHT_HEADROOM = 1.5
+MIN_IN_FLIGHT = 4
+MAX_IN_FLIGHT = 2000
+IN_FLIGHT_WITHOUT_LIMIT = 64  # a server that states no rate limit (a local vLLM): no law to follow
+INITIAL_LATENCY_S = 5.0
+# 400s about one conversation's content; any other 400 rejects the request itself (every one would fail).
+PER_CONVERSATION_400 = {"context_length_exceeded", "string_above_max_length", "content_filter", "invalid_prompt"}
 
 
 class LeadAnswer(pydantic.BaseModel):
@@ -46,7 +61,53 @@ class LeadAnswer(pydantic.BaseModel):
     analise_ia: str
 
 
-RESPONSE_FORMAT = type_to_response_format_param(LeadAnswer)
+def strict_response_format(model: type[pydantic.BaseModel]) -> dict:
+    """The ``response_format`` of Structured Outputs for ``model``. The strict schema comes from
+    ``openai.pydantic_function_tool`` — the public helper applying the same conversion as
+    ``chat.completions.parse`` — and a test pins it (``test_openai_analyzer``)."""
+    function = openai.pydantic_function_tool(model)["function"]
+    return {"type": "json_schema",
+            "json_schema": {"name": function["name"], "schema": function["parameters"], "strict": True}}
+
+
+RESPONSE_FORMAT = strict_response_format(LeadAnswer)
+
+
+class OpenAIAccountError(AllpfitError):
+    """Every request of the run would fail the same way: one line naming the cause and the fix."""
+
+
+def account_error_line(exc: openai.APIStatusError, model: str) -> str | None:
+    """The one-line reason to stop the whole run, or None when only this request failed."""
+    status, code = exc.status_code, getattr(exc, "code", None)
+    if status == 429 and (code == "insufficient_quota" or getattr(exc, "type", None) == "insufficient_quota"):
+        return "OpenAI quota exhausted for this API key: add credit or raise the limit, then re-run"
+    if status == 401:
+        return "OpenAI rejected the API key (401): set a valid OPENAI_API_KEY, then re-run"
+    if status == 403:
+        return (f"OpenAI refused access (403): this API key's project may not use model {model!r} from here; "
+                "check the key's permissions, then re-run")
+    if status == 404:
+        if code == "model_not_found":
+            return (f"OpenAI has no model {model!r} for this API key (404 model_not_found): "
+                    "fix the tenant's model feature, then re-run")
+        return "OpenAI endpoint not found (404): check OPENAI_BASE_URL, then re-run"
+    if status == 400 and getattr(exc, "param", None) != "messages" and code not in PER_CONVERSATION_400:
+        body = exc.body if isinstance(exc.body, dict) else {}
+        message = str(body.get("message") or exc.message or "").strip().splitlines()
+        detail = redact(message[0])[:300] if message else ""
+        return f"OpenAI rejected the request itself (400{' ' + code if code else ''}), so every request would fail: {detail}"
+    return None
+
+
+def in_flight_cap(requests_per_s: float, latency_s: float, ceiling: int | None = None) -> int:
+    """How many requests may be in flight: rate × latency (Little's law) with headroom."""
+    if requests_per_s <= 0:
+        cap = IN_FLIGHT_WITHOUT_LIMIT
+    else:
+        cap = math.ceil(requests_per_s * latency_s * IN_FLIGHT_HEADROOM) + MIN_IN_FLIGHT
+    cap = max(MIN_IN_FLIGHT, min(cap, MAX_IN_FLIGHT))
+    return min(cap, ceiling) if ceiling else cap
 
 
 @dataclass
@@ -78,11 +139,15 @@ class AttemptFailed(Exception):
 
 
 class FatalRequestError(Exception):
-    """400/401/403/404: retrying cannot help."""
+    """This conversation's request was rejected (a 400 about its content, a 422): retrying cannot help."""
 
     def __init__(self, status: str):
         super().__init__(status)
         self.status = status
+
+
+class RunStopped(Exception):
+    """An account error stopped the run: this conversation stays pending."""
 
 
 def build_messages(conversation: ConversationInput, max_prompt_tokens: int) -> list[dict]:
@@ -119,7 +184,8 @@ class OpenAIAnalyzer:
         tenant_id: int,
         model: str,
         price: ModelPrice,
-        max_concurrency: int = 20,
+        max_concurrency: int | None = None,
+        rate_limit: SharedRateLimit | None = None,
         rate_limits: RateLimits | None = None,
         timeout_s: float = 30.0,
         max_attempts: int = 4,
@@ -130,35 +196,89 @@ class OpenAIAnalyzer:
         progress: Callable[[dict], None] | None = None,
         progress_every_s: float = 5.0,
     ):
+        """``rate_limit`` is the step's share of the account's limit; without it, a private one
+        (``rate_limits`` configured, else learned from the server's headers). ``max_concurrency``,
+        when set, caps the requests in flight below what Little's law gives."""
         self.client_factory = client_factory
         self.tenant_id, self.model, self.price = tenant_id, model, price
-        self.max_concurrency = max(1, max_concurrency)
-        self.rate_limits = rate_limits or RateLimits(0, 0)
+        self.max_concurrency = max_concurrency if max_concurrency and max_concurrency > 0 else None
+        self.rate_limit = rate_limit or SharedRateLimit(None, "local", configured=rate_limits)
         self.timeout_s, self.max_attempts = timeout_s, max(1, max_attempts)
         self.usd_brl, self.max_prompt_tokens = usd_brl, max_prompt_tokens
         self.on_answer, self.on_call = on_answer, on_call
         self.progress, self.progress_every_s = progress, progress_every_s
         self.identity = AnalyzerIdentity("openai", model, PROMPT_VERSION)
+        self.stop_reason: str | None = None
+        self.latency_s = INITIAL_LATENCY_S
+        self.max_in_flight_seen = 0
+        self._in_flight = 0
+        self._unsent = 0  # conversations not yet sent once: while any are left, this step needs its share
+        self._latency_seen = False
 
     def analyze_chunk(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome:
         return asyncio.run(self.analyze_chunk_async(conversations))
 
     async def analyze_chunk_async(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome:
+        """Raises ``OpenAIAccountError`` after an account error; answers received until then were
+        handed to ``on_answer``, and the conversations not answered stay pending (no failure rows)."""
         outcome = ChunkOutcome()
         if not conversations:
             return outcome
-        limiter = RateLimiter(self.rate_limits.rpm, self.rate_limits.tpm)
-        semaphore = asyncio.Semaphore(self.max_concurrency)
+        self.rate_limit.on_stop = self._stop
         client = self.client_factory()
         started = time.monotonic()
         reporter = asyncio.create_task(self._report(outcome, len(conversations), started)) if self.progress else None
         try:
-            await asyncio.gather(*(self._one(client, limiter, semaphore, c, outcome) for c in conversations))
+            async with self.rate_limit:
+                self._unsent = len(conversations)
+                await self._run_workers(client, collections.deque(conversations), outcome)
         finally:
             if reporter:
                 reporter.cancel()
             await client.close()
+        if self.stop_reason:
+            raise OpenAIAccountError(self.stop_reason)
         return outcome
+
+    def _target_in_flight(self) -> int:
+        return in_flight_cap(self.rate_limit.limiter.rpm / 60, self.latency_s, self.max_concurrency)
+
+    async def _run_workers(self, client, queue: collections.deque, outcome: ChunkOutcome) -> None:
+        """A pool of workers sized by Little's law, resized as the rate and the latency change."""
+        workers: set[asyncio.Task] = set()
+
+        async def worker() -> None:
+            while queue and not self.stop_reason and len(workers) <= self._target_in_flight():
+                await self._one(client, queue.popleft(), outcome)
+
+        while (queue or workers) and not self.stop_reason:
+            while queue and len(workers) < self._target_in_flight():
+                task = asyncio.create_task(worker())
+                workers.add(task)
+                task.add_done_callback(workers.discard)
+            if self._unsent == 0 and self.rate_limit.holding:  # only retries are left: share the rest
+                await self.rate_limit.release()
+            if workers:
+                done, _ = await asyncio.wait(set(workers), timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # a bug must surface, not vanish
+        if self.stop_reason and workers:
+            # Requests already sent are paid for: let them land (and be stored), then stop the
+            # workers that are only waiting (for the limiter, or to retry after a backoff).
+            deadline = time.monotonic() + self.timeout_s + 1
+            while self._in_flight and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            for task in workers:
+                task.cancel()
+        for result in await asyncio.gather(*workers, return_exceptions=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+    def _stop(self, reason: str) -> None:
+        """Stop every request of this step now (the run's other steps read it from the database)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.rate_limit.limiter.close()
 
     async def _report(self, outcome: ChunkOutcome, total: int, started: float) -> None:
         while True:
@@ -173,9 +293,10 @@ class OpenAIAnalyzer:
                 "cost_usd": outcome.usage.cost_usd,
             })
 
-    async def _one(self, client, limiter, semaphore, conversation: ConversationInput, outcome: ChunkOutcome) -> None:
+    async def _one(self, client, conversation: ConversationInput, outcome: ChunkOutcome) -> None:
         messages = build_messages(conversation, self.max_prompt_tokens)
         tokens = sum(estimate_tokens(m["content"]) for m in messages) + EXPECTED_COMPLETION_TOKENS
+        limiter = self.rate_limit.limiter
         attempts = 0
         last_status = "error"
         retrying = AsyncRetrying(
@@ -187,22 +308,29 @@ class OpenAIAnalyzer:
         try:
             async for attempt in retrying:
                 with attempt:
+                    if self.stop_reason:
+                        raise RunStopped()
+                    await limiter.acquire(tokens)
+                    if self.stop_reason:
+                        raise RunStopped()
                     attempts += 1
-                    async with semaphore:
-                        await limiter.acquire(tokens)
-                        try:
-                            analysis, record = await self._attempt(client, limiter, conversation, messages, attempts, outcome.usage)
-                        except AttemptFailed as failed:
-                            last_status = failed.status
-                            if failed.retry_after:
-                                limiter.penalize(failed.retry_after)
-                            raise
+                    if attempts == 1:
+                        self._unsent -= 1
+                    try:
+                        analysis, record = await self._attempt(client, conversation, messages, attempts, outcome.usage)
+                    except AttemptFailed as failed:
+                        last_status = failed.status
+                        if failed.retry_after:
+                            limiter.penalize(failed.retry_after)
+                        raise
             result = AnalysisResult(conversation.conversation_id, conversation.content_hash, analysis)
             if self.on_answer:  # stored before this conversation counts as done; the loop keeps going meanwhile
                 await asyncio.to_thread(self.on_answer, result, record)
             elif self.on_call:
                 await asyncio.to_thread(self.on_call, record)
             outcome.results.append(result)
+        except (RunStopped, LimiterClosed):
+            pass  # stays pending: the next run with a working account analyses it
         except RetryError:
             outcome.failures.append(AnalysisFailure(conversation.conversation_id, conversation.content_hash,
                                                     last_status, attempts, f"gave up after {attempts} attempts"))
@@ -212,51 +340,82 @@ class OpenAIAnalyzer:
         finally:
             outcome.usage.retries += max(0, attempts - 1)
 
-    async def _attempt(self, client, limiter, conversation, messages, attempt_number: int, usage: Usage):
+    async def _attempt(self, client, conversation, messages, attempt_number: int, usage: Usage):
         record = CallRecord(self.tenant_id, conversation.conversation_id, self.model, attempt=attempt_number,
                             created_at=dt.datetime.now(dt.timezone.utc))
         started = time.monotonic()
+        self._in_flight += 1
+        self.max_in_flight_seen = max(self.max_in_flight_seen, self._in_flight)
         try:
+            # The body goes in extra_body, sent as it is: `create` would walk the type hints of the
+            # messages and the schema for every request, and `parse()` build typed models of every
+            # answer — a quarter of the client's CPU at hundreds of requests per second.
             raw = await client.chat.completions.with_raw_response.create(
-                model=self.model, messages=messages, response_format=RESPONSE_FORMAT, timeout=self.timeout_s,
+                model=self.model, messages=[], timeout=self.timeout_s,
+                extra_body={"messages": messages, "response_format": RESPONSE_FORMAT},
             )
-            limiter.observe_headers(raw.headers)
-            completion = raw.parse()
-        except openai.RateLimitError as exc:
-            await self._record(record, started, "rate_limited", "rate_limit", usage)
-            raise AttemptFailed("rate_limited", retry_after_seconds(exc.response.headers)) from None
+            self._observe_latency(time.monotonic() - started)
+            self.rate_limit.observe(raw.headers)
+            completion = json.loads(raw.text)
+        except openai.APIStatusError as exc:
+            stop = account_error_line(exc, self.model)
+            if stop:
+                await self._record(record, started, "error", f"http_{exc.status_code}", usage)
+                if self.stop_reason is None:
+                    self._stop(stop)
+                    await self.rate_limit.stop_run(stop)
+                raise RunStopped() from None
+            await self._failed_status(exc, record, started, usage)
         except openai.APITimeoutError:
             await self._record(record, started, "timeout", "timeout", usage)
             raise AttemptFailed("timeout") from None
         except openai.APIConnectionError:
             await self._record(record, started, "connection_error", "connection", usage)
             raise AttemptFailed("connection_error") from None
-        except openai.InternalServerError as exc:
-            await self._record(record, started, "server_error", f"http_{exc.status_code}", usage)
-            raise AttemptFailed("server_error") from None
-        except openai.APIStatusError as exc:
-            kind = f"http_{exc.status_code}"
-            await self._record(record, started, "error", kind, usage)
-            if exc.status_code in (400, 401, 403, 404, 422):
-                raise FatalRequestError(kind) from None
-            raise AttemptFailed("error") from None
-        except (json.JSONDecodeError, pydantic.ValidationError):
+        except ValueError:  # not JSON
             await self._record(record, started, "invalid_answer", "malformed_response", usage)
             raise AttemptFailed("invalid_answer") from None
+        finally:
+            self._in_flight -= 1
+        return await self._answer(completion, record, started, usage)
 
-        reported = completion.usage
-        if reported is not None:
-            details = reported.prompt_tokens_details
-            cached = (details.cached_tokens or 0) if details else 0
-            record.prompt_tokens, record.cached_tokens = reported.prompt_tokens, cached
-            record.completion_tokens, record.total_tokens = reported.completion_tokens, reported.total_tokens
-            record.cost_usd = cost_usd(self.price, reported.prompt_tokens, cached, reported.completion_tokens)
+    def _observe_latency(self, seconds: float) -> None:
+        self.latency_s = 0.9 * self.latency_s + 0.1 * seconds if self._latency_seen else seconds
+        self._latency_seen = True
+
+    async def _failed_status(self, exc: openai.APIStatusError, record: CallRecord, started: float, usage: Usage):
+        """A failed request that concerns this conversation only: retry it, or record it."""
+        if isinstance(exc, openai.RateLimitError):
+            self.rate_limit.observe_rejection(exc.response.headers)
+            await self._record(record, started, "rate_limited", "rate_limit", usage)
+            raise AttemptFailed("rate_limited", retry_after_seconds(exc.response.headers)) from None
+        if isinstance(exc, openai.InternalServerError):
+            await self._record(record, started, "server_error", f"http_{exc.status_code}", usage)
+            raise AttemptFailed("server_error") from None
+        kind = f"http_{exc.status_code}"
+        await self._record(record, started, "error", kind, usage)
+        if exc.status_code in (400, 422):
+            raise FatalRequestError(kind) from None
+        raise AttemptFailed("error") from None
+
+    async def _answer(self, completion: dict, record: CallRecord, started: float, usage: Usage):
+        """A chat completion (its JSON): usage first — it was paid for, valid or not — then the answer."""
+        reported = completion.get("usage") if isinstance(completion, dict) else None
+        if reported:
+            cached = int((reported.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+            prompt, completion_tokens = int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0)
+            record.prompt_tokens, record.cached_tokens = prompt, cached
+            record.completion_tokens = completion_tokens
+            record.total_tokens = int(reported.get("total_tokens") or prompt + completion_tokens)
+            record.cost_usd = cost_usd(self.price, prompt, cached, completion_tokens)
             record.cost_brl = record.cost_usd * self.usd_brl
-        choice = completion.choices[0] if completion.choices else None
+        choices = completion.get("choices") if isinstance(completion, dict) else None
+        choice = choices[0] if choices else None
         try:
-            if choice is None or choice.message.refusal:
+            message = (choice or {}).get("message") or {}
+            if choice is None or message.get("refusal"):
                 raise AttemptFailed("invalid_answer")
-            analysis = parse_answer(choice.message.content, choice.finish_reason)
+            analysis = parse_answer(message.get("content"), choice.get("finish_reason"))
         except AttemptFailed:
             await self._record(record, started, "invalid_answer", "invalid_answer", usage)
             raise

@@ -1,24 +1,44 @@
 """The OpenAI client as a Dagster resource: key and endpoint from the environment (``dg.EnvVar``)."""
 
+import os
 from typing import Callable
 
 import dagster as dg
 import openai
+import sqlalchemy as sa
 from pydantic import Field
 
 from allpfit_etl.analysis.openai_analyzer import OpenAIAnalyzer
-from allpfit_etl.analysis.pricing import DEFAULT_USD_BRL, RateLimits, price_for, rate_limits_for
+from allpfit_etl.analysis.pricing import DEFAULT_USD_BRL, RateLimits, price_for
+from allpfit_etl.analysis.shared_rate_limit import SharedRateLimit, account_key
 from allpfit_etl.errors import ConfigError
 
-# Sending at exactly the limit meets the server's clock jitter as 429s; keep a small margin.
-RATE_LIMIT_SAFETY = 0.97
+RPM_ENV, TPM_ENV = "OPENAI_RPM", "OPENAI_TPM"
+
+
+def _limit_from_env(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of {name[-3:]}, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
 
 
 class LeadAnalysisOpenAI(dg.ConfigurableResource):
     """Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, LM Studio, the bundled fake server).
 
     Not ``dagster_openai.OpenAIResource``: this one builds the lead analyzer (rate limits,
-    prices, retries into the ``llm_usage`` ledger), under the resource key ``openai``."""
+    prices, retries into the ``llm_usage`` ledger), under the resource key ``openai``.
+
+    The account's rate limit is learned from the server's ``x-ratelimit-limit-*`` headers; set
+    ``rpm``/``tpm`` here, ``OPENAI_RPM``/``OPENAI_TPM`` in the environment, or
+    ``rate_limit_overrides`` per model only to use less (or when the server states nothing).
+    """
 
     api_key: str | None = Field(default=None, description="From dg.EnvVar('OPENAI_API_KEY'); never logged.")
     base_url: str | None = Field(default=None, description="From OPENAI_BASE_URL when set; OpenAI otherwise.")
@@ -26,6 +46,8 @@ class LeadAnalysisOpenAI(dg.ConfigurableResource):
     max_attempts: int = 4
     usd_brl: float = DEFAULT_USD_BRL
     max_prompt_tokens: int = 6000
+    rpm: int | None = Field(default=None, description="Account requests/minute; else OPENAI_RPM; else learned.")
+    tpm: int | None = Field(default=None, description="Account tokens/minute; else OPENAI_TPM; else learned.")
     price_overrides: dict = Field(default_factory=dict, description='{"model": {"input", "cached_input", "output"}}')
     rate_limit_overrides: dict = Field(default_factory=dict, description='{"model": {"rpm": .., "tpm": ..}}')
 
@@ -40,21 +62,33 @@ class LeadAnalysisOpenAI(dg.ConfigurableResource):
 
         return factory
 
-    def rate_limits(self, model: str, share: float = 1.0) -> RateLimits:
-        limits = rate_limits_for(model, self.rate_limit_overrides)
-        scale = share * RATE_LIMIT_SAFETY
-        return RateLimits(max(1, int(limits.rpm * scale)) if limits.rpm else 0,
-                          max(1, int(limits.tpm * scale)) if limits.tpm else 0)
+    def configured_limits(self, model: str) -> RateLimits | None:
+        """The limits someone set (0 = unlimited for that kind), or None: learn them from the server."""
+        rpm = self.rpm if self.rpm is not None else _limit_from_env(RPM_ENV)
+        tpm = self.tpm if self.tpm is not None else _limit_from_env(TPM_ENV)
+        override = self.rate_limit_overrides.get(model) or {}
+        rpm = rpm if rpm is not None else override.get("rpm")
+        tpm = tpm if tpm is not None else override.get("tpm")
+        if rpm is None and tpm is None:
+            return None
+        return RateLimits(int(rpm or 0), int(tpm or 0))
 
-    def build_analyzer(self, *, tenant_id: int, model: str, max_concurrency: int, rate_limit_share: float = 1.0,
+    def shared_rate_limit(self, model: str, engine: sa.Engine | None, run_id: str | None) -> SharedRateLimit:
+        return SharedRateLimit(engine, account_key(self.base_url, self.api_key or "", model),
+                               configured=self.configured_limits(model), run_id=run_id)
+
+    def build_analyzer(self, *, tenant_id: int, model: str, max_concurrency: int | None = None,
+                       engine: sa.Engine | None = None, run_id: str | None = None,
                        on_answer=None, on_call=None, progress=None) -> OpenAIAnalyzer:
+        """With ``engine`` (the analytics database) the rate limit is shared with every other step,
+        run and machine using the same key and model; without it, the analyser holds it alone."""
         return OpenAIAnalyzer(
             self.client_factory(),
             tenant_id=tenant_id,
             model=model,
             price=price_for(model, self.price_overrides),
             max_concurrency=max_concurrency,
-            rate_limits=self.rate_limits(model, rate_limit_share),
+            rate_limit=self.shared_rate_limit(model, engine, run_id),
             timeout_s=self.timeout_s,
             max_attempts=self.max_attempts,
             usd_brl=self.usd_brl,

@@ -26,17 +26,11 @@ DEFAULT_PRICES = {
 
 @dataclass(frozen=True)
 class RateLimits:
-    rpm: int  # 0 = unlimited
+    """An account's limits per minute (0 = unlimited). There are no per-model defaults: they
+    depend on the account's tier, so they are learned from the server (``shared_rate_limit``)."""
+
+    rpm: int
     tpm: int
-
-
-DEFAULT_RATE_LIMITS = {
-    "gpt-4o-mini": RateLimits(5_000, 2_000_000),
-    "gpt-4o": RateLimits(5_000, 800_000),
-    "gpt-4.1-mini": RateLimits(5_000, 2_000_000),
-    "gpt-4.1-nano": RateLimits(5_000, 2_000_000),
-}
-FALLBACK_RATE_LIMITS = RateLimits(500, 200_000)
 
 
 def price_for(model: str, overrides: dict | None = None) -> ModelPrice:
@@ -51,13 +45,6 @@ def price_for(model: str, overrides: dict | None = None) -> ModelPrice:
     if model not in DEFAULT_PRICES:
         raise ConfigError(f"no price for model {model!r}: add it to LeadAnalysisOpenAI.price_overrides")
     return DEFAULT_PRICES[model]
-
-
-def rate_limits_for(model: str, overrides: dict | None = None) -> RateLimits:
-    override = (overrides or {}).get(model)
-    if override:
-        return RateLimits(int(override.get("rpm", 0)), int(override.get("tpm", 0)))
-    return DEFAULT_RATE_LIMITS.get(model, FALLBACK_RATE_LIMITS)
 
 
 def cost_usd(price: ModelPrice, prompt_tokens: int, cached_tokens: int, completion_tokens: int) -> float:

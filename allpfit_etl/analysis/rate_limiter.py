@@ -2,6 +2,8 @@
 
 Continuous token buckets with one second of burst, tightened by what the server says
 (``x-ratelimit-remaining-*`` / ``x-ratelimit-reset-*``) and paused after a 429's ``retry-after``.
+Its rates change while it runs (``set_limits``): ``shared_rate_limit`` gives it its share of
+the account's limit, rebalanced every second.
 """
 
 from __future__ import annotations
@@ -27,12 +29,22 @@ def parse_duration(text: str | None) -> float | None:
     return h * 3600 + m * 60 + s + ms / 1000
 
 
+class LimiterClosed(Exception):
+    """The limiter was closed while waiting: no more requests may start."""
+
+
 class _Bucket:
-    def __init__(self, per_minute: int, clock):
+    def __init__(self, per_minute: float, clock):
         self.per_minute, self.clock = per_minute, clock
         self.capacity = max(1.0, per_minute / 60)
         self.level = self.capacity
         self.updated = clock()
+
+    def set_rate(self, per_minute: float) -> None:
+        self.refill()
+        self.per_minute = per_minute
+        self.capacity = max(1.0, per_minute / 60)
+        self.level = min(self.level, self.capacity)
 
     def refill(self) -> None:
         now = self.clock()
@@ -51,18 +63,42 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, rpm: int = 0, tpm: int = 0, clock=time.monotonic, sleep=asyncio.sleep):
-        self.rpm, self.tpm = rpm, tpm
+    """``rpm``/``tpm`` of 0 mean unlimited."""
+
+    def __init__(self, rpm: float = 0, tpm: float = 0, clock=time.monotonic, sleep=asyncio.sleep):
         self._clock, self._sleep = clock, sleep
-        self._requests = _Bucket(rpm, clock) if rpm else None
-        self._tokens = _Bucket(tpm, clock) if tpm else None
+        self.rpm = self.tpm = 0.0
+        self._requests: _Bucket | None = None
+        self._tokens: _Bucket | None = None
+        self.set_limits(rpm, tpm)
         self._paused_until = 0.0
+        self._closed = False
         self._lock = asyncio.Lock()
+
+    def set_limits(self, rpm: float, tpm: float) -> None:
+        self.rpm, self.tpm = rpm, tpm
+        self._requests = self._retuned(self._requests, rpm)
+        self._tokens = self._retuned(self._tokens, tpm)
+
+    def _retuned(self, bucket: _Bucket | None, per_minute: float) -> _Bucket | None:
+        if not per_minute:
+            return None
+        if bucket is None:
+            return _Bucket(per_minute, self._clock)
+        if bucket.per_minute != per_minute:
+            bucket.set_rate(per_minute)
+        return bucket
+
+    def close(self) -> None:
+        """Every waiting and future ``acquire`` raises ``LimiterClosed``."""
+        self._closed = True
 
     async def acquire(self, tokens: int = 0) -> None:
         """Wait until one request of ``tokens`` tokens fits; callers are served in order."""
         async with self._lock:
             while True:
+                if self._closed:
+                    raise LimiterClosed()
                 delay = self._paused_until - self._clock()
                 if self._requests:
                     delay = max(delay, self._requests.delay_for(1))
@@ -70,7 +106,7 @@ class RateLimiter:
                     delay = max(delay, self._tokens.delay_for(tokens))
                 if delay <= 0:
                     break
-                await self._sleep(delay)
+                await self._sleep(min(delay, 1.0))  # rates change and the limiter may close meanwhile
             if self._requests:
                 self._requests.take(1)
             if self._tokens and tokens:
@@ -91,6 +127,19 @@ class RateLimiter:
                         self.penalize(reset)
                 except ValueError:
                     continue
+
+
+def advertised_limits(headers) -> tuple[int | None, int | None] | None:
+    """The account's limits the server states (``x-ratelimit-limit-requests`` / ``-tokens``);
+    ``None`` when it states neither (a server that enforces none, such as a local vLLM)."""
+    values = []
+    for kind in ("requests", "tokens"):
+        raw = headers.get(f"x-ratelimit-limit-{kind}") if headers is not None else None
+        try:
+            values.append(int(float(raw)) if raw else None)
+        except ValueError:
+            values.append(None)
+    return None if values == [None, None] else (values[0], values[1])
 
 
 def retry_after_seconds(headers) -> float | None:

@@ -20,6 +20,7 @@ from allpfit_etl import settings
 from allpfit_etl.analysis.answer_store import AnswerSink, stored_answers
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, month_to_date_spend_brl
 from allpfit_etl.analysis.interface import ConversationInput, Usage
+from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
 from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.identities import OPENAI_ANALYZER, REGEX_ANALYZER, AnalyzerIdentity, openai_identity, regex_identity
@@ -78,7 +79,7 @@ def fit_in_budget(conversations: list[ConversationInput], budget_brl: float | No
 
 
 def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationInput], openai, log, *,
-                   run_id: str | None = None, rate_limit_share: float = 1.0) -> Usage:
+                   run_id: str | None = None) -> Usage:
     """Store the shadow analyzer's answers for the chunk's conversations; returns what it spent."""
     identity = shadow_identity(tenant)
     if identity is None or not inputs:
@@ -110,12 +111,12 @@ def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationI
     try:
         analyzer = openai.build_analyzer(
             tenant_id=tenant.tenant_id, model=identity.model, max_concurrency=tenant.features.max_concurrency,
-            rate_limit_share=rate_limit_share, on_answer=sink.save_answer, on_call=sink.save_call,
+            engine=engine, run_id=run_id, on_answer=sink.save_answer, on_call=sink.save_call,
         )
-    except ConfigError as exc:  # the regex answers still load; the sample waits for a key
+        outcome = analyzer.analyze_chunk(affordable)
+    except (ConfigError, OpenAIAccountError) as exc:  # the regex answers still load; the sample waits
         log.warning(f"shadow sample skipped for {tenant.slug}: {exc}")
         return Usage()
-    outcome = analyzer.analyze_chunk(affordable)
     log.info(f"shadow sample: {len(outcome.results)} OpenAI answer(s) stored for {tenant.slug}, "
              f"{len(outcome.failures)} failed (retried when the conversation is pending again)")
     return outcome.usage

@@ -63,8 +63,8 @@ def cmd_tenants(args) -> int:
                 f"{t.slug:<16} id={t.tenant_id:<3} account={t.chatwoot_account_id:<4} "
                 f"{'enabled ' if t.enabled else 'disabled'} analyser={'openai:' + f.model if f.use_openai else 'regex'}"
                 f"{f' shadow_openai_sample={f.shadow_openai_sample:g}' if f.shadow_openai_sample and not f.use_openai else ''} "
-                f"chunk_size={f.chunk_size} max_concurrency={f.max_concurrency} budget_brl={f.monthly_budget_brl} "
-                f"batch_api={f.batch_api}  {t.name}"
+                f"chunk_size={f.chunk_size or 'auto'} max_concurrency={f.max_concurrency or 'auto'} "
+                f"budget_brl={f.monthly_budget_brl} batch_api={f.batch_api}  {t.name}"
             )
     elif args.tenants_command == "set":
         changes = {}
@@ -119,9 +119,21 @@ def cmd_run(args) -> int:
     engine = analytics_engine()
     tenants = _selected_tenants(engine, args.tenant)
     chatwoot_engine()
+    set_rate_limits(args)
     summary = run_partitions(tenants, first, last, extra_tags=batch_tags(args))
     print_summary(summary, first, last)
     return 1 if summary.failed_runs else 0
+
+
+def set_rate_limits(args) -> None:
+    """``--rpm``/``--tpm`` reach the OpenAI resource the way a deployment sets them: OPENAI_RPM/OPENAI_TPM."""
+    import os
+
+    for value, name in ((args.rpm, "OPENAI_RPM"), (args.tpm, "OPENAI_TPM")):
+        if value is not None:
+            if value < 0:
+                raise ConfigError(f"--{name[-3:].lower()} must not be negative, got {value}")
+            os.environ[name] = str(value)
 
 
 def batch_tags(args) -> dict:
@@ -253,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tenant", action="append", help="tenant slug (repeatable); default: every enabled tenant")
     run.add_argument("--from", dest="date_from", help="first local day, YYYY-MM-DD (default: yesterday)")
     run.add_argument("--to", dest="date_to", help="last local day, YYYY-MM-DD (default: --from, or today)")
+    run.add_argument("--rpm", type=int, help="the OpenAI account's requests/minute (default: learned from the server)")
+    run.add_argument("--tpm", type=int, help="the OpenAI account's tokens/minute (default: learned from the server)")
     run.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
                      help="use (or not) the OpenAI Batch API: half price, results within 24 h (default: tenant's batch_api)")
     run.set_defaults(func=cmd_run)

@@ -1,5 +1,11 @@
 """The OpenAI-compatible server the tests and benchmarks talk to over real HTTP."""
 
-from allpfit_etl.fake_openai.server import FakeOpenAIServer, FakeServerConfig, expected_answer, prompt_key
+from allpfit_etl.fake_openai.server import (
+    FakeOpenAIServer,
+    FakeServerConfig,
+    expected_answer,
+    prompt_key,
+    register_extension,
+)
 
-__all__ = ["FakeOpenAIServer", "FakeServerConfig", "expected_answer", "prompt_key"]
+__all__ = ["FakeOpenAIServer", "FakeServerConfig", "expected_answer", "prompt_key", "register_extension"]

@@ -19,11 +19,15 @@ def main() -> None:
         parser.add_argument(f"--p-{fault}", type=float, default=0.0, dest=f"p_{fault}")
     parser.add_argument("--hang-seconds", type=float, default=120.0)
     parser.add_argument("--fault-seed", type=int, default=0)
+    parser.add_argument("--api-key", action="append", default=[], help="accept only these keys (repeatable)")
+    parser.add_argument("--model", action="append", default=[], help="serve only these models (repeatable)")
+    parser.add_argument("--quota-calls", type=int, help="billed calls before 429 insufficient_quota")
     args = parser.parse_args()
     config = FakeServerConfig(
         latency_s=args.latency, latency_jitter_s=args.latency_jitter, rpm=args.rpm, tpm=args.tpm,
         p_429=args.p_429, p_500=args.p_500, p_hang=args.p_hang, hang_s=args.hang_seconds,
         p_truncated=args.p_truncated, p_nul=args.p_nul, fault_seed=args.fault_seed,
+        api_keys=tuple(args.api_key), models=tuple(args.model), quota_calls=args.quota_calls,
     )
     server = FakeOpenAIServer(config, host=args.host, port=args.port).start()
     print(f"listening on {server.base_url}", flush=True)

@@ -1,8 +1,10 @@
 """An OpenAI-compatible chat-completions server for tests and benchmarks, on loopback.
 
 It answers Structured Outputs requests with JSON that satisfies the requested schema, derived
-deterministically from the messages; reports usage; enforces RPM/TPM limits with 429 and
-``retry-after``; and injects faults (spurious 429s, 500s, hangs, truncated JSON, NUL bytes).
+deterministically from the messages, and rejects a schema where OpenAI's strict mode would;
+reports usage; enforces RPM/TPM limits with 429, ``retry-after`` and ``x-ratelimit-*`` headers;
+plays the account errors (quota exhausted, bad key, 403, unknown model); and injects faults
+(spurious 429s, 500s, hangs, truncated JSON, NUL bytes).
 It counts every billed call per distinct prompt so tests can prove nothing is paid twice.
 Built on asyncio streams, stdlib only, so thousands of slow requests cost little CPU.
 """
@@ -19,6 +21,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from allpfit_etl.fake_openai.strict_schema import SchemaRejected, check_strict_schema
 
 MAX_BODY = 16 * 1024 * 1024
 
@@ -36,6 +41,11 @@ class FakeServerConfig:
     p_truncated: float = 0.0
     p_nul: float = 0.0
     fault_seed: int = 0
+    # Account errors, as OpenAI answers them (every request gets them while they hold):
+    api_keys: tuple[str, ...] = ()  # when set, any other key gets 401 invalid_api_key
+    models: tuple[str, ...] = ()  # when set, any other model gets 404 model_not_found
+    quota_calls: int | None = None  # billed calls left before 429 insufficient_quota (None = no quota)
+    forbidden: bool = False  # 403 for every request
 
 
 def estimate_tokens(text: str) -> int:
@@ -191,6 +201,9 @@ class _Stats:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     completion_tokens: int = 0
+    account_errors: int = 0
+    requests_after_account_error: int = 0  # arrived after the first account error was answered
+    schema_rejections: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
     billed_by_prompt: dict = field(default_factory=dict)
@@ -207,6 +220,7 @@ class FakeOpenAIServer:
         self._stats = _Stats()
         self._rng = random.Random(self.config.fault_seed)
         self._seen_system: set[str] = set()
+        self._quota_used = 0
         self._buckets = (_Bucket(self.config.rpm), _Bucket(self.config.tpm))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -215,6 +229,22 @@ class FakeOpenAIServer:
         from allpfit_etl.fake_openai.batches import BatchEndpoints  # imports this module's helpers
 
         self.batches = BatchEndpoints()  # /v1/files and /v1/batches
+        self._routes: dict[tuple[str, str], Route] = {}
+        self._public_routes: set[tuple[str, str]] = set()
+        self.add_route("GET", "/_stats", self._get_stats, public=True)
+        self.add_route("POST", "/_reset", self._post_reset, public=True)
+        self.add_route("POST", "/_config", self._post_config, public=True)
+        self.add_route("GET", "/v1/models", self._get_models)
+        self.add_route("POST", "/v1/chat/completions", self._post_chat)
+        for register in _EXTENSIONS:
+            register(self)
+
+    def add_route(self, method: str, path: str, handler: "Route", *, public: bool = False) -> None:
+        """Serve ``handler(headers, body) -> (status, headers, payload)`` at ``method path``.
+        Routes under ``/v1`` need a bearer key (``public`` routes do not)."""
+        self._routes[(method, path)] = handler
+        if public:
+            self._public_routes.add((method, path))
 
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> "FakeOpenAIServer":
@@ -266,6 +296,8 @@ class FakeOpenAIServer:
                 self._rng = random.Random(self.config.fault_seed)
             if "rpm" in changes or "tpm" in changes:
                 self._buckets = (_Bucket(self.config.rpm), _Bucket(self.config.tpm))
+            if "quota_calls" in changes:
+                self._quota_used = 0
 
     def stats(self) -> dict:
         with self._lock:
@@ -320,23 +352,80 @@ class FakeOpenAIServer:
             writer.close()
 
     async def _route(self, method: str, path: str, headers: dict, body: bytes):
-        if path == "/_stats" and method == "GET":
-            return 200, {}, self.stats()
-        if path == "/_reset" and method == "POST":
-            self.reset_stats()
-            return 200, {}, {"ok": True}
-        if path == "/_config" and method == "POST":
-            self.configure(**json.loads(body or b"{}"))
-            return 200, {}, dataclasses.asdict(self.config)
-        if self.batches.handles(path):
+        handler = self._routes.get((method, path))
+        if handler is None and not path.startswith("/v1/"):
+            return 404, {}, _error(f"Unknown route {method} {path}", "invalid_request_error", "not_found")
+        if (method, path) not in self._public_routes:
+            rejected = self._check_key(headers.get("authorization", ""))
+            if rejected:
+                return rejected
+        if handler is None and self.batches.handles(path):
             return await self.batches.route(method, path, headers, body)
-        if not headers.get("authorization", "").startswith("Bearer ") or len(headers["authorization"]) <= 7:
+        if handler is None:
+            return 404, {}, _error(f"Unknown route {method} {path}", "invalid_request_error", "not_found")
+        return await handler(headers, body)
+
+    def _check_key(self, authorization: str):
+        key = authorization[7:] if authorization.startswith("Bearer ") else ""
+        if not key:
             return 401, {}, _error("Missing bearer token.", "invalid_request_error", "invalid_api_key")
-        if path == "/v1/models" and method == "GET":
-            return 200, {}, {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "owned_by": "fake"}]}
-        if path == "/v1/chat/completions" and method == "POST":
-            return await self._chat(json.loads(body))
-        return 404, {}, _error(f"Unknown route {method} {path}", "invalid_request_error", "not_found")
+        if self.config.api_keys and key not in self.config.api_keys:
+            with self._lock:
+                self._stats.requests += 1
+                if self._stats.account_errors:
+                    self._stats.requests_after_account_error += 1
+                self._stats.account_errors += 1
+            # OpenAI names a few characters of the key; a test server has no reason to.
+            return 401, {}, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        return None
+
+    async def _get_stats(self, headers, body):
+        return 200, {}, self.stats()
+
+    async def _post_reset(self, headers, body):
+        self.reset_stats()
+        return 200, {}, {"ok": True}
+
+    async def _post_config(self, headers, body):
+        changes = json.loads(body or b"{}")
+        for name in ("api_keys", "models"):
+            if name in changes:
+                changes[name] = tuple(changes[name] or ())
+        self.configure(**changes)
+        return 200, {}, dataclasses.asdict(self.config)
+
+    async def _get_models(self, headers, body):
+        models = self.config.models or ("gpt-4o-mini",)
+        return 200, {}, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in models]}
+
+    async def _post_chat(self, headers, body):
+        return await self._chat(json.loads(body))
+
+    def _account_error(self, body: dict):
+        """What OpenAI answers before any work when the account or the request itself is wrong."""
+        config = self.config
+        if config.forbidden:
+            return 403, {}, _error("You are not allowed to use this model from this project.",
+                                   "invalid_request_error", "unsupported_country_region_territory")
+        model = body.get("model", "")
+        if config.models and model not in config.models:
+            return 404, {}, _error(f"The model `{model}` does not exist or you do not have access to it.",
+                                   "invalid_request_error", "model_not_found")
+        if config.quota_calls is not None and self._quota_used >= config.quota_calls:
+            return 429, {}, _error("You exceeded your current quota, please check your plan and billing details.",
+                                   "insufficient_quota", "insufficient_quota")
+        response_format = body.get("response_format") or {}
+        if response_format.get("type") == "json_schema":
+            spec = response_format.get("json_schema") or {}
+            if spec.get("strict"):
+                try:
+                    check_strict_schema(spec.get("name", ""), spec.get("schema"))
+                except SchemaRejected as exc:
+                    self._stats.schema_rejections += 1
+                    error = _error(str(exc), "invalid_request_error", "invalid_json_schema")
+                    error["error"]["param"] = "response_format"
+                    return 400, {}, error
+        return None
 
     def _limit_headers(self) -> dict:
         requests_bucket, tokens_bucket = self._buckets
@@ -354,6 +443,12 @@ class FakeOpenAIServer:
         prompt_tokens = prompt_tokens_of(messages)
         with self._lock:
             self._stats.requests += 1
+            if self._stats.account_errors:
+                self._stats.requests_after_account_error += 1
+            rejected = self._account_error(body)
+            if rejected:
+                self._stats.account_errors += 1
+                return rejected
             config = self.config
             requests_bucket, tokens_bucket = self._buckets
             wait = max(requests_bucket.wait_for(1) if requests_bucket.per_minute else 0.0,
@@ -409,6 +504,7 @@ class FakeOpenAIServer:
             if system:
                 self._seen_system.add(system)
             s = self._stats
+            self._quota_used += 1
             s.billed_calls += 1
             s.prompt_tokens += prompt_tokens
             s.cached_tokens += cached
@@ -433,6 +529,16 @@ class FakeOpenAIServer:
         }
 
 
+Route = Callable[[dict, bytes], Awaitable[tuple]]
+_EXTENSIONS: list[Callable[["FakeOpenAIServer"], None]] = []
+
+
+def register_extension(register: Callable[["FakeOpenAIServer"], None]) -> None:
+    """Add routes to every server created from now on: ``register(server)`` calls ``server.add_route``."""
+    if register not in _EXTENSIONS:
+        _EXTENSIONS.append(register)
+
+
 def _pick_fault(draw: float, config: FakeServerConfig) -> str | None:
     threshold = 0.0
     for name, probability in (("429", config.p_429), ("500", config.p_500), ("hang", config.p_hang),
@@ -451,4 +557,5 @@ def _error(message: str, kind: str, code) -> dict:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-_REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            429: "Too Many Requests", 500: "Internal Server Error"}

@@ -27,8 +27,10 @@ BATCH_API_MODES = ("never", "backfills", "always")
 class TenantFeatures:
     use_openai: bool = False
     model: str = DEFAULT_MODEL
-    chunk_size: int = 50
-    max_concurrency: int = 20
+    # None = derived: chunks from the analyser (analysis/chunks.py), requests in flight from the
+    # account's rate limit and the latency (Little's law). Set, they are upper bounds.
+    chunk_size: int | None = None
+    max_concurrency: int | None = None
     monthly_budget_brl: float | None = None
     # A tenant switched back from OpenAI to regex keeps its paid answers unless this is set.
     reanalyze_with_regex: bool = False
@@ -44,6 +46,8 @@ class TenantFeatures:
             raise ConfigError("feature model must be a non-empty string")
         for name in ("chunk_size", "max_concurrency"):
             value = getattr(self, name)
+            if value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"feature {name} must be a positive integer, got {value!r}")
         if self.batch_api not in BATCH_API_MODES:
@@ -91,6 +95,8 @@ def coerce_feature_value(key: str, text: str) -> Any:
             return False
         raise ConfigError(f"feature {key} takes true or false, got {text!r}")
     if key in ("chunk_size", "max_concurrency"):
+        if lowered in ("", "auto", "none", "null"):
+            return None
         try:
             return int(text)
         except ValueError:

@@ -1,0 +1,102 @@
+"""Account errors through `allpfit-etl run` (a real CLI process, real Dagster, real PostgreSQL,
+real HTTP to the bundled server): the run stops at once, says why in one line and exits
+non-zero; the answers received stay stored; the next run with the account fixed analyses the
+rest and pays nothing twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from allpfit_etl.db import get_engine
+from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
+from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from allpfit_etl.schema import apply_migrations
+from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
+
+DAY = dt.date(2025, 11, 10)
+GOOD_KEY = "sk-good-key"
+CONVERSATIONS = 150
+
+# A schema bug: strict Structured Outputs refuse an object without additionalProperties: false.
+BROKEN_SCHEMA_RUN = (
+    "import sys; from allpfit_etl.analysis import openai_analyzer as a; "
+    "a.RESPONSE_FORMAT['json_schema']['schema'].pop('additionalProperties'); "
+    "from allpfit_etl.cli.main import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.fixture
+def world(make_pg_database, tmp_path):
+    chatwoot_url, analytics_url = make_pg_database("chatwoot"), make_pg_database("analytics")
+    source = get_engine(chatwoot_url)
+    create_chatwoot_schema(source)
+    seed_bulk(source, account_id=1, day=DAY, conversations=CONVERSATIONS, messages_per_conversation=4)
+    analytics = get_engine(analytics_url)
+    apply_migrations(analytics)
+    add_tenant(analytics, "gym", "Gym", 1, TenantFeatures(use_openai=True))
+    with FakeOpenAIServer(FakeServerConfig(latency_s=0.05, rpm=6000, api_keys=(GOOD_KEY,))) as server:  # states its limits, as OpenAI does
+        env = {  # no DAGSTER_HOME: the CLI's own instance under ALLPFIT_HOME, as a user gets it
+            **{k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "OPENAI_RPM", "OPENAI_TPM")},
+            "CHATWOOT_DATABASE_URL": chatwoot_url, "ANALYTICS_DATABASE_URL": analytics_url,
+            "OPENAI_API_KEY": GOOD_KEY, "OPENAI_BASE_URL": server.base_url,
+            "ALLPFIT_HOME": str(tmp_path),
+        }
+        yield {"server": server, "analytics": analytics, "env": env}
+
+
+def run(world, *, key: str = GOOD_KEY, broken_schema: bool = False) -> subprocess.CompletedProcess:
+    args = ["run", "--tenant", "gym", "--from", DAY.isoformat()]
+    command = [sys.executable, "-c", BROKEN_SCHEMA_RUN, *args] if broken_schema else \
+        [sys.executable, "-m", "allpfit_etl.cli.main", *args]
+    return subprocess.run(command, env={**world["env"], "OPENAI_API_KEY": key}, capture_output=True, text=True,
+                          timeout=300)
+
+
+def count(world, query: str) -> int:
+    with world["analytics"].connect() as conn:
+        return conn.execute(sa.text(query)).scalar_one()
+
+
+CASES = {
+    "quota": ({"quota_calls": 40}, {"quota_calls": None}, {},
+              "OpenAI quota exhausted for this API key: add credit or raise the limit, then re-run"),
+    "bad_key": ({}, {}, {"key": "sk-revoked"}, "OpenAI rejected the API key (401)"),
+    "unknown_model": ({"models": ("gpt-4o",)}, {"models": ()}, {},
+                      "OpenAI has no model 'gpt-4o-mini' for this API key (404 model_not_found)"),
+    "rejected_schema": ({}, {}, {"broken_schema": True},
+                        "OpenAI rejected the request itself (400 invalid_json_schema)"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_an_account_error_stops_the_run_in_one_line_and_the_next_run_pays_nothing_twice(world, case):
+    broken, fixed, how, line = CASES[case]
+    server = world["server"]
+    server.configure(**broken)
+
+    failed = run(world, **how)
+
+    assert failed.returncode == 1, failed.stdout + failed.stderr[-3000:]
+    assert failed.stderr.strip().splitlines()[-1].startswith(f"run failed: gym: {line}"), failed.stderr[-3000:]
+    assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr[-3000:]  # that line alone
+    assert GOOD_KEY not in failed.stderr + failed.stdout
+    stats = server.stats()
+    answered = count(world, "SELECT COUNT(*) FROM conversation_analyses")
+    assert answered == stats["billed_calls"]  # every paid answer is stored
+    assert answered >= 40 if case == "quota" else answered == 0
+    assert stats["requests_after_account_error"] <= 36, stats  # a few dozen after the first error, not 150 × 4
+    assert count(world, "SELECT COUNT(*) FROM analysis_failures") == 0  # the rest stays pending, untouched
+    assert count(world, "SELECT COUNT(*) FROM openai_run_stops") == 1
+
+    server.configure(**fixed)
+    rerun = run(world)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert count(world, "SELECT COUNT(*) FROM conversations_analytics WHERE analyzer = 'openai'") == CONVERSATIONS
+    assert server.stats()["billed_calls"] == CONVERSATIONS  # the answers of the failed run were reused
+    assert server.prompts_billed_twice() == []

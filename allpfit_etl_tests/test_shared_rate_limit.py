@@ -1,0 +1,111 @@
+"""The account's limit shared through the analytics database, on PostgreSQL and SQLite: holders
+split it, leave it when done, expired leases stop counting, learned limits and run stops reach
+every holder."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from allpfit_etl.analysis.pricing import RateLimits
+from allpfit_etl.analysis.shared_rate_limit import INITIAL_LIMITS, SAFETY, SharedRateLimit, account_key
+from allpfit_etl.db import get_engine
+from allpfit_etl.schema import apply_migrations
+
+ACCOUNT = account_key("http://127.0.0.1:1/v1", "sk-x", "gpt-4o-mini")
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request, make_pg_database, tmp_path):
+    url = make_pg_database("analytics") if request.param == "postgresql" else f"sqlite:///{tmp_path / 'analytics.db'}"
+    engine = get_engine(url)
+    apply_migrations(engine)
+    return engine
+
+
+def holder(engine, run_id="run-1", configured=None) -> SharedRateLimit:
+    return SharedRateLimit(engine, ACCOUNT, configured=configured, run_id=run_id)
+
+
+def test_holders_split_the_limit_and_give_it_back(engine):
+    async def scenario():
+        a = holder(engine, configured=RateLimits(3000, 0))
+        b = holder(engine, run_id="run-2", configured=RateLimits(3000, 0))
+        async with a:
+            assert a.limiter.rpm == pytest.approx(3000 * SAFETY)  # alone: the whole limit
+            async with b:
+                a._take_beat(a._beat())
+                assert (a.holders, b.holders) == (2, 2)
+                assert a.limiter.rpm == b.limiter.rpm == pytest.approx(1500 * SAFETY)
+                await b.release()  # b has nothing left to start
+                a._take_beat(a._beat())
+                assert a.limiter.rpm == pytest.approx(3000 * SAFETY)
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("SELECT COUNT(*) FROM openai_rate_leases")).scalar_one() == 1
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM openai_rate_leases")).scalar_one() == 0
+
+    asyncio.run(scenario())
+
+
+def test_an_expired_lease_of_a_killed_step_stops_counting(engine):
+    with engine.begin() as conn:  # a step killed 10 s ago, never renewed
+        conn.execute(sa.text("INSERT INTO openai_rate_leases (lease_id, account_key, run_id, expires_at) "
+                             "VALUES ('dead', :a, 'r', 0)"), {"a": ACCOUNT})
+        conn.execute(sa.text("INSERT INTO openai_rate_leases (lease_id, account_key, run_id, expires_at) "
+                             "VALUES ('other-account', 'x:gpt-4o-mini', 'r', 1e12)"))
+
+    async def scenario():
+        async with holder(engine) as a:
+            assert a.holders == 1
+
+    asyncio.run(scenario())
+
+
+def test_limits_start_at_tier_one_and_are_learned_by_every_holder(engine):
+    async def scenario():
+        a, b = holder(engine), holder(engine)
+        async with a:
+            assert a.limiter.rpm == pytest.approx(INITIAL_LIMITS.rpm * SAFETY)
+            a.observe({"x-ratelimit-limit-requests": "10000", "x-ratelimit-limit-tokens": "4000000"})
+            assert a.account_limits == RateLimits(10000, 4_000_000)
+            await asyncio.gather(*a._pending_writes)
+            async with b:  # a later step (or run, or machine) starts from what was learned
+                assert b.account_limits == RateLimits(10000, 4_000_000)
+                assert b.limiter.rpm == pytest.approx(5000 * SAFETY)
+            b.observe({})  # a server that states no limit enforces none
+            assert b.account_limits == RateLimits(0, 0) and b.limiter.rpm == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_run_stop_reaches_the_runs_other_holders_only(engine):
+    stops = []
+
+    async def scenario():
+        same, other = holder(engine, run_id="run-1"), holder(engine, run_id="run-2")
+        same.on_stop, other.on_stop = stops.append, lambda reason: stops.append(("other", reason))
+        async with same, other:
+            await holder(engine, run_id="run-1").stop_run("OpenAI quota exhausted")
+            same._take_beat(same._beat())
+            other._take_beat(other._beat())
+
+    asyncio.run(scenario())
+    assert stops == ["OpenAI quota exhausted"]
+
+
+def test_a_step_of_a_stopped_run_sends_nothing(engine):
+    from allpfit_etl.analysis.interface import ConversationInput
+    from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
+    from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
+    from allpfit_etl.fake_openai import FakeOpenAIServer
+
+    asyncio.run(holder(engine, run_id="run-9").stop_run("OpenAI rejected the API key (401)"))
+    with FakeOpenAIServer() as server:
+        analyzer = LeadAnalysisOpenAI(api_key="sk-x", base_url=server.base_url).build_analyzer(
+            tenant_id=1, model="gpt-4o-mini", engine=engine, run_id="run-9")
+        with pytest.raises(OpenAIAccountError, match=r"^OpenAI rejected the API key \(401\)$"):
+            analyzer.analyze_chunk([ConversationInput(1, i, f"h{i}", "Contato: oi") for i in range(50)])
+        assert server.stats()["requests"] == 0

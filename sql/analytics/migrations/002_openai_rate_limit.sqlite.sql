@@ -1,0 +1,30 @@
+-- The OpenAI rate limit shared by every step, run and machine (allpfit_etl/analysis/shared_rate_limit.py).
+-- Times are epoch seconds.
+
+CREATE TABLE IF NOT EXISTS openai_rate_leases (
+    lease_id     TEXT PRIMARY KEY,
+    account_key  TEXT NOT NULL,
+    run_id       TEXT,
+    expires_at   DOUBLE PRECISION NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS openai_rate_leases_account ON openai_rate_leases (account_key, expires_at);
+
+CREATE TABLE IF NOT EXISTS openai_account_limits (
+    account_key  TEXT PRIMARY KEY,
+    rpm          INTEGER NOT NULL,
+    tpm          INTEGER NOT NULL,
+    learned_at   DOUBLE PRECISION NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS openai_run_stops (
+    run_id      TEXT PRIMARY KEY,
+    reason      TEXT NOT NULL,
+    stopped_at  DOUBLE PRECISION NOT NULL
+);
+
+-- chunk_size 50 and max_concurrency 20 were written into every tenant's features as defaults;
+-- both are now derived from the rate limit unless a tenant sets them.
+UPDATE tenant_configs SET features = json_remove(features, '$.chunk_size') WHERE json_extract(features, '$.chunk_size') = 50;
+
+UPDATE tenant_configs SET features = json_remove(features, '$.max_concurrency') WHERE json_extract(features, '$.max_concurrency') = 20;

@@ -1,0 +1,1 @@
+DELETE FROM openai_rate_leases WHERE expires_at < :before

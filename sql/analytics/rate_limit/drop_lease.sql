@@ -1,0 +1,1 @@
+DELETE FROM openai_rate_leases WHERE lease_id = :lease_id
