@@ -28,6 +28,7 @@ from allpfit_etl.analysis.assets import OPENAI_POOL
 from allpfit_etl.db import get_engine
 from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
+from allpfit_etl.settings import DAGSTER_STORAGE_VARIABLES, dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
@@ -62,15 +63,13 @@ def deployment(tmp_path, pg_admin):
         for name in names.values():
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     urls = {k: make_url(TEST_DATABASE_URL).set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
-    dagster_url = make_url(urls["dagster"]).set(drivername="postgresql+psycopg2")  # what dagster-postgres needs
-    urls["dagster"] = dagster_url.render_as_string(hide_password=False)
     server = FakeOpenAIServer(FakeServerConfig(latency_s=600)).start()  # every request hangs
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     port = free_port()
     env = {
-        **os.environ, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": urls["dagster"],
+        **os.environ, "DAGSTER_HOME": str(home), **dagster_storage_env(urls["dagster"]),
         "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"],
         "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex, "OPENAI_BASE_URL": server.base_url,
         "ALLPFIT_START_DATE": "2025-11-01",
@@ -82,8 +81,8 @@ def deployment(tmp_path, pg_admin):
         subprocess.Popen(["dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
                          cwd=REPO, env=env, stdout=logs["webserver"], stderr=subprocess.STDOUT),
     ]
-    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "DAGSTER_PG_URL")}
-    os.environ.update({"DAGSTER_HOME": env["DAGSTER_HOME"], "DAGSTER_PG_URL": env["DAGSTER_PG_URL"]})
+    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)}
+    os.environ.update({k: env[k] for k in ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)})
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     submitted: list[str] = []
     instance = None
@@ -96,7 +95,9 @@ def deployment(tmp_path, pg_admin):
             account = cw.account(slug)
             conversation = cw.conversation(account, at, "Juliana")
             cw.message(account, conversation, at, "Oi! Qual o valor da mensalidade?")
-            add_tenant(analytics, slug, slug, account, TenantFeatures(use_openai=True, chunk_size=1, max_concurrency=1))
+            # Real time everywhere: backfill runs must hold pool slots, not hand their work to the Batch API.
+            add_tenant(analytics, slug, slug, account,
+                       TenantFeatures(use_openai=True, chunk_size=1, max_concurrency=1, batch_api="never"))
         instance = dg.DagsterInstance.get()
         instance.add_dynamic_partitions("tenant", [SOLO, *BACKFILLED, *OTHERS])  # the tenant sensor's job, done now
         wait_for(lambda: _server_up(port), 120, "dagster-webserver to answer", 0.5)

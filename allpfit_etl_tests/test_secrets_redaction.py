@@ -27,6 +27,7 @@ from allpfit_etl.db import get_engine
 from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
 from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
+from allpfit_etl.settings import DAGSTER_STORAGE_VARIABLES, dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
 
@@ -68,8 +69,6 @@ def secret_run(pg_admin, tmp_path_factory):
             conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER {role}'))
     base = make_url(TEST_DATABASE_URL).set(username=role, password=password)
     urls = {k: base.set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
-    dagster_url = make_url(urls["dagster"]).set(drivername="postgresql+psycopg2")  # what dagster-postgres needs
-    urls["dagster"] = dagster_url.render_as_string(hide_password=False)
     assert password in urls["analytics"]
 
     source = get_engine(urls["chatwoot"])
@@ -89,14 +88,14 @@ def secret_run(pg_admin, tmp_path_factory):
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     secrets = {"password": password, "api_key": "sk-" + uuid.uuid4().hex, "hook_token": "hook-" + uuid.uuid4().hex}
     env = {
-        **os.environ, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": urls["dagster"], "ALLPFIT_HOME": str(tmp),
+        **os.environ, "DAGSTER_HOME": str(home), **dagster_storage_env(urls["dagster"]), "ALLPFIT_HOME": str(tmp),
         "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"],
         "OPENAI_API_KEY": secrets["api_key"], "OPENAI_BASE_URL": server.base_url,
         "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/{secrets['hook_token']}",
         "ALLPFIT_LOG_LEVEL": "DEBUG",  # every Dagster event and log line on the console
     }
     command = [sys.executable, "-m", "allpfit_etl.cli.main"]
-    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "DAGSTER_PG_URL")}
+    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)}
     instance = None
     try:
         run = subprocess.run([*command, "run", "--tenant", "gym", "--tenant", "ghost", "--from", DAYS[0].isoformat(),
@@ -105,7 +104,7 @@ def secret_run(pg_admin, tmp_path_factory):
             [*command, "run", "--tenant", "gym"], capture_output=True, text=True, timeout=120,
             env={**env, "CHATWOOT_DATABASE_URL": base.set(port=1, database="chatwoot").render_as_string(hide_password=False)},
         )
-        os.environ.update({"DAGSTER_HOME": env["DAGSTER_HOME"], "DAGSTER_PG_URL": env["DAGSTER_PG_URL"]})
+        os.environ.update({k: env[k] for k in ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)})
         instance = dg.DagsterInstance.get()
         yield {"run": run, "unreachable": unreachable, "instance": instance, "secrets": secrets, "home": home,
                "tmp": tmp, "server": server, "webhook": env["ALERT_WEBHOOK_URL"]}

@@ -28,6 +28,8 @@ import sqlalchemy as sa  # noqa: E402
 from _common import seed_in_subprocess, throwaway_databases  # noqa: E402
 from bench_openai_throughput import ServerProcess, cli, user_environment  # noqa: E402
 
+from allpfit_etl.settings import dagster_storage_env  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 FIRST_DAY = dt.date(2025, 11, 3)
 TENANTS = (("north", 1), ("south", 2))
@@ -83,9 +85,8 @@ def main() -> None:
         dagster_home.mkdir()
         shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
         env = user_environment(chatwoot_url, analytics_url, server.base_url, home)
-        # dagster-postgres sends `NOTIFY run_events, <bound parameter>`, which psycopg 3 (what SQLAlchemy
-        # 2.1 picks for postgresql://) binds server-side and PostgreSQL rejects: the instance names psycopg2.
-        env.update(DAGSTER_HOME=str(dagster_home), DAGSTER_PG_URL=dagster_url.replace("postgresql:", "postgresql+psycopg2:"),
+        # The repo's dagster.yaml reads Dagster's storage from DAGSTER_PG_* fields (it names psycopg2 itself).
+        env.update(DAGSTER_HOME=str(dagster_home), **dagster_storage_env(dagster_url),
                    ALLPFIT_START_DATE=FIRST_DAY.isoformat())
         cli(env, "init")
         for slug, account in TENANTS:
