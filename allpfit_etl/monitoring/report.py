@@ -230,8 +230,12 @@ def _outlook_table(outlooks: list[TenantOutlook]) -> str:
     for o in outlooks:
         used = o.month_to_date_brl / o.budget_brl if o.budget_brl else None
         over = o.budget_brl is not None and o.projected_brl > o.budget_brl
-        switching = _brl(o.switching_brl) if o.switching_brl is not None else (
-            "—" if o.analyzer == "OpenAI" else "ative a amostra sombra")
+        if o.switching_brl is not None:
+            switching = _brl(o.switching_brl)
+        elif o.analyzer == "OpenAI":
+            switching = "—"
+        else:
+            switching = "aguardando respostas da amostra" if o.shadow_sample else "ative a amostra sombra"
         rows.append([
             html.escape(o.name), o.analyzer, _brl(o.month_to_date_brl), _brl(o.budget_brl), _pct(used),
             f"<span class='{'alert' if over else ''}'>{_brl(o.projected_brl)}</span>",
