@@ -12,6 +12,7 @@ from allpfit_etl.extract.assets import chatwoot_conversations
 from allpfit_etl.jobs import lead_analysis_job
 from allpfit_etl.load.assets import conversations_analytics, tenant_daily_kpis
 from allpfit_etl.load.checks import ASSET_CHECKS
+from allpfit_etl.monitoring.assets import MONITORING_ASSETS
 from allpfit_etl.pending.assets import pending_conversations
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase, env_var_or_none
 
@@ -35,7 +36,7 @@ def build_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=ASSETS,
+    assets=ASSETS + MONITORING_ASSETS,
     asset_checks=ASSET_CHECKS,
     jobs=[lead_analysis_job],
     sensors=[tenant_partitions_sensor, chatwoot_activity_sensor, run_failure_alert_sensor, openai_batch_sensor],

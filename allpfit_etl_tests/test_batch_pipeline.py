@@ -177,7 +177,7 @@ def test_expired_batch_keeps_its_answers_and_resubmits_the_rest_once(make_pg_dat
     materialize(world, instance, BACKFILL_TAGS)
     server.batches.configure(p_expire=0.0)
     first = tick(world, instance)
-    kept = scalar(world, "SELECT COUNT(*) FROM conversation_analyses")
+    kept = scalar(world, "SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'")
     assert 150 < kept < n
     assert scalar(world, "SELECT COUNT(*) FROM llm_batches WHERE parent_key IS NOT NULL") == 1
     assert scalar(world, "SELECT conversation_count FROM llm_batches WHERE parent_key IS NOT NULL") == n - kept
@@ -243,7 +243,7 @@ def test_token_limit_exceeded_splits_the_batch_and_never_fails_the_run(make_pg_d
     tick(world, instance)  # fails on the limit: split in two halves
     assert scalar(world, "SELECT COUNT(*) FROM llm_batches WHERE parent_key IS NOT NULL") == 2
     tick(world, instance)
-    assert scalar(world, "SELECT COUNT(*) FROM conversation_analyses") == 40
+    assert scalar(world, "SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'") == 40
     assert server.batches.stats()["batches_created"] == 3 and server.batches.prompts_billed_twice() == []
 
 
@@ -265,7 +265,7 @@ def test_kill_minus_nine_then_restart_creates_one_batch_and_pays_once(make_pg_da
     if crash_at == "mid_ingest":
         assert subprocess.run(run, env=env, capture_output=True, timeout=300).returncode == 0
         killed = subprocess.run(wait, env=crash_env, capture_output=True, timeout=300)
-        answered = scalar(world, "SELECT COUNT(*) FROM conversation_analyses")
+        answered = scalar(world, "SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'")
         assert killed.returncode == -9 and 0 < answered < n
     else:
         killed = subprocess.run(run, env=crash_env, capture_output=True, timeout=300)
@@ -401,5 +401,5 @@ def test_token_limit_behind_other_batches_is_deferred_until_they_end(make_pg_dat
     server.batches.configure(processing_s=0)
     tick(world, instance)  # the first ends; the deferred one is split and resubmitted
     tick(world, instance)
-    assert scalar(world, "SELECT COUNT(*) FROM conversation_analyses") == 40
+    assert scalar(world, "SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'") == 40
     assert server.batches.stats()["batches_created"] == 4 and server.batches.prompts_billed_twice() == []

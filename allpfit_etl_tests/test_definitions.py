@@ -9,6 +9,10 @@ ASSETS = ["chatwoot_conversations", "pending_conversations", "conversation_analy
           "tenant_daily_kpis"]
 CHECKS = {"no_nul_bytes_stored", "every_conversation_analyzed_or_failed", "probabilidade_conversao_in_range",
           "spend_within_monthly_budget"}
+# monitoring asset → the asset it runs after
+MONITORING = {"analyzer_agreement": "conversation_analyses", "analyzer_disagreements": "conversation_analyses",
+              "analyzer_daily_kpis": "conversation_analyses", "llm_spend_daily": "conversation_analyses",
+              "lead_report": "tenant_daily_kpis"}
 SENSORS = {"tenant_partitions_sensor", "chatwoot_activity_sensor", "run_failure_alert_sensor", "openai_batch_sensor"}
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/nothing"
 
@@ -35,13 +39,13 @@ def test_job_covers_the_whole_asset_graph(defs):
 
     job = defs.resolve_job_def(LEAD_ANALYSIS_JOB_NAME)
     assert job.partitions_def == tenant_day_partitions
-    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == set(ASSETS)
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == set(ASSETS) | set(MONITORING)
 
 
 def test_asset_keys_and_their_order(defs):
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(ASSETS)
-    for upstream, downstream in zip(ASSETS, ASSETS[1:]):
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(ASSETS) | set(MONITORING)
+    for upstream, downstream in [*zip(ASSETS, ASSETS[1:]), *((up, down) for down, up in MONITORING.items())]:
         parents = {k.to_user_string() for k in graph.get(dg.AssetKey(downstream)).parent_keys}
         assert upstream in parents, f"{downstream} should depend on {upstream}"
 

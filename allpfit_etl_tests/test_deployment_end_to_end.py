@@ -113,6 +113,7 @@ def deployment(tmp_path_factory, pg_admin):
         "ALLPFIT_START_DATE": "2025-11-01",
         "ALLPFIT_ACTIVITY_SENSOR_INTERVAL": "5",
         "ALLPFIT_BACKFILL_DAYS_PER_RUN": str(DAYS_PER_RUN),
+        "ALLPFIT_REPORT_PATH": str(tmp / "lead_report.html"),
     }
     logs = {name: open(tmp / f"{name}.log", "w") for name in ("daemon", "webserver")}
     processes = [
@@ -202,6 +203,7 @@ def test_graphql_loads_assets_partitions_checks_sensors_and_schedule(deployment)
     assert set(assets) == {
         "chatwoot_conversations", "pending_conversations", "conversation_analyses",
         "conversations_analytics", "tenant_daily_kpis",
+        "analyzer_agreement", "analyzer_disagreements", "analyzer_daily_kpis", "llm_spend_daily", "lead_report",
     }
     for node in assets.values():
         assert node["isPartitioned"]

@@ -27,12 +27,14 @@ LAYERS = {
     "allpfit_etl.load": DAGSTER,
     "allpfit_etl.automation": DAGSTER,
     "allpfit_etl.resources": DAGSTER,
+    "allpfit_etl.monitoring.assets": DAGSTER,
     # plain logic, tested without Dagster
     "allpfit_etl.extract": LOGIC,
     "allpfit_etl.pending": LOGIC,
     "allpfit_etl.analysis": LOGIC,
     "allpfit_etl.automation.activity": LOGIC,
     "allpfit_etl.status": LOGIC,
+    "allpfit_etl.monitoring": LOGIC,
     "allpfit_etl.demo": LOGIC,
     "allpfit_etl.fake_openai": LOGIC,
     # shared foundations (partitions, jobs: the Dagster objects every step shares)

@@ -87,7 +87,7 @@ def test_an_account_error_stops_the_run_in_one_line_and_the_next_run_pays_nothin
     assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr[-3000:]  # that line alone
     assert GOOD_KEY not in failed.stderr + failed.stdout
     stats = server.stats()
-    answered = count(world, "SELECT COUNT(*) FROM conversation_analyses")
+    answered = count(world, "SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'")
     assert answered == stats["billed_calls"]  # every paid answer is stored
     assert answered >= 40 if case == "quota" else answered == 0
     assert stats["requests_after_account_error"] <= 36, stats  # a few dozen after the first error, not 150 × 4

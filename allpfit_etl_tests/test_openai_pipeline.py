@@ -185,14 +185,14 @@ def test_kill_minus_nine_mid_chunk_pays_again_only_for_unanswered_conversations(
     command = [sys.executable, "-m", "allpfit_etl.cli.main", "run", "--tenant", "gym", "--from", DAY.isoformat()]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 120
-    while scalar(world, "SELECT COUNT(*) FROM conversation_analyses") < 8:
+    while scalar(world, "SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'") < 8:
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     time.sleep(1.5)  # let requests that were in flight finish on the server side
 
-    answered = scalar(world, "SELECT COUNT(*) FROM conversation_analyses")
+    answered = scalar(world, "SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'")
     assert 8 <= answered < n
     billed_before = server.stats()["billed_calls"]
 

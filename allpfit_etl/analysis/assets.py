@@ -13,6 +13,7 @@ from allpfit_etl.analysis.chunks import ChunkSpec, default_chunk_size, split_int
 from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer
 from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
+from allpfit_etl.analysis.shadow import analyze_shadow
 from allpfit_etl.analysis.summary import ChunkSummary
 from allpfit_etl.db import sql
 from allpfit_etl.identities import OPENAI_ANALYZER
@@ -123,6 +124,8 @@ def analyze_chunk(
         summary.count_results(outcome.results)
         for failure in outcome.failures[:5]:
             context.log.warning(f"conversation {failure.conversation_id} failed after {failure.attempts} attempt(s): {failure.error_kind}")
+    summary.usage = summary.usage.add(analyze_shadow(  # the other analyzer's answer, to compare
+        engine, tenant, inputs, openai, context.log, run_id=context.run_id))
     summary.elapsed_s = time.monotonic() - started
     return dg.Output(summary, metadata=summary.metadata())
 

@@ -61,7 +61,8 @@ def cmd_tenants(args) -> int:
             f = t.features
             print(
                 f"{t.slug:<16} id={t.tenant_id:<3} account={t.chatwoot_account_id:<4} "
-                f"{'enabled ' if t.enabled else 'disabled'} analyser={'openai:' + f.model if f.use_openai else 'regex'} "
+                f"{'enabled ' if t.enabled else 'disabled'} analyser={'openai:' + f.model if f.use_openai else 'regex'}"
+                f"{f' shadow_openai_sample={f.shadow_openai_sample:g}' if f.shadow_openai_sample and not f.use_openai else ''} "
                 f"chunk_size={f.chunk_size or 'auto'} max_concurrency={f.max_concurrency or 'auto'} "
                 f"budget_brl={f.monthly_budget_brl} batch_api={f.batch_api}  {t.name}"
             )
@@ -203,6 +204,36 @@ def cmd_status(args) -> int:
     return run_status(analytics_engine(), watch_seconds=args.watch)
 
 
+def _monitoring_engine():
+    import sqlalchemy as sa
+
+    engine = analytics_engine()
+    if not sa.inspect(engine).has_table("analyzer_agreement"):
+        raise ConfigError("analytics schema predates monitoring: run `allpfit-etl init` to upgrade it")
+    return engine
+
+
+def cmd_compare(args) -> int:
+    from allpfit_etl.monitoring.compare import parse_month, run_compare
+
+    if args.month:
+        parse_month(args.month)  # a malformed month fails before any database is touched
+    return run_compare(_monitoring_engine(), args.slug, args.month)
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from allpfit_etl.monitoring.report import collect_report_data, default_report_path, render_report, write_report
+
+    out = Path(args.out) if args.out else default_report_path()
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"bad --out {str(out)!r}: the report is an .html file")
+    path = write_report(render_report(collect_report_data(_monitoring_engine())), out)
+    print(f"report written to {path} (self-contained: open it in any browser, offline)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="allpfit-etl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,6 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="progress, leads and spend per tenant")
     status.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
     status.set_defaults(func=cmd_status)
+
+    compare = sub.add_parser("compare", help="regex vs OpenAI for one tenant: agreement, cost, disagreements")
+    compare.add_argument("slug")
+    compare.add_argument("--month", help="YYYY-MM (default: the latest month with both answers)")
+    compare.set_defaults(func=cmd_compare)
+
+    report = sub.add_parser("report", help="write the self-contained HTML dashboard")
+    report.add_argument("--out", help="FILE.html (default: $ALLPFIT_HOME/reports/lead_report.html)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

@@ -5,9 +5,10 @@ from collections import Counter
 
 import dagster as dg
 
+from allpfit_etl.analysis.shadow import missing_shadow_answers
 from allpfit_etl.db import sql
 from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
-from allpfit_etl.pending.rules import StoredAnalysis, pending_reason
+from allpfit_etl.pending.rules import SHADOW_MISSING, StoredAnalysis, pending_reason
 from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.tables import insert_rows, pending_conversations as pending_table
 
@@ -36,6 +37,7 @@ def pending_conversations(context: dg.AssetExecutionContext, analytics: Analytic
                     {"tenant_id": tenant.tenant_id, "day": day},
                 ).all()
                 pending = []
+                missing_shadow = missing_shadow_answers(conn, tenant, day, [r.conversation_id for r in rows])
                 for row in rows:
                     stored = (
                         StoredAnalysis(row.stored_hash, row.stored_analyzer, row.stored_model, row.stored_prompt_version)
@@ -46,6 +48,8 @@ def pending_conversations(context: dg.AssetExecutionContext, analytics: Analytic
                         row.content_hash, identity, stored,
                         reanalyze_with_regex=tenant.features.reanalyze_with_regex,
                     )
+                    if reason is None and stored.identity == identity and row.conversation_id in missing_shadow:
+                        reason = SHADOW_MISSING  # current, but the comparison answer is still to get
                     if reason is None:
                         skipped += 1
                         continue
@@ -65,5 +69,6 @@ def pending_conversations(context: dg.AssetExecutionContext, analytics: Analytic
             "pending_new": reasons["new"],
             "pending_content_changed": reasons["content_changed"],
             "pending_analyzer_changed": reasons["analyzer_changed"],
+            "pending_shadow_missing": reasons[SHADOW_MISSING],
         }
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from allpfit_etl.identities import OPENAI_ANALYZER, REGEX_ANALYZER, AnalyzerIdentity
 
 NEW, CONTENT_CHANGED, ANALYZER_CHANGED = "new", "content_changed", "analyzer_changed"
+SHADOW_MISSING = "shadow_missing"  # analysis current, the other analyser's answer missing (analysis/shadow.py)
 
 
 @dataclass(frozen=True)

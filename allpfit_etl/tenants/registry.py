@@ -36,6 +36,8 @@ class TenantFeatures:
     reanalyze_with_regex: bool = False
     # OpenAI Batch API (half price, results within 24 h): never | backfills | always
     batch_api: str = "backfills"
+    # Regex tenants: this fraction of conversations is also analysed by OpenAI, to compare (analysis/shadow.py).
+    shadow_openai_sample: float = 0.0
 
     def validated(self) -> "TenantFeatures":
         if not isinstance(self.use_openai, bool) or not isinstance(self.reanalyze_with_regex, bool):
@@ -53,6 +55,9 @@ class TenantFeatures:
         budget = self.monthly_budget_brl
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
             raise ConfigError(f"feature monthly_budget_brl must be a non-negative number, got {budget!r}")
+        sample = self.shadow_openai_sample
+        if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not 0 <= sample <= 1:
+            raise ConfigError(f"feature shadow_openai_sample must be a fraction between 0 and 1, got {sample!r}")
         return self
 
 
@@ -105,6 +110,11 @@ def coerce_feature_value(key: str, text: str) -> Any:
             raise ConfigError(f"feature {key} takes a number, got {text!r}") from None
     if key == "batch_api":
         return lowered
+    if key == "shadow_openai_sample":
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"feature {key} takes a fraction between 0 and 1, got {text!r}") from None
     return text
 
 

@@ -1,0 +1,122 @@
+"""The second opinion stored beside every loaded answer, so the two analyzers can be compared.
+
+- OpenAI tenants: every conversation of the chunk is also analyzed by the regex analyzer (free).
+- Regex tenants with ``shadow_openai_sample`` > 0: a fixed share of conversations, chosen by a
+  hash of (tenant, conversation), is also analyzed by OpenAI, inside the monthly budget and
+  through the ``llm_usage`` ledger.
+
+Shadow answers go to ``conversation_analyses`` under their own analyzer identity, so they are
+never loaded (the load joins on the tenant's identity) and never paid twice (the store is keyed
+by content hash, analyzer, model and prompt version, and stored answers are reused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import sqlalchemy as sa
+
+from allpfit_etl import settings
+from allpfit_etl.analysis.answer_store import AnswerSink, stored_answers
+from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, month_to_date_spend_brl
+from allpfit_etl.analysis.interface import ConversationInput, Usage
+from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
+from allpfit_etl.db import sql
+from allpfit_etl.errors import ConfigError
+from allpfit_etl.identities import OPENAI_ANALYZER, REGEX_ANALYZER, AnalyzerIdentity, openai_identity, regex_identity
+from allpfit_etl.tenants.registry import Tenant
+
+
+def in_shadow_sample(tenant_id: int, conversation_id: int, fraction: float) -> bool:
+    """Deterministic: the same conversations are picked on every run, whatever the chunking."""
+    if fraction <= 0:
+        return False
+    if fraction >= 1:
+        return True
+    digest = hashlib.sha256(f"{tenant_id}:{conversation_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def shadow_identity(tenant: Tenant) -> AnalyzerIdentity | None:
+    """The analyzer that gives the second opinion for this tenant, or None."""
+    if tenant.features.use_openai:
+        return regex_identity()
+    if tenant.features.shadow_openai_sample > 0:
+        return openai_identity(tenant.features.model)
+    return None
+
+
+def missing_shadow_answers(conn: sa.Connection, tenant: Tenant, day, conversation_ids) -> set[int]:
+    """Conversations of the (tenant, day) that should have a shadow answer for their current content
+    and do not: the pending filter sends them on even when their loaded analysis is current, so a
+    sample turned on today also covers conversations analyzed before."""
+    identity = shadow_identity(tenant)
+    if identity is None:
+        return set()
+    wanted = {int(c) for c in conversation_ids}
+    if identity.analyzer == OPENAI_ANALYZER:
+        wanted = {c for c in wanted if in_shadow_sample(tenant.tenant_id, c, tenant.features.shadow_openai_sample)}
+    if not wanted:
+        return set()
+    answered = conn.execute(sql("analytics/monitoring/shadow_answered_for_partition"), {
+        "tenant_id": tenant.tenant_id, "day": day, "analyzer": identity.analyzer, "model": identity.model,
+        "prompt_version": identity.prompt_version})
+    return wanted - {int(r.conversation_id) for r in answered}
+
+
+def fit_in_budget(conversations: list[ConversationInput], budget_brl: float | None, spent_brl: float, *,
+                  model: str, usd_brl: float, price_overrides: dict | None = None) -> list[ConversationInput]:
+    """The longest prefix whose estimated cost keeps month-to-date spend within the budget."""
+    if budget_brl is None:
+        return conversations
+    kept, total = [], spent_brl
+    for conversation in conversations:
+        total += estimate_chunk_cost_brl([conversation], model=model, usd_brl=usd_brl, price_overrides=price_overrides)
+        if total > budget_brl:
+            break
+        kept.append(conversation)
+    return kept
+
+
+def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationInput], openai, log, *,
+                   run_id: str | None = None) -> Usage:
+    """Store the shadow analyzer's answers for the chunk's conversations; returns what it spent."""
+    identity = shadow_identity(tenant)
+    if identity is None or not inputs:
+        return Usage()
+    if identity.analyzer == REGEX_ANALYZER:
+        candidates = inputs
+    else:
+        candidates = [c for c in inputs if in_shadow_sample(tenant.tenant_id, c.conversation_id,
+                                                           tenant.features.shadow_openai_sample)]
+    reused = stored_answers(engine, tenant.tenant_id, identity, candidates)
+    todo = [c for c in candidates if c.conversation_id not in reused]
+    if not todo:
+        return Usage()
+    sink = AnswerSink(engine, tenant.tenant_id, identity, run_id)
+    if identity.analyzer == REGEX_ANALYZER:
+        from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer
+
+        sink.save_answers(RegexAnalyzer().analyze_chunk(todo).results)
+        return Usage()
+
+    spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
+    affordable = fit_in_budget(todo, tenant.features.monthly_budget_brl, spent, model=identity.model,
+                               usd_brl=openai.usd_brl, price_overrides=openai.price_overrides)
+    if len(affordable) < len(todo):
+        log.warning(f"shadow sample: {tenant.slug} is near its monthly budget; "
+                    f"{len(todo) - len(affordable)} sampled conversation(s) not sent to OpenAI")
+    if not affordable:
+        return Usage()
+    try:
+        analyzer = openai.build_analyzer(
+            tenant_id=tenant.tenant_id, model=identity.model, max_concurrency=tenant.features.max_concurrency,
+            engine=engine, run_id=run_id, on_answer=sink.save_answer, on_call=sink.save_call,
+        )
+        outcome = analyzer.analyze_chunk(affordable)
+    except (ConfigError, OpenAIAccountError) as exc:  # the regex answers still load; the sample waits
+        log.warning(f"shadow sample skipped for {tenant.slug}: {exc}")
+        return Usage()
+    log.info(f"shadow sample: {len(outcome.results)} OpenAI answer(s) stored for {tenant.slug}, "
+             f"{len(outcome.failures)} failed (retried when the conversation is pending again)")
+    return outcome.usage

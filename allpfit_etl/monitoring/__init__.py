@@ -1,0 +1,1 @@
+"""Monitoring: regex vs OpenAI agreement, LLM spend against budgets, and the HTML dashboard."""
