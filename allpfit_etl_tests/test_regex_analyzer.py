@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from allpfit_etl.analysis.interface import ConversationInput
-from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer, analyze_transcript, extract_name, plausible_person_name
+from allpfit_etl.analysis.regex_analyzer import (
+    PARALLEL_MIN_CONVERSATIONS,
+    RegexAnalyzer,
+    analyze_transcript,
+    extract_name,
+    plausible_person_name,
+)
 
 
 def transcript(*lines: tuple[str, str]) -> str:
@@ -83,3 +89,17 @@ def test_analyzer_returns_one_result_per_input_deterministically():
     assert first.results == second.results and not first.failures
     assert first.usage.calls == 0 and first.usage.cost_usd == 0
     assert RegexAnalyzer.identity.analyzer == "regex" and RegexAnalyzer.identity.model == ""
+
+
+def test_a_big_chunk_analysed_in_worker_processes_gives_the_serial_answers_in_order():
+    size = PARALLEL_MIN_CONVERSATIONS + 7
+    inputs = [
+        ConversationInput(1, i, f"h{i}", CASES[i % len(CASES)][0], "Ana Souza" if i % 3 else None) for i in range(size)
+    ]
+    inputs[5] = ConversationInput(1, 5, "h5", None, None)  # type: ignore[arg-type]  # raises inside a worker
+    outcome = RegexAnalyzer().analyze_chunk(inputs)
+    assert [(f.conversation_id, f.error_kind) for f in outcome.failures] == [(5, "exception")]
+    assert [r.conversation_id for r in outcome.results] == [c.conversation_id for c in inputs if c.conversation_id != 5]
+    for result, conversation in zip(outcome.results, (c for c in inputs if c.conversation_id != 5)):
+        assert result.content_hash == conversation.content_hash
+        assert result.analysis == analyze_transcript(conversation.message_compiled, conversation.contact_name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -107,6 +108,23 @@ def test_transcript_uses_local_time_across_midnight():
     late = SourceMessage(dt.datetime(2025, 11, 11, 2, 50), INCOMING, False, "Contact", "boa noite")
     assert compile_transcript([late], "America/Sao_Paulo") == "[10/11 23:50] Contato: boa noite"
     assert compile_transcript([late], "UTC") == "[11/11 02:50] Contato: boa noite"
+
+
+@pytest.mark.parametrize("timezone, start_utc", [
+    ("America/Sao_Paulo", dt.datetime(2018, 11, 4, 2, 58)),  # the last DST start in Brazil
+    ("America/Sao_Paulo", dt.datetime(2019, 2, 17, 1, 58)),  # ... and its end
+    ("America/New_York", dt.datetime(2025, 3, 9, 6, 58)),
+    ("Australia/Lord_Howe", dt.datetime(2025, 4, 5, 14, 58)),  # a 30-minute DST shift
+    ("America/Sao_Paulo", dt.datetime(1900, 1, 1, 11, 58)),  # local mean time, -03:06:28
+])
+def test_memoised_stamps_match_zoneinfo_around_offset_changes(timezone, start_utc):
+    tz = ZoneInfo(timezone)
+    for seconds in range(0, 4 * 3600, 7):
+        ts = start_utc + dt.timedelta(seconds=seconds, microseconds=seconds * 997 % 1_000_000)
+        t = ts.replace(tzinfo=dt.timezone.utc).astimezone(tz)
+        expected = f"[{t.day:02d}/{t.month:02d} {t.hour:02d}:{t.minute:02d}] Contato: oi"
+        for value in (ts, ts.replace(tzinfo=dt.timezone.utc).astimezone(tz), ts.isoformat(sep=" ")):
+            assert compile_transcript([SourceMessage(value, INCOMING, False, "Contact", "oi")], timezone) == expected
 
 
 def test_content_hash_changes_with_transcript_and_name():

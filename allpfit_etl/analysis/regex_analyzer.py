@@ -5,8 +5,11 @@ signals are read from the contact's lines only. Visits count when somebody confi
 appointment. Patterns match accent-free, lower-cased text; names are taken from the original.
 """
 
+import multiprocessing
+import os
 import re
 import unicodedata
+from concurrent.futures import ProcessPoolExecutor
 from typing import Sequence
 
 from allpfit_etl.analysis.interface import (
@@ -191,6 +194,33 @@ def _summary(is_lead, confirmed, asked, interests, member, rejected, has_contact
     return f"Interesse fraco: {signals}."[:200] if interests else "Não é lead: nenhum sinal de interesse."
 
 
+# In-process runs execute chunks one after another and the regexes are pure CPU, so a chunk this
+# big is spread over the machine's cores (forked workers: nothing to re-import); smaller ones
+# would spend more on the workers than they save.
+PARALLEL_MIN_CONVERSATIONS = 5_000
+
+
+def _analyze_each(items: list[tuple[str, str | None]]) -> list[LeadAnalysis | str]:
+    """Analysis of each (transcript, contact name), or the repr of the exception it raised."""
+    out: list[LeadAnalysis | str] = []
+    for transcript, contact_name in items:
+        try:
+            out.append(analyze_transcript(transcript, contact_name))
+        except Exception as exc:  # one bad transcript must not sink the chunk
+            out.append(repr(exc)[:300])
+    return out
+
+
+def _analyze_all(items: list[tuple[str, str | None]]) -> list[LeadAnalysis | str]:
+    workers = min(len(os.sched_getaffinity(0)), 4) if hasattr(os, "sched_getaffinity") else 1
+    if len(items) < PARALLEL_MIN_CONVERSATIONS or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return _analyze_each(items)
+    size = -(-len(items) // (workers * 4))  # a few parts per worker evens out their speeds
+    parts = [items[i:i + size] for i in range(0, len(items), size)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return [answer for part in pool.map(_analyze_each, parts) for answer in part]
+
+
 class RegexAnalyzer:
     """The ``Analyzer`` over ``analyze_transcript``: no network, no cost."""
 
@@ -198,13 +228,12 @@ class RegexAnalyzer:
 
     def analyze_chunk(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome:
         outcome = ChunkOutcome()
-        for conversation in conversations:
-            try:
-                analysis = analyze_transcript(conversation.message_compiled, conversation.contact_name)
-            except Exception as exc:  # one bad transcript must not sink the chunk
+        answers = _analyze_all([(c.message_compiled, c.contact_name) for c in conversations])
+        for conversation, answer in zip(conversations, answers):
+            if isinstance(answer, str):
                 outcome.failures.append(
-                    AnalysisFailure(conversation.conversation_id, conversation.content_hash, "exception", 1, repr(exc)[:300])
+                    AnalysisFailure(conversation.conversation_id, conversation.content_hash, "exception", 1, answer)
                 )
-                continue
-            outcome.results.append(AnalysisResult(conversation.conversation_id, conversation.content_hash, analysis))
+            else:
+                outcome.results.append(AnalysisResult(conversation.conversation_id, conversation.content_hash, answer))
         return outcome

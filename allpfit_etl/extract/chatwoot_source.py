@@ -36,12 +36,6 @@ def day_bounds_utc(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetim
     return to_utc(start), to_utc(end)
 
 
-def _messages_query() -> sa.TextClause:
-    return sa.text(load_sql("chatwoot/messages_for_conversations")).bindparams(
-        sa.bindparam("conversation_ids", expanding=True)
-    )
-
-
 def extract_day(
     source: sa.Engine,
     *,
@@ -69,7 +63,7 @@ def _source_batches(
 ) -> Iterator[tuple[list, dict[int, list[SourceMessage]]]]:
     """(conversations, their messages by conversation id), one keyset batch at a time."""
     start_utc, end_utc = day_bounds_utc(day, timezone)
-    messages_query = _messages_query()
+    messages_query = sa.text(load_sql("chatwoot/messages_for_conversations"))
     conversations_query = sa.text(load_sql("chatwoot/conversations_for_day"))
     after_id = 0
     with source.connect() as conn:
@@ -81,13 +75,16 @@ def _source_batches(
             ).mappings().all()
             if not batch:
                 return
-            after_id = batch[-1]["conversation_id"]
+            last_id = batch[-1]["conversation_id"]
             by_conversation: dict[int, list[SourceMessage]] = defaultdict(list)
             rows = conn.execute(
-                messages_query, {"account_id": account_id, "conversation_ids": [c["conversation_id"] for c in batch]}
+                messages_query,
+                {"account_id": account_id, "start_utc": start_utc, "end_utc": end_utc, "after_id": after_id,
+                 "last_id": last_id},
             )
-            for conversation_id, *columns in rows.tuples().all():
+            for conversation_id, *columns in rows.all():
                 by_conversation[conversation_id].append(SourceMessage(*columns))
+            after_id = last_id
             yield batch, by_conversation
 
 

@@ -8,8 +8,9 @@ templates and automated messages). Private notes and activity messages never app
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 from zoneinfo import ZoneInfo
 
 from allpfit_etl.text import sanitize_text
@@ -94,34 +95,64 @@ def _text_from_attributes(attributes: dict) -> str | None:
 
 def message_text(message: SourceMessage) -> str:
     """The message's text, a placeholder when it has none; always sanitised, one line."""
-    attributes = _attributes(message.content_attributes)
+    raw = message.content_attributes
+    # Most messages have no attributes: skip parsing them (a day holds millions of messages).
+    attributes = {} if raw is None or raw == "{}" else _attributes(raw)
     if attributes.get("deleted"):
         return DELETED_PLACEHOLDER
-    text = message.content if message.content and message.content.strip() else _text_from_attributes(attributes)
+    content = message.content
+    text = content if content and not content.isspace() else _text_from_attributes(attributes)
     text = sanitize_text(text)
-    if not text or not text.strip():
-        return ATTACHMENT_PLACEHOLDERS.get(message.attachment_type, GENERIC_PLACEHOLDER)
-    return " ".join(text.split())
+    one_line = " ".join(text.split()) if text else ""
+    return one_line or ATTACHMENT_PLACEHOLDERS.get(message.attachment_type, GENERIC_PLACEHOLDER)
 
 
-def _local(ts: dt.datetime | str, tz: ZoneInfo) -> dt.datetime:
-    if isinstance(ts, str):
-        ts = dt.datetime.fromisoformat(ts)
-    if ts.tzinfo is None:  # Chatwoot stores UTC in timestamp-without-time-zone columns
-        ts = ts.replace(tzinfo=dt.timezone.utc)
-    return ts.astimezone(tz)
+_MINUTE = dt.timedelta(minutes=1)
+_UTC = dt.timezone.utc
+
+
+@functools.lru_cache(maxsize=16)
+def _stamper(timezone: str) -> Callable[[dt.datetime | str], str]:
+    """``ts -> "[dd/mm HH:MM]"`` in ``timezone``, memoised per UTC minute: converting every one of
+    millions of messages through ZoneInfo costs more than the rest of the transcript."""
+    tz = ZoneInfo(timezone)
+    by_minute: dict[tuple[int, int, int, int, int], str] = {}
+
+    def exact(ts: dt.datetime) -> str:
+        t = ts.replace(tzinfo=_UTC).astimezone(tz)
+        return f"[{t.day:02d}/{t.month:02d} {t.hour:02d}:{t.minute:02d}]"
+
+    def stamp(ts: dt.datetime | str) -> str:
+        if isinstance(ts, str):
+            ts = dt.datetime.fromisoformat(ts)
+        if ts.tzinfo is not None:
+            ts = ts.astimezone(_UTC).replace(tzinfo=None)
+        # Chatwoot stores UTC in timestamp-without-time-zone columns: ts is naive UTC here.
+        key = (ts.year, ts.month, ts.day, ts.hour, ts.minute)  # cheaper than ts.replace(...)
+        text = by_minute.get(key)
+        if text is None:
+            minute = ts.replace(second=0, microsecond=0)
+            first, last = minute.replace(tzinfo=_UTC), (minute + _MINUTE).replace(tzinfo=_UTC) - dt.timedelta.resolution
+            offset = first.astimezone(tz).utcoffset()
+            # The minute shares one stamp unless an offset change or a sub-minute offset falls in it.
+            if offset != last.astimezone(tz).utcoffset() or offset % _MINUTE:
+                return exact(ts)
+            if len(by_minute) > 100_000:
+                by_minute.clear()
+            text = by_minute[key] = exact(minute)
+        return text
+
+    return stamp
 
 
 def compile_transcript(messages: Iterable[SourceMessage], timezone: str = "America/Sao_Paulo") -> str:
     """Chronological, speaker-labelled transcript of a conversation's public messages."""
-    tz = ZoneInfo(timezone)
+    stamp = _stamper(timezone)
     lines = []
     for message in messages:
         speaker = speaker_of(message)
-        if speaker is None:
-            continue
-        t = _local(message.created_at, tz)
-        lines.append(f"[{t.day:02d}/{t.month:02d} {t.hour:02d}:{t.minute:02d}] {speaker}: {message_text(message)}")
+        if speaker is not None:
+            lines.append(f"{stamp(message.created_at)} {speaker}: {message_text(message)}")
     return "\n".join(lines)
 
 
