@@ -22,7 +22,6 @@ import dagster as dg
 import pytest
 import requests
 import sqlalchemy as sa
-from dagster._core.execution.backfill import BulkActionStatus
 from dagster_graphql import DagsterGraphQLClient
 from sqlalchemy.engine import make_url
 
@@ -35,6 +34,8 @@ from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
 from allpfit_etl_tests.headless_chromium import HeadlessChromium
 
+# Backfill statuses that end a backfill (by value: Dagster does not export the enum).
+BACKFILL_DONE = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "COMPLETED"}
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
 UTC = dt.datetime
@@ -281,13 +282,12 @@ def test_backfill_of_a_week_completes_in_the_expected_number_of_runs(deployment)
     )
     assert result.returncode == 0, result.stderr
     backfill_id = result.stdout.split("submitted backfill ")[1].split(":")[0]
-    done = {BulkActionStatus.COMPLETED_SUCCESS, BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.FAILED,
-            BulkActionStatus.COMPLETED}
     backfill = wait_for(
-        lambda: (b := instance.get_backfill(backfill_id)) and b.status in done and b, 420, f"backfill {backfill_id}", 3
+        lambda: (b := instance.get_backfill(backfill_id)) and b.status.value in BACKFILL_DONE and b,
+        420, f"backfill {backfill_id}", 3,
     )
     runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-    assert backfill.status in (BulkActionStatus.COMPLETED_SUCCESS, BulkActionStatus.COMPLETED), backfill.status
+    assert backfill.status.value in ("COMPLETED_SUCCESS", "COMPLETED"), backfill.status
     assert len(runs) == math.ceil(len(WEEK) / DAYS_PER_RUN)
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     assert all(r.tags.get("allpfit/tenant") == "allpfit" for r in runs)
@@ -416,9 +416,8 @@ def test_a_three_day_backfill_records_each_partitions_figures_and_the_plots_show
     )
     assert result.returncode == 0, result.stderr
     backfill_id = result.stdout.split("submitted backfill ")[1].split(":")[0]
-    done = {BulkActionStatus.COMPLETED_SUCCESS, BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.FAILED,
-            BulkActionStatus.COMPLETED}
-    wait_for(lambda: (b := instance.get_backfill(backfill_id)) and b.status in done and b, 420, f"backfill {backfill_id}", 3)
+    wait_for(lambda: (b := instance.get_backfill(backfill_id)) and b.status.value in BACKFILL_DONE and b,
+             420, f"backfill {backfill_id}", 3)
     (run,) = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))  # 3 days, one run
     assert run.status == dg.DagsterRunStatus.SUCCESS
 
