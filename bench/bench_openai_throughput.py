@@ -111,11 +111,14 @@ def dagster_run_seconds(home: str) -> float:
 
 
 def analysis_window(analytics_url: str) -> tuple[int, float]:
-    """(OpenAI answers stored (the regex answers beside them are free and instant), seconds from the first request to the last answer stored)."""
+    """(OpenAI answers stored, seconds from the first request to the last answer stored).
+
+    Each conversation also gets its free regex answer (the agreement figures need both): not counted."""
     engine = sa.create_engine(analytics_url)
     with engine.connect() as conn:
         first = conn.execute(sa.text("SELECT MIN(created_at) FROM llm_usage")).scalar_one()
-        count, last = conn.execute(sa.text("SELECT COUNT(*), MAX(analyzed_at) FROM conversation_analyses WHERE analyzer = 'openai'")).one()
+        count, last = conn.execute(sa.text(
+            "SELECT COUNT(*), MAX(analyzed_at) FROM conversation_analyses WHERE analyzer = 'openai'")).one()
     engine.dispose()
     return int(count), (last - first).total_seconds() if first and last else float("nan")
 
