@@ -115,7 +115,8 @@ def main() -> None:
                 print((Path(home) / "daemon.log").read_text()[-4000:], file=sys.stderr)
             with analytics.connect() as conn:
                 first = conn.execute(sa.text("SELECT MIN(created_at) FROM llm_usage")).scalar_one()
-                answers, last = conn.execute(sa.text("SELECT COUNT(*), MAX(analyzed_at) FROM conversation_analyses")).one()
+                answers, last = conn.execute(sa.text(  # the free regex answers beside them are not counted
+                    "SELECT COUNT(*), MAX(analyzed_at) FROM conversation_analyses WHERE analyzer = 'openai'")).one()
                 per_tenant = conn.execute(sa.text(
                     "SELECT tenant_id, MIN(created_at), MAX(created_at) FROM llm_usage GROUP BY tenant_id")).all()
             stats = server.stats()
