@@ -48,3 +48,24 @@ def make_pg_database(pg_admin: sa.Engine) -> Iterator[Callable[[str], str]]:
     with pg_admin.connect() as conn:
         for name in created:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def server():
+    """The bundled OpenAI-compatible server, over real HTTP, with its default behaviour."""
+    from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+
+    with FakeOpenAIServer(FakeServerConfig()) as fake:
+        yield fake
+
+
+@pytest.fixture
+def instance():
+    """A persistent test instance with the ``gym`` tenant partition the pipeline tests use."""
+    import dagster as dg
+
+    from allpfit_etl.partitions import TENANT_PARTITIONS_NAME
+
+    with dg.instance_for_test() as inst:
+        inst.add_dynamic_partitions(TENANT_PARTITIONS_NAME, ["gym"])
+        yield inst

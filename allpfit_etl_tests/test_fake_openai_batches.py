@@ -8,13 +8,7 @@ import json
 import openai
 import pytest
 
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig, expected_answer
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAIServer(FakeServerConfig()) as fake:
-        yield fake
+from allpfit_etl.fake_openai import expected_answer
 
 
 def client(server):

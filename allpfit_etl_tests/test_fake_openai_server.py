@@ -12,15 +12,9 @@ import pytest
 import requests
 
 from allpfit_etl.analysis.openai_analyzer import RESPONSE_FORMAT, LeadAnswer
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig, expected_answer
+from allpfit_etl.fake_openai import FakeOpenAIServer, expected_answer
 
 MESSAGES = [{"role": "system", "content": "Você analisa leads."}, {"role": "user", "content": "Contato: qual o valor?"}]
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAIServer(FakeServerConfig()) as fake:
-        yield fake
 
 
 def client(server, **kw):

@@ -6,31 +6,15 @@ from __future__ import annotations
 
 
 import dagster as dg
-import pytest
 import sqlalchemy as sa
 
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.definitions import ASSETS
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME, lead_analysis_job
 from allpfit_etl.load.checks import ASSET_CHECKS
-from allpfit_etl.partitions import TENANT_PARTITIONS_NAME
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.tenants.registry import TenantFeatures
 from allpfit_etl_tests.test_openai_pipeline import API_KEY, KEY, build_world, materialize, scalar
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAIServer(FakeServerConfig()) as fake:
-        yield fake
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        inst.add_dynamic_partitions(TENANT_PARTITIONS_NAME, ["gym"])
-        yield inst
 
 
 def ledger_by_status(world) -> dict[str, int]:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from allpfit_etl.cli.main import main
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.test_monitoring_pipeline import (  # noqa: F401  (fixtures)
-    analytics_world, instance, materialize, report_path, seeded_chatwoot, server,
+    analytics_world, materialize, report_path, seeded_chatwoot,
 )
 
 

@@ -18,10 +18,8 @@ from allpfit_etl.analysis.shadow import in_shadow_sample
 from allpfit_etl.db import get_engine
 from allpfit_etl.definitions import ASSETS
 from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.load.checks import ASSET_CHECKS
 from allpfit_etl.monitoring.assets import MONITORING_ASSETS
-from allpfit_etl.partitions import TENANT_PARTITIONS_NAME
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.schema import apply_migrations
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant, update_features
@@ -29,19 +27,6 @@ from allpfit_etl.tenants.registry import TenantFeatures, add_tenant, update_feat
 DAY = dt.date(2025, 11, 10)
 KEY = f"{DAY.isoformat()}|gym"
 API_KEY = "sk-test-monitoring"
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAIServer(FakeServerConfig()) as fake:
-        yield fake
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        inst.add_dynamic_partitions(TENANT_PARTITIONS_NAME, ["gym"])
-        yield inst
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from allpfit_etl.cli.main import main
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.headless_chromium import HeadlessChromium
 from allpfit_etl_tests.test_monitoring_pipeline import (  # noqa: F401  (fixtures)
-    analytics_world, instance, materialize, seeded_chatwoot, server,
+    analytics_world, materialize, seeded_chatwoot,
 )
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -16,7 +16,6 @@ from allpfit_etl.monitoring import spend, store
 from allpfit_etl.monitoring.agreement import cohen_kappa
 from allpfit_etl.monitoring.assets import analyzer_comparison, llm_spend_daily
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
-from allpfit_etl.partitions import TENANT_PARTITIONS_NAME
 from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.schema import apply_migrations
 from allpfit_etl.tables import insert_rows, llm_usage
@@ -32,13 +31,6 @@ def analytics(make_pg_database):
     apply_migrations(engine)
     add_tenant(engine, "gym", "Gym", 1, TenantFeatures(monthly_budget_brl=10.0))
     return {"engine": engine, "url": url}
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        inst.add_dynamic_partitions(TENANT_PARTITIONS_NAME, ["gym"])
-        yield inst
 
 
 def materialize(assets, analytics, instance, day: dt.date) -> dict:

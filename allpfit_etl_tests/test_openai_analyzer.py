@@ -18,19 +18,13 @@ from allpfit_etl.analysis.openai_analyzer import (
 )
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.errors import ConfigError
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig, expected_answer
+from allpfit_etl.fake_openai import expected_answer
 from allpfit_etl.fake_openai.strict_schema import check_strict_schema
 
 
 def conversations(n: int) -> list[ConversationInput]:
     return [ConversationInput(1, i, f"hash{i}", f"[10/11 10:00] Contato: qual o valor do plano {i}?", f"Cliente {i}")
             for i in range(n)]
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAIServer(FakeServerConfig()) as fake:
-        yield fake
 
 
 def analyzer(server, key="sk-test", **kw):

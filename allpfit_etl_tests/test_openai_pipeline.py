@@ -19,7 +19,6 @@ from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.db import get_engine
 from allpfit_etl.definitions import ASSETS
 from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.load.checks import ASSET_CHECKS
 from allpfit_etl.partitions import TENANT_PARTITIONS_NAME
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
@@ -29,12 +28,6 @@ from allpfit_etl.tenants.registry import TenantFeatures, add_tenant, update_feat
 DAY = dt.date(2025, 11, 10)
 KEY = f"{DAY.isoformat()}|gym"
 API_KEY = "sk-test-secret-key"
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAIServer(FakeServerConfig()) as fake:
-        yield fake
 
 
 def build_world(make_pg_database, server, conversations: int, features: TenantFeatures, timeout_s: float = 30.0):
@@ -67,13 +60,6 @@ def materialize(world, instance):
     }
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     return meta, checks
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        inst.add_dynamic_partitions(TENANT_PARTITIONS_NAME, ["gym"])
-        yield inst
 
 
 def scalar(world, query: str):
