@@ -25,6 +25,15 @@ ASSETS = [
 ]
 
 
+# Each step of a daemon-launched run is its own process. Forked from a server that has imported
+# this code location once per run, a step starts in a fraction of a second instead of paying
+# Python, Dagster, pandas and openai imports again (seconds on a small machine) — a run has
+# over a dozen steps. The CLI (execute_in_process) runs steps in its own process.
+STEP_EXECUTOR = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": ["allpfit_etl.definitions"]}}}
+)
+
+
 def build_resources() -> dict:
     """Resources from the environment; unset database URLs fall back to the embedded SQLite demo."""
     return {
@@ -42,4 +51,5 @@ defs = dg.Definitions(
     sensors=[tenant_partitions_sensor, chatwoot_activity_sensor, run_failure_alert_sensor, openai_batch_sensor],
     schedules=[every_two_hours_schedule],
     resources=build_resources(),
+    executor=STEP_EXECUTOR,
 )

@@ -1,13 +1,15 @@
 """Reading chunk inputs and writing answers and failures in the analytics database.
 
-Answers are written one by one as they arrive (``save_answer``), so nothing already paid
-for can be lost by a later crash, retry or kill.
+Answers are committed as they arrive (``AnswerSink``), each with the ledger row of the call that
+paid for it, so nothing already paid for can be lost by a later crash, retry or kill.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import threading
+from concurrent.futures import Future
 
 import sqlalchemy as sa
 
@@ -83,21 +85,78 @@ def _analysis_row(tenant_id: int, identity: AnalyzerIdentity, result: AnalysisRe
 
 
 class AnswerSink:
-    """Thread-safe writer used by analysers while a chunk is still running."""
+    """Thread-safe writer used by analysers while a chunk is still running.
+
+    ``submit_answer`` queues an answer with the ledger row of the call that paid for it and
+    returns a future that settles once both are committed. One writer thread commits whatever
+    has queued up in one transaction (group commit): an answer never lands without its ledger
+    row or the other way round, and at hundreds of answers per second the database sees a
+    few transactions per second instead of one per answer.
+    """
+
+    MAX_GROUP = 1000
+    IDLE_EXIT_S = 0.5  # the writer thread ends when idle; the next submit starts another
 
     def __init__(self, engine: sa.Engine, tenant_id: int, identity: AnalyzerIdentity, run_id: str | None = None):
         self.engine, self.tenant_id, self.identity, self.run_id = engine, tenant_id, identity, run_id
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one writing transaction at a time (SQLite has a single writer)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+
+    def submit_answer(self, result: AnalysisResult, record=None) -> Future:
+        """Queue the answer (and the API call that paid for it) for the next group commit."""
+        tokens = vars(record) if record is not None else None
+        row = _analysis_row(self.tenant_id, self.identity, result, tokens)
+        return self._submit(row, self._call_row(record) if record is not None else None)
+
+    def submit_call(self, record) -> Future:
+        """Queue a ledger row of an attempt that brought no answer (a 429, a timeout…)."""
+        return self._submit(None, self._call_row(record))
 
     def save_answer(self, result: AnalysisResult, record=None) -> None:
-        """The answer and the API call that paid for it, in one transaction."""
-        tokens = vars(record) if record is not None else None
-        with self._lock, self.engine.begin() as conn:
-            insert_ignore_duplicates(
-                conn, conversation_analyses, [_analysis_row(self.tenant_id, self.identity, result, tokens)], ANALYSIS_KEY
-            )
-            if record is not None:
-                insert_rows(conn, llm_usage, [self._call_row(record)])
+        """The answer and the API call that paid for it, committed together before returning."""
+        self.submit_answer(result, record).result()
+
+    def save_call(self, record) -> None:
+        self.submit_call(record).result()
+
+    def _submit(self, answer_row: dict | None, call_row: dict | None) -> Future:
+        future: Future = Future()
+        with self._writer_lock:
+            self._queue.put((answer_row, call_row, future))
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_groups, name="answer-sink", daemon=True)
+                self._writer.start()
+        return future
+
+    def _write_groups(self) -> None:
+        while True:
+            try:
+                group = [self._queue.get(timeout=self.IDLE_EXIT_S)]
+            except queue.Empty:
+                with self._writer_lock:
+                    if self._queue.empty():
+                        self._writer = None
+                        return
+                continue
+            while len(group) < self.MAX_GROUP:
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                with self._lock, self.engine.begin() as conn:
+                    answers = [answer for answer, _, _ in group if answer is not None]
+                    calls = [call for _, call, _ in group if call is not None]
+                    insert_ignore_duplicates(conn, conversation_analyses, answers, ANALYSIS_KEY)
+                    insert_rows(conn, llm_usage, calls)
+            except BaseException as exc:  # every waiter learns it; nothing of the group was stored
+                for _, _, future in group:
+                    future.set_exception(exc)
+            else:
+                for _, _, future in group:
+                    future.set_result(None)
 
     def _call_row(self, record) -> dict:
         row = {column: getattr(record, column, None) for column in llm_usage.columns.keys()}

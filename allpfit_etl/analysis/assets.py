@@ -65,8 +65,8 @@ def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink,
         max_concurrency=tenant.features.max_concurrency,
         engine=sink.engine,  # the account's limit is shared through the analytics database
         run_id=run_id,
-        on_answer=sink.save_answer,
-        on_call=sink.save_call,
+        on_answer=sink.submit_answer,
+        on_call=sink.submit_call,
         progress=progress,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import datetime as dt
 import json
 import math
@@ -98,6 +99,41 @@ def account_error_line(exc: openai.APIStatusError, model: str) -> str | None:
         detail = redact(message[0])[:300] if message else ""
         return f"OpenAI rejected the request itself (400{' ' + code if code else ''}), so every request would fail: {detail}"
     return None
+
+
+class ClientPools:
+    """The step's HTTP clients, one connection pool for every ``CONNECTIONS_PER_POOL`` workers.
+
+    httpcore scans every connection of its pool (polling each idle socket) whenever a request
+    starts or ends: with hundreds of requests in flight in one pool, that scan costs more CPU than
+    the requests themselves. Small pools keep each scan short; a worker keeps its client."""
+
+    CONNECTIONS_PER_POOL = 16
+
+    def __init__(self, factory: Callable[[], openai.AsyncOpenAI]):
+        self.factory = factory
+        self.clients: list[openai.AsyncOpenAI] = [factory()]
+        self._workers = 0
+
+    def for_new_worker(self, workers_wanted: int) -> openai.AsyncOpenAI:
+        pools = max(1, math.ceil(workers_wanted / self.CONNECTIONS_PER_POOL))
+        while len(self.clients) < pools:
+            self.clients.append(self.factory())
+        self._workers += 1
+        return self.clients[self._workers % pools]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(client.close() for client in self.clients), return_exceptions=True)
+
+
+def run_event_loop(coroutine):
+    """Run on uvloop where it exists (not on Windows): at hundreds of requests per second the
+    event loop's own work is a good part of the client's CPU, and uvloop's is a fraction of it."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
 
 
 def in_flight_cap(requests_per_s: float, latency_s: float, ceiling: int | None = None) -> int:
@@ -191,8 +227,8 @@ class OpenAIAnalyzer:
         max_attempts: int = 4,
         usd_brl: float = DEFAULT_USD_BRL,
         max_prompt_tokens: int = 6000,
-        on_answer: Callable[[AnalysisResult, CallRecord], None] | None = None,
-        on_call: Callable[[CallRecord], None] | None = None,
+        on_answer: Callable[[AnalysisResult, CallRecord], concurrent.futures.Future | None] | None = None,
+        on_call: Callable[[CallRecord], concurrent.futures.Future | None] | None = None,
         progress: Callable[[dict], None] | None = None,
         progress_every_s: float = 5.0,
     ):
@@ -216,7 +252,7 @@ class OpenAIAnalyzer:
         self._latency_seen = False
 
     def analyze_chunk(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome:
-        return asyncio.run(self.analyze_chunk_async(conversations))
+        return run_event_loop(self.analyze_chunk_async(conversations))
 
     async def analyze_chunk_async(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome:
         """Raises ``OpenAIAccountError`` after an account error; answers received until then were
@@ -225,17 +261,17 @@ class OpenAIAnalyzer:
         if not conversations:
             return outcome
         self.rate_limit.on_stop = self._stop
-        client = self.client_factory()
+        clients = ClientPools(self.client_factory)
         started = time.monotonic()
         reporter = asyncio.create_task(self._report(outcome, len(conversations), started)) if self.progress else None
         try:
             async with self.rate_limit:
                 self._unsent = len(conversations)
-                await self._run_workers(client, collections.deque(conversations), outcome)
+                await self._run_workers(clients, collections.deque(conversations), outcome)
         finally:
             if reporter:
                 reporter.cancel()
-            await client.close()
+            await clients.close()
         if self.stop_reason:
             raise OpenAIAccountError(self.stop_reason)
         return outcome
@@ -243,11 +279,12 @@ class OpenAIAnalyzer:
     def _target_in_flight(self) -> int:
         return in_flight_cap(self.rate_limit.limiter.rpm / 60, self.latency_s, self.max_concurrency)
 
-    async def _run_workers(self, client, queue: collections.deque, outcome: ChunkOutcome) -> None:
+    async def _run_workers(self, clients: "ClientPools", queue: collections.deque, outcome: ChunkOutcome) -> None:
         """A pool of workers sized by Little's law, resized as the rate and the latency change."""
         workers: set[asyncio.Task] = set()
 
         async def worker() -> None:
+            client = clients.for_new_worker(self._target_in_flight())
             while queue and not self.stop_reason and len(workers) <= self._target_in_flight():
                 await self._one(client, queue.popleft(), outcome)
 
@@ -325,9 +362,9 @@ class OpenAIAnalyzer:
                         raise
             result = AnalysisResult(conversation.conversation_id, conversation.content_hash, analysis)
             if self.on_answer:  # stored before this conversation counts as done; the loop keeps going meanwhile
-                await asyncio.to_thread(self.on_answer, result, record)
+                await _settled(self.on_answer(result, record))
             elif self.on_call:
-                await asyncio.to_thread(self.on_call, record)
+                await _settled(self.on_call(record))
             outcome.results.append(result)
         except (RunStopped, LimiterClosed):
             pass  # stays pending: the next run with a working account analyses it
@@ -428,7 +465,7 @@ class OpenAIAnalyzer:
         record.latency_ms = int((time.monotonic() - started) * 1000)
         record.status, record.error_kind = status, error_kind
         if self.on_call and status != "ok":
-            await asyncio.to_thread(self.on_call, record)
+            await _settled(self.on_call(record))
         if record.prompt_tokens or record.completion_tokens:  # a billed call: a completion came back, valid or not
             usage.calls += 1
             usage.prompt_tokens += record.prompt_tokens
@@ -436,6 +473,13 @@ class OpenAIAnalyzer:
             usage.completion_tokens += record.completion_tokens
             usage.cost_usd += record.cost_usd
             usage.cost_brl += record.cost_brl
+
+
+async def _settled(handed_over) -> None:
+    """``on_answer``/``on_call`` run in the event loop and must not block: a callback with
+    work to do (a database commit) returns a ``concurrent.futures.Future`` of it."""
+    if isinstance(handed_over, concurrent.futures.Future):
+        await asyncio.wrap_future(handed_over)
 
 
 def _wait_with_retry_after(fallback):

@@ -111,7 +111,7 @@ def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationI
     try:
         analyzer = openai.build_analyzer(
             tenant_id=tenant.tenant_id, model=identity.model, max_concurrency=tenant.features.max_concurrency,
-            engine=engine, run_id=run_id, on_answer=sink.save_answer, on_call=sink.save_call,
+            engine=engine, run_id=run_id, on_answer=sink.submit_answer, on_call=sink.submit_call,
         )
         outcome = analyzer.analyze_chunk(affordable)
     except (ConfigError, OpenAIAccountError) as exc:  # the regex answers still load; the sample waits
