@@ -5,6 +5,7 @@ rest and pays nothing twice."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import subprocess
@@ -13,6 +14,9 @@ import sys
 import pytest
 import sqlalchemy as sa
 
+import dagster as dg
+
+from allpfit_etl.analysis.worker_processes import worker_count
 from allpfit_etl.db import get_engine
 from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
 from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
@@ -31,23 +35,29 @@ BROKEN_SCHEMA_RUN = (
 )
 
 
-@pytest.fixture
-def world(make_pg_database, tmp_path):
+@contextlib.contextmanager
+def build_world(make_pg_database, tmp_path, conversations: int, rpm: int):
     chatwoot_url, analytics_url = make_pg_database("chatwoot"), make_pg_database("analytics")
     source = get_engine(chatwoot_url)
     create_chatwoot_schema(source)
-    seed_bulk(source, account_id=1, day=DAY, conversations=CONVERSATIONS, messages_per_conversation=4)
+    seed_bulk(source, account_id=1, day=DAY, conversations=conversations, messages_per_conversation=4)
     analytics = get_engine(analytics_url)
     apply_migrations(analytics)
     add_tenant(analytics, "gym", "Gym", 1, TenantFeatures(use_openai=True))
-    with FakeOpenAIServer(FakeServerConfig(latency_s=0.05, rpm=6000, api_keys=(GOOD_KEY,))) as server:  # states its limits, as OpenAI does
+    with FakeOpenAIServer(FakeServerConfig(latency_s=0.05, rpm=rpm, api_keys=(GOOD_KEY,))) as server:  # states its limits, as OpenAI does
         env = {  # no DAGSTER_HOME: the CLI's own instance under ALLPFIT_HOME, as a user gets it
             **{k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "OPENAI_RPM", "OPENAI_TPM")},
             "CHATWOOT_DATABASE_URL": chatwoot_url, "ANALYTICS_DATABASE_URL": analytics_url,
             "OPENAI_API_KEY": GOOD_KEY, "OPENAI_BASE_URL": server.base_url,
             "ALLPFIT_HOME": str(tmp_path),
         }
-        yield {"server": server, "analytics": analytics, "env": env}
+        yield {"server": server, "analytics": analytics, "env": env, "home": tmp_path}
+
+
+@pytest.fixture
+def world(make_pg_database, tmp_path):
+    with build_world(make_pg_database, tmp_path, CONVERSATIONS, rpm=6000) as built:
+        yield built
 
 
 def run(world, *, key: str = GOOD_KEY, broken_schema: bool = False) -> subprocess.CompletedProcess:
@@ -100,3 +110,46 @@ def test_an_account_error_stops_the_run_in_one_line_and_the_next_run_pays_nothin
     assert count(world, "SELECT COUNT(*) FROM conversations_analytics WHERE analyzer = 'openai'") == CONVERSATIONS
     assert server.stats()["billed_calls"] == CONVERSATIONS  # the answers of the failed run were reused
     assert server.prompts_billed_twice() == []
+
+
+WORKER_CONVERSATIONS = 2_000
+
+
+def test_worker_count_follows_the_chunk_the_cores_and_the_database():
+    assert worker_count(WORKER_CONVERSATIONS, "sqlite") == 1  # SQLite has one writer
+    assert worker_count(999, "postgresql") == 1  # too small to be worth a process
+    assert worker_count(WORKER_CONVERSATIONS, "postgresql") == min(2, len(os.sched_getaffinity(0)))
+    assert worker_count(1_000_000, "postgresql") == min(4, len(os.sched_getaffinity(0)))
+
+
+def test_worker_processes_of_a_big_chunk_stop_together_on_an_account_error_and_pay_nothing_twice(
+        make_pg_database, tmp_path):
+    """A chunk big enough for several worker processes: all of them stop at the quota error, the
+    run fails in one line, every paid answer is stored, and the next run finishes the rest."""
+    with build_world(make_pg_database, tmp_path, WORKER_CONVERSATIONS, rpm=60_000) as big:
+        server = big["server"]
+        server.configure(quota_calls=400)
+        failed = run(big)
+        assert failed.returncode == 1, failed.stderr[-3000:]
+        assert failed.stderr.strip().splitlines() == [
+            "run failed: gym: OpenAI quota exhausted for this API key: add credit or raise the limit, then re-run "
+            "(step conversation_analyses.analyze_chunk[gym_00000])"], failed.stderr[-3000:]
+        stats = server.stats()
+        answered = count(big, "SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'")
+        assert answered == stats["billed_calls"] >= 400  # every paid answer is stored
+        assert count(big, "SELECT COUNT(*) FROM llm_usage WHERE status = 'ok'") == answered
+        # Only what was already on its way when the first error came back: the in-flight of each worker.
+        assert stats["requests_after_account_error"] <= 100, stats
+        with dg.DagsterInstance.from_config(str(big["home"] / "dagster_home")) as instance:
+            (failed_run,) = instance.get_runs()
+            messages = [str(e.user_message) for e in instance.all_logs(failed_run.run_id)]
+        workers = worker_count(WORKER_CONVERSATIONS, "postgresql")
+        assert f"gym: {WORKER_CONVERSATIONS} conversations over {workers} worker processes" in messages
+
+        server.configure(quota_calls=None)
+        rerun = run(big)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert count(big, "SELECT COUNT(*) FROM conversations_analytics WHERE analyzer = 'openai'") == WORKER_CONVERSATIONS
+        assert server.stats()["billed_calls"] == WORKER_CONVERSATIONS
+        assert server.prompts_billed_twice() == []
+        assert count(big, "SELECT COUNT(*) FROM llm_usage WHERE status = 'ok'") == WORKER_CONVERSATIONS

@@ -15,6 +15,7 @@ from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.analysis.partition_activity import partition_activity
 from allpfit_etl.analysis.shadow import analyze_shadow
+from allpfit_etl.analysis.worker_processes import WorkerProcessesAnalyzer, worker_count
 from allpfit_etl.analysis.summary import ANALYZED, DEFERRED, FAILED, REUSED, ChunkSummary
 from allpfit_etl.db import sql
 from allpfit_etl.identities import OPENAI_ANALYZER
@@ -47,28 +48,42 @@ def plan_analysis_chunks(context: dg.OpExecutionContext, analytics: AnalyticsDat
             yield dg.DynamicOutput(chunk, mapping_key=chunk.mapping_key)
 
 
-def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink, log, run_id: str | None = None) -> Analyzer:
+def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink, log, run_id: str | None = None,
+                   conversations: int = 0) -> Analyzer:
+    """The tenant's analyzer for a chunk of ``conversations``; a big OpenAI chunk is spread over
+    forked worker processes (``worker_processes``), each with its own answer writer."""
     if not tenant.features.use_openai:
         from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer
 
         return RegexAnalyzer()
 
     def progress(p: dict) -> None:
-        log.info(
-            f"{tenant.slug}: {p['done']}/{p['total']} done, {p['per_second']:.1f} conv/s, ETA {p['eta_s']:.0f}s, "
-            f"{p['prompt_tokens'] + p['completion_tokens']} tokens, US$ {p['cost_usd']:.4f}"
+        figures = f", {p['prompt_tokens'] + p['completion_tokens']} tokens, US$ {p['cost_usd']:.4f}" if "cost_usd" in p else ""
+        log.info(f"{tenant.slug}: {p['done']}/{p['total']} done, {p['per_second']:.1f} conv/s, "
+                 f"ETA {p['eta_s']:.0f}s{figures}")
+
+    def analyzer(writer: AnswerSink, on_progress) -> Analyzer:
+        return openai.build_analyzer(
+            tenant_id=tenant.tenant_id,
+            model=tenant.features.model,
+            max_concurrency=tenant.features.max_concurrency,
+            engine=writer.engine,  # the account's limit is shared through the analytics database
+            run_id=run_id,
+            on_answer=writer.submit_answer,
+            on_call=writer.submit_call,
+            progress=on_progress,
         )
 
-    return openai.build_analyzer(
-        tenant_id=tenant.tenant_id,
-        model=tenant.features.model,
-        max_concurrency=tenant.features.max_concurrency,
-        engine=sink.engine,  # the account's limit is shared through the analytics database
-        run_id=run_id,
-        on_answer=sink.submit_answer,
-        on_call=sink.submit_call,
-        progress=progress,
-    )
+    workers = worker_count(conversations, sink.engine.dialect.name)
+    if workers == 1:
+        return analyzer(sink, progress)
+
+    def in_worker(on_progress) -> Analyzer:
+        sink.engine.dispose(close=False)  # the parent's pooled connections are not this process's
+        return analyzer(AnswerSink(sink.engine, sink.tenant_id, sink.identity, sink.run_id), on_progress)
+
+    log.info(f"{tenant.slug}: {conversations} conversations over {workers} worker processes")
+    return WorkerProcessesAnalyzer(in_worker, workers, progress=progress)
 
 
 @dg.op(retry_policy=CHUNK_RETRY_POLICY, pool=OPENAI_POOL)
@@ -113,7 +128,7 @@ def analyze_chunk(
 
     if todo:
         try:
-            outcome = build_analyzer(tenant, openai, sink, context.log, context.run_id).analyze_chunk(todo)
+            outcome = build_analyzer(tenant, openai, sink, context.log, context.run_id, len(todo)).analyze_chunk(todo)
         except OpenAIAccountError as stop:
             # Every request would fail the same way: no step retry, the run fails (and alerts).
             # The answers received are stored; the rest stay pending for the next run.

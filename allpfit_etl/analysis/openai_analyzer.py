@@ -46,6 +46,10 @@ MIN_IN_FLIGHT = 4
 MAX_IN_FLIGHT = 2000
 IN_FLIGHT_WITHOUT_LIMIT = 64  # a server that states no rate limit (a local vLLM): no law to follow
 INITIAL_LATENCY_S = 5.0
+# Until the first answer shows the latency, at most this many requests go out (a slow start):
+# a configured or remembered high limit times the initial guess would send hundreds at once.
+INITIAL_IN_FLIGHT = 64
+NETWORK_BUCKET_S = 10.0
 # 400s about one conversation's content; any other 400 rejects the request itself (every one would fail).
 PER_CONVERSATION_400 = {"context_length_exceeded", "string_above_max_length", "content_filter", "invalid_prompt"}
 
@@ -99,31 +103,6 @@ def account_error_line(exc: openai.APIStatusError, model: str) -> str | None:
         detail = redact(message[0])[:300] if message else ""
         return f"OpenAI rejected the request itself (400{' ' + code if code else ''}), so every request would fail: {detail}"
     return None
-
-
-class ClientPools:
-    """The step's HTTP clients, one connection pool for every ``CONNECTIONS_PER_POOL`` workers.
-
-    httpcore scans every connection of its pool (polling each idle socket) whenever a request
-    starts or ends: with hundreds of requests in flight in one pool, that scan costs more CPU than
-    the requests themselves. Small pools keep each scan short; a worker keeps its client."""
-
-    CONNECTIONS_PER_POOL = 16
-
-    def __init__(self, factory: Callable[[], openai.AsyncOpenAI]):
-        self.factory = factory
-        self.clients: list[openai.AsyncOpenAI] = [factory()]
-        self._workers = 0
-
-    def for_new_worker(self, workers_wanted: int) -> openai.AsyncOpenAI:
-        pools = max(1, math.ceil(workers_wanted / self.CONNECTIONS_PER_POOL))
-        while len(self.clients) < pools:
-            self.clients.append(self.factory())
-        self._workers += 1
-        return self.clients[self._workers % pools]
-
-    async def close(self) -> None:
-        await asyncio.gather(*(client.close() for client in self.clients), return_exceptions=True)
 
 
 def run_event_loop(coroutine):
@@ -250,6 +229,7 @@ class OpenAIAnalyzer:
         self._in_flight = 0
         self._unsent = 0  # conversations not yet sent once: while any are left, this step needs its share
         self._latency_seen = False
+        self._network_minimums: collections.deque = collections.deque(maxlen=6)  # (10-s bucket, least)
 
     def analyze_chunk(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome:
         return run_event_loop(self.analyze_chunk_async(conversations))
@@ -261,30 +241,30 @@ class OpenAIAnalyzer:
         if not conversations:
             return outcome
         self.rate_limit.on_stop = self._stop
-        clients = ClientPools(self.client_factory)
+        client = self.client_factory()
         started = time.monotonic()
         reporter = asyncio.create_task(self._report(outcome, len(conversations), started)) if self.progress else None
         try:
             async with self.rate_limit:
                 self._unsent = len(conversations)
-                await self._run_workers(clients, collections.deque(conversations), outcome)
+                await self._run_workers(client, collections.deque(conversations), outcome)
         finally:
             if reporter:
                 reporter.cancel()
-            await clients.close()
+            await client.close()
         if self.stop_reason:
             raise OpenAIAccountError(self.stop_reason)
         return outcome
 
     def _target_in_flight(self) -> int:
-        return in_flight_cap(self.rate_limit.limiter.rpm / 60, self.latency_s, self.max_concurrency)
+        cap = in_flight_cap(self.rate_limit.limiter.rpm / 60, self.latency_s, self.max_concurrency)
+        return cap if self._latency_seen else min(cap, INITIAL_IN_FLIGHT)
 
-    async def _run_workers(self, clients: "ClientPools", queue: collections.deque, outcome: ChunkOutcome) -> None:
+    async def _run_workers(self, client, queue: collections.deque, outcome: ChunkOutcome) -> None:
         """A pool of workers sized by Little's law, resized as the rate and the latency change."""
         workers: set[asyncio.Task] = set()
 
         async def worker() -> None:
-            client = clients.for_new_worker(self._target_in_flight())
             while queue and not self.stop_reason and len(workers) <= self._target_in_flight():
                 await self._one(client, queue.popleft(), outcome)
 
@@ -391,7 +371,7 @@ class OpenAIAnalyzer:
                 model=self.model, messages=[], timeout=self.timeout_s,
                 extra_body={"messages": messages, "response_format": RESPONSE_FORMAT},
             )
-            self._observe_latency(time.monotonic() - started)
+            self._observe_latency(time.monotonic() - started, raw.headers)
             self.rate_limit.observe(raw.headers)
             completion = json.loads(raw.text)
         except openai.APIStatusError as exc:
@@ -416,7 +396,21 @@ class OpenAIAnalyzer:
             self._in_flight -= 1
         return await self._answer(completion, record, started, usage)
 
-    def _observe_latency(self, seconds: float) -> None:
+    def _observe_latency(self, seconds: float, headers) -> None:
+        """The latency Little's law uses. Where the server states its own time
+        (``openai-processing-ms``, as OpenAI does), the time an answer waited in this busy event
+        loop does not count: counted, it would call for more requests in flight, which busies the
+        loop further — a spiral up to the cap, at a higher CPU cost per request. The network's
+        share is the least seen in the last minute (some answers always find the loop idle)."""
+        processing = _processing_seconds(headers)
+        if processing is not None:
+            bucket = int(time.monotonic() // NETWORK_BUCKET_S)
+            network = max(0.0, seconds - processing)
+            if not self._network_minimums or self._network_minimums[-1][0] != bucket:
+                self._network_minimums.append((bucket, network))
+            elif network < self._network_minimums[-1][1]:
+                self._network_minimums[-1] = (bucket, network)
+            seconds = processing + min(least for _, least in self._network_minimums)
         self.latency_s = 0.9 * self.latency_s + 0.1 * seconds if self._latency_seen else seconds
         self._latency_seen = True
 
@@ -473,6 +467,13 @@ class OpenAIAnalyzer:
             usage.completion_tokens += record.completion_tokens
             usage.cost_usd += record.cost_usd
             usage.cost_brl += record.cost_brl
+
+
+def _processing_seconds(headers) -> float | None:
+    try:
+        return float(headers["openai-processing-ms"]) / 1000
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 async def _settled(handed_over) -> None:

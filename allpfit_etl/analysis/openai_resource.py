@@ -57,8 +57,11 @@ class LeadAnalysisOpenAI(dg.ConfigurableResource):
         api_key, base_url = self.api_key, self.base_url
 
         def factory() -> openai.AsyncOpenAI:
-            # Retries are ours (tenacity), so every attempt reaches the llm_usage ledger.
-            return openai.AsyncOpenAI(api_key=api_key, base_url=base_url or None, max_retries=0)
+            # Retries are ours (tenacity), so every attempt reaches the llm_usage ledger. The aiohttp
+            # transport (openai[aiohttp]) spends about half the CPU per request of the default one,
+            # which matters at hundreds of requests per second.
+            return openai.AsyncOpenAI(api_key=api_key, base_url=base_url or None, max_retries=0,
+                                      http_client=openai.DefaultAioHttpClient())
 
         return factory
 

@@ -514,6 +514,7 @@ class FakeOpenAIServer:
                 s.faulty_billed_calls += 1
                 s.faulty_billed_by_prompt[key] = s.faulty_billed_by_prompt.get(key, 0) + 1
             headers = self._limit_headers()
+        headers["openai-processing-ms"] = str(round(latency * 1000))  # as OpenAI states its own time
         return 200, headers, {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",

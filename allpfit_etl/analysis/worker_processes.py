@@ -1,0 +1,126 @@
+"""A big OpenAI chunk spread over the machine's cores.
+
+One event loop drives a few hundred requests per second before its own CPU (the HTTP client,
+JSON, the commits) is the limit, while an account at OpenAI's higher tiers allows 10,000–30,000
+requests per minute. So a chunk with enough conversations is split over forked worker
+processes. Each worker builds its own analyzer: it holds its own lease on the account's shared
+limit (together they stay within it, as several steps do), commits its own answers the moment
+they arrive, and hands its outcome back. An account error in one worker reaches the others
+through the database (``openai_run_stops``) at their next beat.
+
+Forked, not spawned: a worker starts in milliseconds with everything already imported.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from typing import Callable, Sequence
+
+from allpfit_etl.analysis.interface import Analyzer, ChunkOutcome, ConversationInput
+from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
+from allpfit_etl.errors import redact
+
+# Below this many conversations per worker, a worker costs more than it saves.
+MIN_CONVERSATIONS_PER_WORKER = 1_000
+MAX_WORKERS = 4
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def worker_count(conversations: int, dialect: str) -> int:
+    """How many processes analyze a chunk of ``conversations``: 1 keeps it in this process."""
+    if dialect == "sqlite" or "fork" not in multiprocessing.get_all_start_methods():
+        return 1  # SQLite has a single writer; Windows cannot fork
+    return max(1, min(usable_cores(), MAX_WORKERS, conversations // MIN_CONVERSATIONS_PER_WORKER))
+
+
+ProgressFn = Callable[[dict], None]
+
+
+class WorkerProcessesAnalyzer:
+    """The ``Analyzer`` contract over ``workers`` forked processes.
+
+    ``build(progress)`` runs in each worker after the fork and returns that worker's analyzer
+    (fresh database connections, its own answer writer and rate-limit lease); ``progress`` is
+    called in this process with the workers' summed figures."""
+
+    def __init__(self, build: Callable[[ProgressFn], Analyzer], workers: int, *,
+                 progress: ProgressFn | None = None, progress_every_s: float = 5.0):
+        self.build, self.workers = build, workers
+        self.progress, self.progress_every_s = progress, progress_every_s
+
+    def analyze_chunk(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome:
+        context = multiprocessing.get_context("fork")
+        done = context.Array("q", self.workers)  # conversations finished, per worker
+        workers = []
+        for index in range(self.workers):
+            part = list(conversations[index::self.workers])
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_work, args=(self.build, part, send, done, index), daemon=True,
+                                      name=f"openai-worker-{index}")
+            process.start()
+            send.close()
+            workers.append((process, receive))
+
+        replies = self._wait(workers, done, len(conversations))
+        outcome, stop, crash = ChunkOutcome(), None, None
+        for kind, value in replies:
+            if kind == "ok":
+                outcome.results += value.results
+                outcome.failures += value.failures
+                outcome.usage = outcome.usage.add(value.usage)
+            elif kind == "stopped":
+                stop = stop or value
+            else:
+                crash = crash or value
+        if stop:  # answers the workers stored stay stored; the rest stay pending
+            raise OpenAIAccountError(stop)
+        if crash:
+            raise RuntimeError(f"an analysis worker process failed: {crash}")
+        return outcome
+
+    def _wait(self, workers, done, total: int) -> list[tuple[str, object]]:
+        replies: dict[int, tuple[str, object]] = {}
+        started = last_report = time.monotonic()
+        while len(replies) < len(workers):
+            for index, (process, receive) in enumerate(workers):
+                if index in replies or not receive.poll(0.2):
+                    continue
+                try:
+                    replies[index] = receive.recv()
+                except EOFError:  # killed (out of memory, a signal) before it could answer
+                    process.join(5)
+                    replies[index] = ("crash", f"worker {index} exited with code {process.exitcode}")
+            if self.progress and time.monotonic() - last_report >= self.progress_every_s:
+                last_report = time.monotonic()
+                finished = sum(done[:])
+                rate = finished / (last_report - started)
+                self.progress({"done": finished, "total": total, "per_second": rate,
+                               "eta_s": (total - finished) / rate if rate else float("inf")})
+        for process, receive in workers:
+            process.join(10)
+            receive.close()
+        return [replies[i] for i in range(len(workers))]
+
+
+def _work(build: Callable[[ProgressFn], Analyzer], part: list[ConversationInput], send, done, index: int) -> None:
+    """In the forked worker: analyze ``part`` and send back ("ok", outcome), ("stopped", line)
+    after an account error, or ("crash", line)."""
+
+    def progress(p: dict) -> None:
+        done[index] = p["done"]
+
+    try:
+        outcome = build(progress).analyze_chunk(part)
+        done[index] = len(outcome.results) + len(outcome.failures)
+        send.send(("ok", outcome))
+    except OpenAIAccountError as stop:
+        send.send(("stopped", str(stop)))
+    except BaseException as exc:  # noqa: BLE001 — the parent decides; this process only reports
+        send.send(("crash", redact(f"{type(exc).__name__}: {exc}".splitlines()[0])[:500]))
+    finally:
+        send.close()
