@@ -104,3 +104,14 @@ def test_limiter_waits_when_the_server_says_the_budget_is_spent():
     limiter.observe_headers({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"})
     asyncio.run(limiter.acquire())
     assert clock.now == pytest.approx(2.0)
+
+
+def test_limiter_waits_for_one_requests_room_when_the_server_states_its_limit():
+    """OpenAI's budgets refill continuously: at 6,000 RPM there is room again after 10 ms, not after
+    the reset (the time until the budget is full again)."""
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    limiter.observe_headers({"x-ratelimit-limit-requests": "6000", "x-ratelimit-remaining-requests": "0",
+                             "x-ratelimit-reset-requests": "1s"})
+    asyncio.run(limiter.acquire())
+    assert clock.now == pytest.approx(0.01)

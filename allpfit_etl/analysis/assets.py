@@ -2,6 +2,7 @@
 tenant's analyzer (regex or OpenAI), then fan in to one materialization with the totals."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 
@@ -10,7 +11,7 @@ from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, stored_a
 from allpfit_etl.analysis.batch.step import route_chunk
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget, month_to_date_spend_brl
 from allpfit_etl.analysis.chunks import ChunkSpec, default_chunk_size, split_into_chunks
-from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer
+from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer, Usage
 from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.analysis.partition_activity import partition_activity
@@ -126,26 +127,35 @@ def analyze_chunk(
             ])
             todo = []
 
-    if todo:
-        try:
-            outcome = build_analyzer(tenant, openai, sink, context.log, context.run_id, len(todo)).analyze_chunk(todo)
-        except OpenAIAccountError as stop:
-            # Every request would fail the same way: no step retry, the run fails (and alerts).
-            # The answers received are stored; the rest stay pending for the next run.
-            raise dg.Failure(description=str(stop), allow_retries=False) from None
-        if identity.analyzer != OPENAI_ANALYZER:  # OpenAI answers were stored one by one as they arrived
-            sink.save_answers(outcome.results)
-        sink.save_failures(outcome.failures)
-        summary.analyzed = len(outcome.results)
-        summary.failures = len(outcome.failures)
-        summary.usage = outcome.usage
-        summary.count_results(outcome.results)
-        summary.mark(tenant.tenant_id, (r.conversation_id for r in outcome.results), ANALYZED)
-        summary.mark(tenant.tenant_id, (f.conversation_id for f in outcome.failures), FAILED)
-        for failure in outcome.failures[:5]:
-            context.log.warning(f"conversation {failure.conversation_id} failed after {failure.attempts} attempt(s): {failure.error_kind}")
-    summary.usage = summary.usage.add(analyze_shadow(  # the other analyzer's answer, to compare
-        engine, tenant, inputs, openai, context.log, run_id=context.run_id))
+    def shadow() -> Usage:  # the other analyzer's answer, to compare
+        return analyze_shadow(engine, tenant, inputs, openai, context.log, run_id=context.run_id)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="shadow") as meanwhile:
+        shadow_usage = None
+        if todo:
+            analyzer = build_analyzer(tenant, openai, sink, context.log, context.run_id, len(todo))
+            if isinstance(analyzer, WorkerProcessesAnalyzer):
+                # The worker processes do the analysis and this one only waits for them: the
+                # other analyzer's answers are computed meanwhile.
+                shadow_usage = meanwhile.submit(shadow)
+            try:
+                outcome = analyzer.analyze_chunk(todo)
+            except OpenAIAccountError as stop:
+                # Every request would fail the same way: no step retry, the run fails (and alerts).
+                # The answers received are stored; the rest stay pending for the next run.
+                raise dg.Failure(description=str(stop), allow_retries=False) from None
+            if identity.analyzer != OPENAI_ANALYZER:  # OpenAI answers were stored one by one as they arrived
+                sink.save_answers(outcome.results)
+            sink.save_failures(outcome.failures)
+            summary.analyzed = len(outcome.results)
+            summary.failures = len(outcome.failures)
+            summary.usage = outcome.usage
+            summary.count_results(outcome.results)
+            summary.mark(tenant.tenant_id, (r.conversation_id for r in outcome.results), ANALYZED)
+            summary.mark(tenant.tenant_id, (f.conversation_id for f in outcome.failures), FAILED)
+            for failure in outcome.failures[:5]:
+                context.log.warning(f"conversation {failure.conversation_id} failed after {failure.attempts} attempt(s): {failure.error_kind}")
+        summary.usage = summary.usage.add(shadow_usage.result() if shadow_usage else shadow())
     summary.elapsed_s = time.monotonic() - started
     return dg.Output(summary, metadata=summary.metadata())
 

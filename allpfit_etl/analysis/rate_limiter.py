@@ -29,6 +29,10 @@ def parse_duration(text: str | None) -> float | None:
     return h * 3600 + m * 60 + s + ms / 1000
 
 
+# The tokens one request takes, for waiting on an exhausted token budget (a typical transcript).
+ESTIMATED_TOKENS_PER_REQUEST = 1_000
+
+
 class LimiterClosed(Exception):
     """The limiter was closed while waiting: no more requests may start."""
 
@@ -117,14 +121,18 @@ class RateLimiter:
         self._paused_until = max(self._paused_until, self._clock() + max(0.0, retry_after_s))
 
     def observe_headers(self, headers) -> None:
-        """When the server says a budget is exhausted, wait for its reset."""
+        """When the server says a budget is exhausted, wait. OpenAI's budgets refill continuously:
+        with the limit stated, the wait is for room for one more request, not the ``reset`` (the
+        time until the budget is full again, up to a second of traffic lost to a stall)."""
         for kind in ("requests", "tokens"):
             remaining = headers.get(f"x-ratelimit-remaining-{kind}")
             reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
             if remaining is not None and reset is not None:
                 try:
                     if int(float(remaining)) <= 0:
-                        self.penalize(reset)
+                        limit = float(headers.get(f"x-ratelimit-limit-{kind}") or 0)
+                        per_request = 1 if kind == "requests" else ESTIMATED_TOKENS_PER_REQUEST
+                        self.penalize(min(reset, 60 * per_request / limit) if limit > 0 else reset)
                 except ValueError:
                     continue
 
