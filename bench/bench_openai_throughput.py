@@ -169,7 +169,9 @@ def report(label: str, figures: dict, limit_per_s: float, conversations: int) ->
     print(f"   the run:     {figures['run_rate']:.1f} conversations/s ({figures['run_seconds']:.1f} s from the Dagster "
           f"run's start to its end: extract, pending, analysis, load, checks)")
     print(f"   end to end:  {figures['end_to_end']:.1f} conversations/s ({figures['wall']:.1f} s wall of the whole "
-          f"`allpfit-etl run` process for {conversations} conversations, {figures['answers']} answers stored)")
+          f"`allpfit-etl run` process for {conversations} conversations, {figures['answers']} answers stored; "
+          f"{figures['wall'] - figures['run_seconds']:.1f} s of it outside the run: Python start-up, imports, "
+          f"the instance, the summary, exit)")
     share = 100 * figures["rate_limited"] / max(1, figures["requests"])
     print(f"   requests:    {figures['requests']}, {figures['rate_limited']} answered 429 ({share:.2f} %), "
           f"at most {figures['max_in_flight']} in flight at the server")

@@ -1,0 +1,64 @@
+"""The answer writer: answers queued while a chunk runs are committed in groups, each answer with
+the ledger row of the call that paid for it — both or neither — on the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from allpfit_etl.analysis.answer_store import AnswerSink
+from allpfit_etl.analysis.interface import AnalysisResult, LeadAnalysis
+from allpfit_etl.analysis.openai_analyzer import CallRecord
+from allpfit_etl.db import get_engine
+from allpfit_etl.identities import AnalyzerIdentity
+from allpfit_etl.schema import apply_migrations
+
+IDENTITY = AnalyzerIdentity("openai", "gpt-4o-mini", "v-test")
+
+
+@pytest.fixture
+def sink(make_pg_database):
+    engine = get_engine(make_pg_database("analytics"))
+    apply_migrations(engine)
+    return AnswerSink(engine, 1, IDENTITY, run_id="run-1")
+
+
+def answer(conversation_id: int) -> AnalysisResult:
+    return AnalysisResult(conversation_id, f"hash-{conversation_id}", LeadAnalysis(True, False, 3, "Ana", "quer preço"))
+
+
+def call(conversation_id: int, **changes) -> CallRecord:
+    record = CallRecord(1, conversation_id, "gpt-4o-mini", prompt_tokens=100, completion_tokens=20, total_tokens=120,
+                        cost_usd=0.0001, created_at=dt.datetime.now(dt.timezone.utc))
+    for key, value in changes.items():
+        setattr(record, key, value)
+    return record
+
+
+def counts(sink) -> tuple[int, int]:
+    with sink.engine.connect() as conn:
+        return (conn.execute(sa.text("SELECT COUNT(*) FROM conversation_analyses")).scalar_one(),
+                conn.execute(sa.text("SELECT COUNT(*) FROM llm_usage WHERE run_id = 'run-1'")).scalar_one())
+
+
+def test_answers_queued_together_are_committed_in_a_few_transactions_each_with_its_ledger_row(sink):
+    commits = []
+    sa.event.listen(sink.engine, "commit", lambda conn: commits.append(1))
+    futures = [sink.submit_answer(answer(i), call(i)) for i in range(500)]
+    for future in futures:
+        future.result(timeout=30)
+    assert counts(sink) == (500, 500)
+    assert len(commits) < 50  # grouped, not one transaction per answer
+
+
+def test_an_answer_whose_ledger_row_fails_is_not_stored_and_the_writer_goes_on(sink):
+    broken = sink.submit_answer(answer(1), call(1, status=None))  # llm_usage.status is NOT NULL
+    with pytest.raises(Exception, match="null value in column \"status\""):
+        broken.result(timeout=30)
+    assert counts(sink) == (0, 0)  # neither the answer nor its ledger row
+
+    sink.save_answer(answer(2), call(2))
+    sink.save_call(call(3, status="rate_limited", prompt_tokens=0, completion_tokens=0, total_tokens=0))
+    assert counts(sink) == (1, 2)
