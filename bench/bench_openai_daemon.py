@@ -85,6 +85,9 @@ def main() -> None:
         dagster_home = Path(home) / "dagster_home"
         dagster_home.mkdir()
         shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+        # Run from outside the checkout, so the daemon loads the installed package (a wheel in a
+        # fresh virtualenv, say), not the sources next to workspace.yaml.
+        shutil.copy(REPO / "workspace.yaml", dagster_home / "workspace.yaml")
         env = user_environment(chatwoot_url, analytics_url, server.base_url, home)
         # The repo's dagster.yaml reads Dagster's storage from DAGSTER_PG_* fields (it names psycopg2 itself).
         env.update(DAGSTER_HOME=str(dagster_home), **dagster_storage_env(dagster_url),
@@ -94,7 +97,7 @@ def main() -> None:
             cli(env, "tenants", "add", slug, "--name", slug.title(), "--account-id", str(account), "--openai")
 
         log = open(Path(home) / "daemon.log", "w")
-        daemon = subprocess.Popen(["dagster-daemon", "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
+        daemon = subprocess.Popen(["dagster-daemon", "run", "-w", "workspace.yaml"], cwd=dagster_home, env=env,
                                   stdout=log, stderr=subprocess.STDOUT)
         analytics = sa.create_engine(analytics_url)
         try:
