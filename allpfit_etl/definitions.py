@@ -29,8 +29,19 @@ ASSETS = [
 # this code location once per run, a step starts in a fraction of a second instead of paying
 # Python, Dagster, pandas and openai imports again (seconds on a small machine) — a run has
 # over a dozen steps. The CLI (execute_in_process) runs steps in its own process.
-STEP_EXECUTOR = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": ["allpfit_etl.definitions"]}}}
+# Dagster's default executor with only its default changed: run config can still choose
+# `in_process`, another start_method or max_concurrent (a configured dict would ignore them all).
+FORKSERVER = {"forkserver": {"preload_modules": ["allpfit_etl.definitions"]}}
+
+
+def _forkserver_unless_configured(config: dict) -> dict:
+    if "multiprocess" in config and "start_method" not in config["multiprocess"]:
+        return {"multiprocess": {**config["multiprocess"], "start_method": FORKSERVER}}
+    return config
+
+
+STEP_EXECUTOR = dg.multi_or_in_process_executor.configured(
+    _forkserver_unless_configured, config_schema=dg.multi_or_in_process_executor.config_schema.as_field()
 )
 
 

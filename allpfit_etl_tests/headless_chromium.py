@@ -36,17 +36,22 @@ class HeadlessChromium:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self._ids = itertools.count(1)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                pages = requests.get(f"http://127.0.0.1:{self.port}/json", timeout=2).json()
-                page = next(p for p in pages if p["type"] == "page")
-                break
-            except (requests.RequestException, StopIteration, ValueError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    pages = requests.get(f"http://127.0.0.1:{self.port}/json", timeout=2).json()
+                    page = next(p for p in pages if p["type"] == "page")
+                    break
+                except (requests.RequestException, StopIteration, ValueError):
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.3)
+            self.ws = connect(page["webSocketDebuggerUrl"], max_size=None)
+        except BaseException:  # no browser left behind when it does not come up
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise
 
     def call(self, method: str, **params) -> dict:
         message_id = next(self._ids)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,20 +17,10 @@ from allpfit_etl.cli.main import main
 from allpfit_etl.demo.seed import DEMO_TENANTS
 from allpfit_etl.errors import root_cause_line
 from allpfit_etl.runner import LOCAL_INSTANCE_YAML
+from allpfit_etl_tests.deployment import REPO, dagster_processes, wait_for
 
-REPO = Path(__file__).resolve().parent.parent
 DAEMON_SECONDS = 60
 INTERVAL_SECONDS = 5
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def add_chatwoot_message(chatwoot_db: Path, account_id: int) -> None:
@@ -85,13 +74,8 @@ def test_every_sensor_ticks_cleanly_for_a_minute_on_the_sqlite_demo_home(tmp_pat
         assert main(["tenants", "add", tenant.slug, "--name", tenant.name, "--account-id", str(tenant.account_id)]) == 0
     capsys.readouterr()
 
-    log = open(tmp_path / "daemon.log", "w")
-    daemon = subprocess.Popen(
-        ["dagster-daemon", "run", "-w", str(REPO / "workspace.yaml")], cwd=tmp_path, env=dict(os.environ),
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    instance = dg.DagsterInstance.get()
-    try:
+    with dagster_processes(os.environ, tmp_path, webserver=False, cwd=tmp_path, workspace=str(REPO / "workspace.yaml")):
+        instance = dg.DagsterInstance.get()
         started = time.monotonic()
         wait_for(lambda: tick_statuses(instance).get("chatwoot_activity_sensor", Counter()).total() >= 2, 60,
                  "the activity sensor's first two ticks")
@@ -101,13 +85,6 @@ def test_every_sensor_ticks_cleanly_for_a_minute_on_the_sqlite_demo_home(tmp_pat
         finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
         run = wait_for(lambda: (r := instance.get_run_by_id(run.run_id)) and r.status in finished and r, 240, "that run to finish", 2)
         time.sleep(max(0.0, DAEMON_SECONDS - (time.monotonic() - started)))
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-        log.close()
 
     statuses = tick_statuses(instance)
     assert failed_tick_errors(instance) == []

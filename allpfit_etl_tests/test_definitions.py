@@ -69,3 +69,26 @@ def test_sensors_and_schedule(defs):
 
 def test_resources_under_their_keys(defs):
     assert set(defs.resources) == {"chatwoot", "analytics", "openai", "alert_webhook"}
+
+
+@pytest.mark.parametrize(
+    "execution, expected",
+    [
+        ({}, {"multiprocess": {"start_method": {"forkserver": {"preload_modules": ["allpfit_etl.definitions"]}}}}),
+        ({"multiprocess": {"max_concurrent": 1}},
+         {"multiprocess": {"max_concurrent": 1, "start_method": {"forkserver": {"preload_modules": ["allpfit_etl.definitions"]}}}}),
+        ({"multiprocess": {"start_method": {"spawn": {}}}}, {"multiprocess": {"start_method": {"spawn": {}}}}),
+        ({"in_process": {}}, {"in_process": {}}),
+    ],
+)
+def test_steps_fork_from_a_preloaded_server_unless_run_config_chooses_otherwise(defs, execution, expected):
+    from dagster._core.system_config.objects import ResolvedRunConfig
+
+    from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME
+
+    job = defs.resolve_job_def(LEAD_ANALYSIS_JOB_NAME)
+    config = ResolvedRunConfig.build(job, {"execution": {"config": execution}} if execution else {})
+    resolved = config.execution.execution_engine_config
+    (mode,) = expected
+    assert set(resolved) == {mode}
+    assert {k: v for k, v in resolved[mode].items() if k in expected[mode]} == expected[mode]

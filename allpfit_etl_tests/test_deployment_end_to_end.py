@@ -4,65 +4,50 @@ with the bundled OpenAI-compatible server, a local alert webhook and headless Ch
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.server
 import json
 import math
 import os
-import shutil
-import socket
 import subprocess
 import threading
 import time
 import uuid
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
 import requests
 import sqlalchemy as sa
-from dagster_graphql import DagsterGraphQLClient
-from sqlalchemy.engine import make_url
 
 from allpfit_etl.db import get_engine
 from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.settings import DAGSTER_STORAGE_VARIABLES, dagster_storage_env
+from allpfit_etl.settings import dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
+from allpfit_etl_tests.deployment import (
+    REPO, dagster_processes, instance_environment, postgres_databases, production_home, wait_for,
+)
 from allpfit_etl_tests.headless_chromium import HeadlessChromium
 
 # Backfill statuses that end a backfill (by value: Dagster does not export the enum).
 BACKFILL_DONE = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "COMPLETED"}
-REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
 UTC = dt.datetime
-WEEK = [dt.date(2025, 11, 3) + dt.timedelta(days=i) for i in range(7)]
+# The tenant's chunk size: one analyze_chunk step for each backfill run, two (a real DynamicOut
+# fan-out) for the single-day run, whose day has one conversation more than a chunk holds.
+CHUNK_SIZE = 6
 SINGLE_DAY = dt.date(2025, 11, 10)
+SINGLE_DAY_CONVERSATIONS = CHUNK_SIZE + 1
 # Recent days, so they are among the newest partitions the UI plots; not yesterday nor today,
-# which the two-hourly schedule materializes on its own.
+# which the two-hourly schedule materializes on its own. Backfilled two days per run: two runs.
 TODAY = dt.datetime.now(ZoneInfo("America/Sao_Paulo")).date()
 RECENT = {TODAY - dt.timedelta(days=4): 2, TODAY - dt.timedelta(days=3): 4, TODAY - dt.timedelta(days=2): 3}
-DAYS_PER_RUN = 3
+DAYS_PER_RUN = 2
 WEBHOOK_SECRET = "hook-" + uuid.uuid4().hex
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class WebhookReceiver(http.server.BaseHTTPRequestHandler):
@@ -81,101 +66,55 @@ class WebhookReceiver(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, pg_admin):
     tmp = tmp_path_factory.mktemp("deployment")
-    names = {label: f"allpfit_test_{label}_{uuid.uuid4().hex[:8]}" for label in ("dagster", "chatwoot", "analytics")}
-    with pg_admin.connect() as conn:
-        for name in names.values():
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    urls = {k: make_url(TEST_DATABASE_URL).set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
-
-    source = get_engine(urls["chatwoot"])
-    cw = ChatwootBuilder(source)
-    gym = cw.account("AllpFit")
-    for day in WEEK + [SINGLE_DAY]:
-        for hour in (13, 15, 18):
-            at = UTC(day.year, day.month, day.day, hour, 0)
+    with contextlib.ExitStack() as stack:
+        urls = stack.enter_context(postgres_databases(pg_admin, TEST_DATABASE_URL, "dagster", "chatwoot", "analytics"))
+        source = get_engine(urls["chatwoot"])
+        cw = ChatwootBuilder(source)
+        gym = cw.account("AllpFit")
+        for i in range(SINGLE_DAY_CONVERSATIONS):
+            at = UTC(SINGLE_DAY.year, SINGLE_DAY.month, SINGLE_DAY.day, 13, 0) + dt.timedelta(minutes=20 * i)
             conv = cw.conversation(gym, at, "Juliana Souza")
             cw.message(gym, conv, at, "Oi! Qual o valor da mensalidade?")
             cw.message(gym, conv, at + dt.timedelta(minutes=1), "R$ 99,90 no plano mensal", message_type=1, sender_type="User")
-    for day, count in RECENT.items():  # written before the daemon starts: history, not sensor activity
-        for i in range(count):
-            at = UTC(day.year, day.month, day.day, 13, 0) + dt.timedelta(minutes=5 * i)
-            conv = cw.conversation(gym, at, ("Juliana Souza", None, "Pedro")[i % 3])
-            text = ("Quero agendar uma aula experimental amanhã às 19h", "qual o valor da mensalidade?", "ok, obrigado")[i % 3]
-            cw.message(gym, conv, at, text)
-            cw.message(gym, conv, at + dt.timedelta(minutes=1), "Agendado! Te esperamos amanhã às 19h", message_type=1, sender_type="User")
-    analytics = get_engine(urls["analytics"])
-    apply_migrations(analytics)
-    add_tenant(analytics, "allpfit", "AllpFit", gym, TenantFeatures(use_openai=True, chunk_size=2, max_concurrency=4))
+        for day, count in RECENT.items():  # written before the daemon starts: history, not sensor activity
+            for i in range(count):
+                at = UTC(day.year, day.month, day.day, 13, 0) + dt.timedelta(minutes=5 * i)
+                conv = cw.conversation(gym, at, ("Juliana Souza", None, "Pedro")[i % 3])
+                text = ("Quero agendar uma aula experimental amanhã às 19h", "qual o valor da mensalidade?", "ok, obrigado")[i % 3]
+                cw.message(gym, conv, at, text)
+                cw.message(gym, conv, at + dt.timedelta(minutes=1), "Agendado! Te esperamos amanhã às 19h", message_type=1, sender_type="User")
+        analytics = get_engine(urls["analytics"])
+        apply_migrations(analytics)
+        add_tenant(analytics, "allpfit", "AllpFit", gym, TenantFeatures(use_openai=True, chunk_size=CHUNK_SIZE, max_concurrency=4))
 
-    server = FakeOpenAIServer(FakeServerConfig(latency_s=0.01)).start()
-    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WebhookReceiver)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
+        server = stack.enter_context(FakeOpenAIServer(FakeServerConfig(latency_s=0.01)))
+        hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WebhookReceiver)
+        threading.Thread(target=hook.serve_forever, daemon=True).start()
+        stack.callback(hook.shutdown)
 
-    home = tmp / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    port = free_port()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        **dagster_storage_env(urls["dagster"]),
-        "CHATWOOT_DATABASE_URL": urls["chatwoot"],
-        "ANALYTICS_DATABASE_URL": urls["analytics"],
-        "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex,
-        "OPENAI_BASE_URL": server.base_url,
-        "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/{WEBHOOK_SECRET}",
-        "ALLPFIT_START_DATE": "2025-11-01",
-        "ALLPFIT_ACTIVITY_SENSOR_INTERVAL": "5",
-        "ALLPFIT_BACKFILL_DAYS_PER_RUN": str(DAYS_PER_RUN),
-        "ALLPFIT_REPORT_PATH": str(tmp / "lead_report.html"),
-    }
-    logs = {name: open(tmp / f"{name}.log", "w") for name in ("daemon", "webserver")}
-    processes = [
-        subprocess.Popen(["dagster-daemon", "run", "-w", "workspace.yaml"],
-                         cwd=REPO, env=env, stdout=logs["daemon"], stderr=subprocess.STDOUT),
-        subprocess.Popen(["dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-                         cwd=REPO, env=env, stdout=logs["webserver"], stderr=subprocess.STDOUT),
-    ]
-    saved_env = {k: os.environ.get(k) for k in ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)}
-    os.environ.update({k: env[k] for k in ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)})
-    try:
-        wait_for(lambda: _server_up(port), 120, "dagster-webserver to answer")
-        instance = dg.DagsterInstance.get()
-        yield {
-            "port": port, "env": env, "instance": instance, "server": server, "cw": cw, "gym": gym,
-            "analytics": analytics, "logs": {k: tmp / f"{k}.log" for k in logs}, "home": home,
-            "client": DagsterGraphQLClient("127.0.0.1", port_number=port),
+        home = production_home(tmp)
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            **dagster_storage_env(urls["dagster"]),
+            "CHATWOOT_DATABASE_URL": urls["chatwoot"],
+            "ANALYTICS_DATABASE_URL": urls["analytics"],
+            "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex,
+            "OPENAI_BASE_URL": server.base_url,
+            "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/{WEBHOOK_SECRET}",
+            "ALLPFIT_START_DATE": "2025-11-01",
+            "ALLPFIT_ACTIVITY_SENSOR_INTERVAL": "5",
+            "ALLPFIT_BACKFILL_DAYS_PER_RUN": str(DAYS_PER_RUN),
+            "ALLPFIT_REPORT_PATH": str(tmp / "lead_report.html"),
         }
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for f in logs.values():
-            f.close()
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
-        hook.shutdown()
-        from allpfit_etl.db import _cached_engine
-
-        _cached_engine.cache_clear()
-        with pg_admin.connect() as conn:
-            for name in names.values():
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def _server_up(port: int) -> bool:
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok
-    except requests.RequestException:
-        return False
+        processes = stack.enter_context(dagster_processes(env, tmp))
+        stack.enter_context(instance_environment(env))
+        instance = dg.DagsterInstance.get()
+        stack.callback(instance.dispose)
+        yield {
+            "port": processes.port, "env": env, "instance": instance, "server": server, "cw": cw, "gym": gym,
+            "analytics": analytics, "logs": processes.logs, "home": home, "client": processes.client(),
+        }
 
 
 def graphql(deployment, query: str, variables: dict | None = None) -> dict:
@@ -251,13 +190,18 @@ def partition_tags(day: dt.date, slug: str) -> dict:
     }
 
 
-def test_one_tenant_day_run_records_tokens_and_cost(deployment):
+def test_one_tenant_day_run_fans_out_into_chunk_steps_and_records_tokens_and_cost(deployment):
     instance = deployment["instance"]
     wait_for(lambda: "allpfit" in instance.get_dynamic_partitions("tenant"), 120, "the tenant sensor to add 'allpfit'")
     stats_before = deployment["server"].stats()
     run_id = deployment["client"].submit_job_execution("lead_analysis", tags=partition_tags(SINGLE_DAY, "allpfit"))
     run = wait_for_run(instance, run_id)
     assert run.status == dg.DagsterRunStatus.SUCCESS
+    # the daemon's executor ran each chunk (a DynamicOut mapping) as its own step, each in its own process
+    chunk_steps = [s for s in instance.get_run_step_stats(run_id) if s.step_key.startswith("conversation_analyses.analyze_chunk[")]
+    assert len(chunk_steps) == math.ceil(SINGLE_DAY_CONVERSATIONS / CHUNK_SIZE) == 2
+    assert all(s.status.value == "SUCCESS" for s in chunk_steps)
+    assert len({e.dagster_event.pid for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)}) > 1
 
     stats = deployment["server"].stats()
     record = instance.fetch_materializations(
@@ -265,35 +209,12 @@ def test_one_tenant_day_run_records_tokens_and_cost(deployment):
         limit=1,
     ).records[0]
     meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
-    assert meta["analyzed"] == 3
+    assert meta["analyzed"] == SINGLE_DAY_CONVERSATIONS
     assert meta["openai.calls"] == stats["billed_calls"] - stats_before["billed_calls"] > 0
     assert meta["openai.prompt_tokens"] == stats["prompt_tokens"] - stats_before["prompt_tokens"]
     assert meta["openai.completion_tokens"] == stats["completion_tokens"] - stats_before["completion_tokens"]
     assert meta["cost_usd"] > 0 and meta["cost_brl"] > meta["cost_usd"]
     assert meta["model"] == "gpt-4o-mini"
-
-
-def test_backfill_of_a_week_completes_in_the_expected_number_of_runs(deployment):
-    instance = deployment["instance"]
-    result = subprocess.run(
-        # real-time analysis: the Batch API, the default for backfills, is tested on its own
-        ["allpfit-etl", "backfill", "allpfit", "--from", WEEK[0].isoformat(), "--to", WEEK[-1].isoformat(), "--no-batch"],
-        env=deployment["env"], cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    backfill_id = result.stdout.split("submitted backfill ")[1].split(":")[0]
-    backfill = wait_for(
-        lambda: (b := instance.get_backfill(backfill_id)) and b.status.value in BACKFILL_DONE and b,
-        420, f"backfill {backfill_id}", 3,
-    )
-    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-    assert backfill.status.value in ("COMPLETED_SUCCESS", "COMPLETED"), backfill.status
-    assert len(runs) == math.ceil(len(WEEK) / DAYS_PER_RUN)
-    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
-    assert all(r.tags.get("allpfit/tenant") == "allpfit" for r in runs)
-    with deployment["analytics"].connect() as conn:
-        days = {str(d) for (d,) in conn.execute(sa.text("SELECT DISTINCT day FROM conversations_analytics"))}
-    assert {d.isoformat() for d in WEEK} <= days
 
 
 SENSOR_TICKS = """
@@ -407,19 +328,32 @@ def plotted_figures(deployment, asset: str) -> dict[str, dict]:
     }
 
 
-def test_a_three_day_backfill_records_each_partitions_figures_and_the_plots_show_them(deployment):
+def test_a_backfill_completes_in_the_expected_runs_records_each_partitions_figures_and_the_plots_show_them(deployment):
     instance, analytics = deployment["instance"], deployment["analytics"]
     first, last = min(RECENT), max(RECENT)
     result = subprocess.run(
+        # real-time analysis: the Batch API, the default for backfills, is tested on its own
         ["allpfit-etl", "backfill", "allpfit", "--from", first.isoformat(), "--to", last.isoformat(), "--no-batch"],
         env=deployment["env"], cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     backfill_id = result.stdout.split("submitted backfill ")[1].split(":")[0]
-    wait_for(lambda: (b := instance.get_backfill(backfill_id)) and b.status.value in BACKFILL_DONE and b,
-             420, f"backfill {backfill_id}", 3)
-    (run,) = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))  # 3 days, one run
-    assert run.status == dg.DagsterRunStatus.SUCCESS
+    backfill = wait_for(lambda: (b := instance.get_backfill(backfill_id)) and b.status.value in BACKFILL_DONE and b,
+                        420, f"backfill {backfill_id}", 2)
+    assert backfill.status.value in ("COMPLETED_SUCCESS", "COMPLETED"), backfill.status
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+    assert len(runs) == math.ceil(len(RECENT) / DAYS_PER_RUN) == 2  # ALLPFIT_BACKFILL_DAYS_PER_RUN days per run
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    assert all(r.tags.get("allpfit/tenant") == "allpfit" for r in runs)
+    run_of = {}  # each day → the one run whose partition range covers it
+    for r in runs:
+        start, end = (r.tags[f"dagster/asset_partition_range_{edge}"].split("|") for edge in ("start", "end"))
+        assert start[1] == end[1] == "allpfit"
+        for day in RECENT:
+            if start[0] <= day.isoformat() <= end[0]:
+                assert day not in run_of, f"{day} in two runs"
+                run_of[day] = r.run_id
+    assert set(run_of) == set(RECENT)
 
     kpis, analytics_plot = plotted_figures(deployment, "tenant_daily_kpis"), plotted_figures(deployment, "conversations_analytics")
     analyses = plotted_figures(deployment, "conversation_analyses")
@@ -427,7 +361,7 @@ def test_a_three_day_backfill_records_each_partitions_figures_and_the_plots_show
         tenant_id = conn.execute(sa.text("SELECT tenant_id FROM tenant_configs WHERE slug = 'allpfit'")).scalar_one()
         for day, count in RECENT.items():
             key = f"{day.isoformat()}|allpfit"
-            params = {"t": tenant_id, "d": day, "r": run.run_id}
+            params = {"t": tenant_id, "d": day, "r": run_of[day]}
             table = conn.execute(sa.text(
                 "SELECT conversations, leads, visits_scheduled AS visits, high_probability, named_contacts AS named"
                 " FROM tenant_daily_kpis WHERE tenant_id = :t AND day = :d"), params).one()._asdict()
@@ -435,10 +369,12 @@ def test_a_three_day_backfill_records_each_partitions_figures_and_the_plots_show
                 "SELECT COALESCE(SUM(u.cost_usd), 0), COALESCE(SUM(u.total_tokens), 0) FROM llm_usage u"
                 " JOIN chatwoot_conversations c ON c.tenant_id = u.tenant_id AND c.conversation_id = u.conversation_id"
                 " WHERE u.run_id = :r AND c.tenant_id = :t AND c.day = :d"), params).one()
-            assert table["conversations"] == count and table["leads"] > 0
-            assert {k: kpis[key][k] for k in STATE} == table and kpis[key]["run_id"] == run.run_id
+            loaded = conn.execute(sa.text(
+                "SELECT COUNT(*) FROM conversations_analytics WHERE tenant_id = :t AND day = :d"), params).scalar_one()
+            assert loaded == table["conversations"] == count and table["leads"] > 0
+            assert {k: kpis[key][k] for k in STATE} == table and kpis[key]["run_id"] == run_of[day]
             assert {k: analytics_plot[key][k] for k in STATE} == table
-            assert analyses[key]["analyzed"] == count and analyses[key]["run_id"] == run.run_id
+            assert analyses[key]["analyzed"] == count and analyses[key]["run_id"] == run_of[day]
             assert analyses[key]["cost_usd"] == pytest.approx(float(ledger[0]), rel=1e-9) and float(ledger[0]) > 0
             assert analyses[key]["openai.total_tokens"] == int(ledger[1])
 

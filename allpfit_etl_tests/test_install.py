@@ -1,5 +1,6 @@
 """What a new user installs: the wheel (not the checkout) in a fresh virtual environment with
-today's resolved dependencies, run from an empty folder, with plain ``postgresql://`` URLs."""
+today's resolved dependencies, run from an empty folder — the demo end to end in a subprocess, and
+again — with plain ``postgresql://`` URLs."""
 
 from __future__ import annotations
 
@@ -54,19 +55,39 @@ def cli(bin_dir: Path, cwd: Path, env: dict, *args: str) -> subprocess.Completed
                           capture_output=True, text=True, timeout=600)
 
 
-def test_the_wheel_runs_the_demo_from_an_empty_folder(installed, tmp_path):
+def test_the_wheel_runs_the_demo_from_an_empty_folder_and_a_rerun_skips_everything(installed, tmp_path):
     folder = tmp_path / "empty"
     folder.mkdir()
     where = subprocess.run([str(installed / "python"), "-c", "import allpfit_etl; print(allpfit_etl.__file__)"],
                            cwd=folder, capture_output=True, text=True, env=user_env(tmp_path / "h", installed))
     assert str(REPO) not in where.stdout and "site-packages" in where.stdout
 
-    result = cli(installed, folder, user_env(folder / ".allpfit", installed), "demo")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "4 run(s)" in result.stdout
+    env = user_env(folder / ".allpfit", installed)
+    first = cli(installed, folder, env, "demo")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "4 run(s)" in first.stdout and "dagster dev" in first.stdout
+
     analytics = sa.create_engine(f"sqlite:///{folder / '.allpfit' / 'analytics.db'}")
     with analytics.connect() as conn:
-        assert conn.execute(sa.text("SELECT COUNT(*) FROM conversations_analytics")).scalar_one() > 2000
+        loaded = conn.execute(sa.text("SELECT COUNT(*) FROM conversations_analytics")).scalar_one()
+        per_tenant = dict(conn.execute(sa.text(
+            "SELECT t.slug, COUNT(*) FROM conversations_analytics a JOIN tenant_configs t USING (tenant_id) GROUP BY t.slug"
+        )).all())
+        nul_rows = conn.execute(sa.text("SELECT COUNT(*) FROM conversations_analytics WHERE instr(message_compiled, char(0)) > 0")).scalar_one()
+        leads, visits = conn.execute(sa.text(
+            "SELECT SUM(CASE WHEN is_lead THEN 1 ELSE 0 END), SUM(CASE WHEN visita_agendada THEN 1 ELSE 0 END)"
+            " FROM conversations_analytics")).one()
+    analytics.dispose()
+    assert loaded > 2000 and set(per_tenant) == {"allpfit", "cdt_mossoro", "investbem", "cdt_jp_sul"}
+    range_now = f"range now: {loaded} conversations, {loaded} analyzed, {leads} leads, {visits} visits, US$ 0.0000"
+    assert f"this run:  {loaded} conversations extracted, {loaded} analyzed, 0 reused, 0 skipped" in first.stdout
+    assert range_now in first.stdout
+    assert nul_rows == 0
+
+    second = cli(installed, folder, env, "demo")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"this run:  {loaded} conversations extracted, 0 analyzed, 0 reused, {loaded} skipped" in second.stdout
+    assert range_now in second.stdout  # the totals of the range, not what the second run changed
 
 
 def test_plain_postgresql_urls_through_init_tenants_run_and_status(installed, tmp_path, make_pg_database):

@@ -7,34 +7,26 @@ At that steady state: one run per tenant, at most two backfill runs, and at most
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
-import signal
-import shutil
-import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import dagster as dg
 import pytest
-import sqlalchemy as sa
 import yaml
-from dagster_graphql import DagsterGraphQLClient
-from sqlalchemy.engine import make_url
 
 from allpfit_etl.analysis.assets import OPENAI_POOL
 from allpfit_etl.db import get_engine
 from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.settings import DAGSTER_STORAGE_VARIABLES, dagster_storage_env
+from allpfit_etl.settings import dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
-from allpfit_etl_tests.test_deployment_end_to_end import _server_up, free_port, wait_for
-
-REPO = Path(__file__).resolve().parent.parent
+from allpfit_etl_tests.deployment import (
+    REPO, dagster_processes, instance_environment, postgres_databases, production_home, wait_for,
+)
 DAY = dt.date(2025, 11, 10)
 SOLO, BACKFILLED, OTHERS = "solo", ("bf_a", "bf_b", "bf_c"), ("other_a", "other_b")
 PROMISED = {"tenant": 1, "backfill": 2, "pool": 4}  # the README's limits
@@ -58,106 +50,36 @@ def production_limits() -> dict:
 
 @pytest.fixture
 def deployment(tmp_path, pg_admin):
-    names = {label: f"allpfit_test_{label}_{uuid.uuid4().hex[:8]}" for label in ("dagster", "chatwoot", "analytics")}
-    with pg_admin.connect() as conn:
-        for name in names.values():
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    urls = {k: make_url(TEST_DATABASE_URL).set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
     server = FakeOpenAIServer(FakeServerConfig(latency_s=600)).start()  # every request hangs
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    port = free_port()
-    env = {
-        **os.environ, "DAGSTER_HOME": str(home), **dagster_storage_env(urls["dagster"]),
-        "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"],
-        "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex, "OPENAI_BASE_URL": server.base_url,
-        "ALLPFIT_START_DATE": "2025-11-01",
-    }
-    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("daemon", "webserver")}
-    processes = [
-        subprocess.Popen(["dagster-daemon", "run", "-w", "workspace.yaml"],
-                         cwd=REPO, env=env, stdout=logs["daemon"], stderr=subprocess.STDOUT),
-        subprocess.Popen(["dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-                         cwd=REPO, env=env, stdout=logs["webserver"], stderr=subprocess.STDOUT),
-    ]
-    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)}
-    os.environ.update({k: env[k] for k in ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)})
-    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     submitted: list[str] = []
-    instance = None
     try:
-        cw = ChatwootBuilder(get_engine(urls["chatwoot"]))  # while the processes start
-        analytics = get_engine(urls["analytics"])
-        apply_migrations(analytics)
-        at = dt.datetime(DAY.year, DAY.month, DAY.day, 14, 0)
-        for slug in (SOLO, *BACKFILLED, *OTHERS):  # one conversation each: one chunk step per run
-            account = cw.account(slug)
-            conversation = cw.conversation(account, at, "Juliana")
-            cw.message(account, conversation, at, "Oi! Qual o valor da mensalidade?")
-            # Real time everywhere: backfill runs must hold pool slots, not hand their work to the Batch API.
-            add_tenant(analytics, slug, slug, account,
-                       TenantFeatures(use_openai=True, chunk_size=1, max_concurrency=1, batch_api="never"))
-        instance = dg.DagsterInstance.get()
-        instance.add_dynamic_partitions("tenant", [SOLO, *BACKFILLED, *OTHERS])  # the tenant sensor's job, done now
-        wait_for(lambda: _server_up(port), 120, "dagster-webserver to answer", 0.5)
-        yield {"instance": instance, "client": client, "server": server, "runs": submitted}
-    finally:
-        try:
-            # Cancel the queued runs; let the started ones end by themselves once the server is gone
-            # (terminating them leaves their code servers behind, ignoring SIGTERM).
-            queued = [r.run_id for r in instance.get_runs(dg.RunsFilter(run_ids=submitted, statuses=[
-                dg.DagsterRunStatus.QUEUED]))] if instance is not None else []
-            if queued:
-                client.terminate_runs(queued)
-            server.stop()
-            if instance is not None:
-                wait_for(lambda: all(r.is_finished for r in instance.get_runs(dg.RunsFilter(run_ids=submitted))),
-                         90, "the runs to end", 0.5)
-        finally:
-            # The daemon leaves its code server running after it exits; stopped after the daemon, while
-            # the Dagster database still exists, it exits cleanly.
-            code_servers = [child for process in processes for child in child_pids(process.pid)]
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            stop_processes(code_servers)
-            for f in logs.values():
-                f.close()
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            if instance is not None:
+        with postgres_databases(pg_admin, TEST_DATABASE_URL, "dagster", "chatwoot", "analytics") as urls:
+            env = {
+                **os.environ, "DAGSTER_HOME": str(production_home(tmp_path)), **dagster_storage_env(urls["dagster"]),
+                "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"],
+                "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex, "OPENAI_BASE_URL": server.base_url,
+                "ALLPFIT_START_DATE": "2025-11-01",
+            }
+            with dagster_processes(env, tmp_path, wait=False) as processes, instance_environment(env):
+                cw = ChatwootBuilder(get_engine(urls["chatwoot"]))  # while the processes start
+                analytics = get_engine(urls["analytics"])
+                apply_migrations(analytics)
+                at = dt.datetime(DAY.year, DAY.month, DAY.day, 14, 0)
+                for slug in (SOLO, *BACKFILLED, *OTHERS):  # one conversation each: one chunk step per run
+                    account = cw.account(slug)
+                    conversation = cw.conversation(account, at, "Juliana")
+                    cw.message(account, conversation, at, "Oi! Qual o valor da mensalidade?")
+                    # Real time everywhere: backfill runs must hold pool slots, not hand their work to the Batch API.
+                    add_tenant(analytics, slug, slug, account,
+                               TenantFeatures(use_openai=True, chunk_size=1, max_concurrency=1, batch_api="never"))
+                instance = dg.DagsterInstance.get()
+                instance.add_dynamic_partitions("tenant", [SOLO, *BACKFILLED, *OTHERS])  # the tenant sensor's job, done now
+                processes.wait_until_up()
+                yield {"instance": instance, "client": processes.client(), "server": server, "runs": submitted}
                 instance.dispose()
-            from allpfit_etl.db import _cached_engine
-
-            _cached_engine.cache_clear()
-            with pg_admin.connect() as conn:
-                for name in names.values():
-                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def child_pids(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
-
-
-def stop_processes(pids: list[int], timeout: float = 30) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
-        time.sleep(0.2)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+                # Leaving the block stops the daemon and webserver, then the runs still waiting on the server.
+    finally:
+        server.stop()
 
 
 def submit(deployment, slug: str, backfill: bool = False) -> str:

@@ -6,16 +6,15 @@ The same range run also shows the per-partition metadata the README describes.""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import uuid
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -27,11 +26,10 @@ from allpfit_etl.db import get_engine
 from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
 from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.settings import DAGSTER_STORAGE_VARIABLES, dagster_storage_env
+from allpfit_etl.settings import dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
-
-REPO = Path(__file__).resolve().parent.parent
+from allpfit_etl_tests.deployment import instance_environment, postgres_databases, production_home
 DAYS = [dt.date(2025, 11, 10), dt.date(2025, 11, 11), dt.date(2025, 11, 12)]
 ASSET_METADATA = {  # what the README promises on every partition's materialization
     "chatwoot_conversations": {"extracted"},
@@ -58,73 +56,58 @@ class Hook(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def drop_role(admin: sa.Engine, role: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP ROLE IF EXISTS {role}"))
+
+
 @pytest.fixture(scope="module")
 def secret_run(pg_admin, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("secrets")
     role, password = f"allpfit_role_{uuid.uuid4().hex[:8]}", "pw-" + uuid.uuid4().hex
-    names = {label: f"allpfit_test_{label}_{uuid.uuid4().hex[:8]}" for label in ("dagster", "chatwoot", "analytics")}
     with pg_admin.connect() as conn:
         conn.execute(sa.text(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
-        for name in names.values():
-            conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER {role}'))
     base = make_url(TEST_DATABASE_URL).set(username=role, password=password)
-    urls = {k: base.set(database=v).render_as_string(hide_password=False) for k, v in names.items()}
-    assert password in urls["analytics"]
+    with contextlib.ExitStack() as stack:
+        stack.callback(drop_role, pg_admin, role)  # last, once its databases are gone
+        urls = stack.enter_context(postgres_databases(
+            pg_admin, base.render_as_string(hide_password=False), "dagster", "chatwoot", "analytics", owner=role))
+        assert password in urls["analytics"]
 
-    source = get_engine(urls["chatwoot"])
-    create_chatwoot_schema(source)
-    for i, day in enumerate(DAYS):
-        seed_bulk(source, account_id=1, day=day, conversations=4, messages_per_conversation=4, first_id=1000 + 10 * i)
-    analytics = get_engine(urls["analytics"])
-    apply_migrations(analytics)
-    add_tenant(analytics, "gym", "Gym", 1, TenantFeatures(use_openai=True, chunk_size=2))
-    add_tenant(analytics, "ghost", "Ghost Gym", 999)  # no such Chatwoot account: its run fails
+        source = get_engine(urls["chatwoot"])
+        create_chatwoot_schema(source)
+        for i, day in enumerate(DAYS):
+            seed_bulk(source, account_id=1, day=day, conversations=4, messages_per_conversation=4, first_id=1000 + 10 * i)
+        analytics = get_engine(urls["analytics"])
+        apply_migrations(analytics)
+        add_tenant(analytics, "gym", "Gym", 1, TenantFeatures(use_openai=True, chunk_size=2))
+        add_tenant(analytics, "ghost", "Ghost Gym", 999)  # no such Chatwoot account: its run fails
 
-    server = FakeOpenAIServer(FakeServerConfig(p_500=0.3, fault_seed=3)).start()
-    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    home = tmp / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    secrets = {"password": password, "api_key": "sk-" + uuid.uuid4().hex, "hook_token": "hook-" + uuid.uuid4().hex}
-    env = {
-        **os.environ, "DAGSTER_HOME": str(home), **dagster_storage_env(urls["dagster"]), "ALLPFIT_HOME": str(tmp),
-        "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"],
-        "OPENAI_API_KEY": secrets["api_key"], "OPENAI_BASE_URL": server.base_url,
-        "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/{secrets['hook_token']}",
-        "ALLPFIT_LOG_LEVEL": "DEBUG",  # every Dagster event and log line on the console
-    }
-    command = [sys.executable, "-m", "allpfit_etl.cli.main"]
-    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)}
-    instance = None
-    try:
+        server = stack.enter_context(FakeOpenAIServer(FakeServerConfig(p_500=0.3, fault_seed=3)))
+        hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+        threading.Thread(target=hook.serve_forever, daemon=True).start()
+        stack.callback(hook.shutdown)
+        home = production_home(tmp)
+        secrets = {"password": password, "api_key": "sk-" + uuid.uuid4().hex, "hook_token": "hook-" + uuid.uuid4().hex}
+        env = {
+            **os.environ, "DAGSTER_HOME": str(home), **dagster_storage_env(urls["dagster"]), "ALLPFIT_HOME": str(tmp),
+            "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"],
+            "OPENAI_API_KEY": secrets["api_key"], "OPENAI_BASE_URL": server.base_url,
+            "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/{secrets['hook_token']}",
+            "ALLPFIT_LOG_LEVEL": "DEBUG",  # every Dagster event and log line on the console
+        }
+        command = [sys.executable, "-m", "allpfit_etl.cli.main"]
         run = subprocess.run([*command, "run", "--tenant", "gym", "--tenant", "ghost", "--from", DAYS[0].isoformat(),
                               "--to", DAYS[-1].isoformat()], env=env, capture_output=True, text=True, timeout=300)
         unreachable = subprocess.run(
             [*command, "run", "--tenant", "gym"], capture_output=True, text=True, timeout=120,
             env={**env, "CHATWOOT_DATABASE_URL": base.set(port=1, database="chatwoot").render_as_string(hide_password=False)},
         )
-        os.environ.update({k: env[k] for k in ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)})
+        stack.enter_context(instance_environment(env))
         instance = dg.DagsterInstance.get()
+        stack.callback(instance.dispose)
         yield {"run": run, "unreachable": unreachable, "instance": instance, "secrets": secrets, "home": home,
                "tmp": tmp, "server": server, "webhook": env["ALERT_WEBHOOK_URL"]}
-    finally:
-        if instance is not None:
-            instance.dispose()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
-        hook.shutdown()
-        from allpfit_etl.db import _cached_engine
-
-        _cached_engine.cache_clear()
-        with pg_admin.connect() as conn:
-            for name in names.values():
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f"DROP ROLE IF EXISTS {role}"))
 
 
 def test_no_secret_in_output_events_metadata_logs_or_alerts(secret_run, capfd):

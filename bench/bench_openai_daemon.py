@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(REPO))  # the tests' deployment helper; allpfit_etl itself stays the installed one
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -30,27 +30,9 @@ from _common import seed_in_subprocess, throwaway_databases  # noqa: E402
 from bench_openai_throughput import ServerProcess, cli, user_environment  # noqa: E402
 
 from allpfit_etl.settings import dagster_storage_env  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
+from allpfit_etl_tests.deployment import dagster_processes, descendants, production_home  # noqa: E402
 FIRST_DAY = dt.date(2025, 11, 3)
 TENANTS = (("north", 1), ("south", 2))
-
-
-def descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -82,9 +64,7 @@ def main() -> None:
             for i in range(args.days):
                 seed_in_subprocess(chatwoot_url, account_id=account, day=(FIRST_DAY + dt.timedelta(days=i)).isoformat(),
                                    conversations=per_day, messages=8)
-        dagster_home = Path(home) / "dagster_home"
-        dagster_home.mkdir()
-        shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+        dagster_home = production_home(Path(home))
         # Run from outside the checkout, so the daemon loads the installed package (a wheel in a
         # fresh virtualenv, say), not the sources next to workspace.yaml.
         shutil.copy(REPO / "workspace.yaml", dagster_home / "workspace.yaml")
@@ -96,40 +76,32 @@ def main() -> None:
         for slug, account in TENANTS:
             cli(env, "tenants", "add", slug, "--name", slug.title(), "--account-id", str(account), "--openai")
 
-        log = open(Path(home) / "daemon.log", "w")
-        daemon = subprocess.Popen(["dagster-daemon", "run", "-w", "workspace.yaml"], cwd=dagster_home, env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
         analytics = sa.create_engine(analytics_url)
         try:
-            time.sleep(10)  # the daemon loads the code location
-            submitted = time.monotonic()
-            for slug, _ in TENANTS:
-                cli(env, "backfill", slug, "--from", FIRST_DAY.isoformat(), "--to", last_day.isoformat(), "--no-batch")
-            peak, loaded = 0.0, 0
-            deadline = submitted + args.timeout
-            while loaded < total and time.monotonic() < deadline:
-                time.sleep(0.5)
-                peak = max([peak] + [peak_rss_mib(pid) for pid in descendants(daemon.pid) if pid != daemon.pid])
+            with dagster_processes(env, Path(home), webserver=False, cwd=dagster_home) as processes:
+                daemon = processes.processes["daemon"]
+                time.sleep(10)  # the daemon loads the code location
+                submitted = time.monotonic()
+                for slug, _ in TENANTS:
+                    cli(env, "backfill", slug, "--from", FIRST_DAY.isoformat(), "--to", last_day.isoformat(), "--no-batch")
+                peak, loaded = 0.0, 0
+                deadline = submitted + args.timeout
+                while loaded < total and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    peak = max([peak] + [peak_rss_mib(pid) for pid in descendants(daemon.pid)])
+                    with analytics.connect() as conn:
+                        loaded = conn.execute(sa.text("SELECT COUNT(*) FROM conversations_analytics")).scalar_one()
+                wall = time.monotonic() - submitted
+                if loaded < total:
+                    print(processes.log_text("daemon")[-4000:], file=sys.stderr)
                 with analytics.connect() as conn:
-                    loaded = conn.execute(sa.text("SELECT COUNT(*) FROM conversations_analytics")).scalar_one()
-            wall = time.monotonic() - submitted
-            if loaded < total:
-                log.flush()
-                print((Path(home) / "daemon.log").read_text()[-4000:], file=sys.stderr)
-            with analytics.connect() as conn:
-                first = conn.execute(sa.text("SELECT MIN(created_at) FROM llm_usage")).scalar_one()
-                answers, last = conn.execute(sa.text(  # the free regex answers beside them are not counted
-                    "SELECT COUNT(*), MAX(analyzed_at) FROM conversation_analyses WHERE analyzer = 'openai'")).one()
-                per_tenant = conn.execute(sa.text(
-                    "SELECT tenant_id, MIN(created_at), MAX(created_at) FROM llm_usage GROUP BY tenant_id")).all()
-            stats = server.stats()
+                    first = conn.execute(sa.text("SELECT MIN(created_at) FROM llm_usage")).scalar_one()
+                    answers, last = conn.execute(sa.text(  # the free regex answers beside them are not counted
+                        "SELECT COUNT(*), MAX(analyzed_at) FROM conversation_analyses WHERE analyzer = 'openai'")).one()
+                    per_tenant = conn.execute(sa.text(
+                        "SELECT tenant_id, MIN(created_at), MAX(created_at) FROM llm_usage GROUP BY tenant_id")).all()
+                stats = server.stats()
         finally:
-            daemon.terminate()
-            try:
-                daemon.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-            log.close()
             analytics.dispose()
 
     limit = args.rpm / 60

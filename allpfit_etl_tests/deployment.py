@@ -1,0 +1,185 @@
+"""A real deployment for the tests (and the daemon benchmark): ``dagster-daemon`` and, when asked,
+``dagster-webserver`` on a DAGSTER_HOME, throwaway PostgreSQL databases, and the calling process's
+environment pointed at the same Dagster instance — started and stopped the same way everywhere."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from allpfit_etl.settings import DAGSTER_STORAGE_VARIABLES
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
+    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_up(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below ``root`` (children, their children…), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def stop_processes(pids: list[int], timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL whatever is still alive after ``timeout`` seconds."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def postgres_databases(admin: sa.Engine, base_url: str, *labels: str, owner: str | None = None) -> Iterator[dict[str, str]]:
+    """Uniquely named databases on ``admin``'s server, dropped on exit; yields their URLs by label,
+    built on ``base_url`` (whose user and password they carry)."""
+    names = {label: f"allpfit_test_{label}_{uuid.uuid4().hex[:8]}" for label in labels}
+    try:
+        with admin.connect() as conn:
+            for name in names.values():
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f" OWNER {owner}" if owner else "")))
+        url = make_url(base_url)
+        yield {label: url.set(database=name).render_as_string(hide_password=False) for label, name in names.items()}
+    finally:
+        from allpfit_etl.db import _cached_engine
+
+        _cached_engine.cache_clear()
+        with admin.connect() as conn:
+            for name in names.values():
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def production_home(parent: Path) -> Path:
+    """A DAGSTER_HOME holding this repo's dagster.yaml (its storage comes from DAGSTER_PG_* variables)."""
+    home = parent / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+@contextlib.contextmanager
+def instance_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """This process's DAGSTER_HOME and Dagster storage variables set from ``env`` (so that
+    ``DagsterInstance.get()`` opens the deployment's instance), restored on exit."""
+    keys = ("DAGSTER_HOME", *DAGSTER_STORAGE_VARIABLES)
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: env[k] for k in keys if k in env})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class DagsterProcesses:
+    logs: dict[str, Path]
+    port: int | None = None
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self):
+        from dagster_graphql import DagsterGraphQLClient
+
+        return DagsterGraphQLClient("127.0.0.1", port_number=self.port)
+
+    def log_text(self, name: str) -> str:
+        return self.logs[name].read_text(errors="replace")
+
+    def wait_until_up(self, timeout: float = 120) -> None:
+        wait_for(lambda: server_up(self.port), timeout, "dagster-webserver to answer", 0.5)
+
+
+@contextlib.contextmanager
+def dagster_processes(env: Mapping[str, str], log_dir: Path, *, webserver: bool = True, wait: bool = True,
+                      cwd: Path = REPO, workspace: str = "workspace.yaml") -> Iterator[DagsterProcesses]:
+    """``dagster-daemon`` (and ``dagster-webserver`` on a free port, waited for unless ``wait`` is
+    false: then call ``wait_until_up``) with ``env``; their output goes to ``log_dir/daemon.log`` and
+    ``log_dir/webserver.log``. On exit both are stopped, then the code servers they started (which
+    outlive them: code servers, run workers and steps still running), while the instance's storage
+    still exists."""
+    names = ("daemon", "webserver") if webserver else ("daemon",)
+    result = DagsterProcesses(logs={name: log_dir / f"{name}.log" for name in names})
+    files = {name: open(path, "w") for name, path in result.logs.items()}
+    commands = {"daemon": ["dagster-daemon", "run", "-w", workspace]}
+    if webserver:
+        result.port = free_port()
+        commands["webserver"] = ["dagster-webserver", "-h", "127.0.0.1", "-p", str(result.port), "-w", workspace]
+    try:
+        for name, command in commands.items():
+            result.processes[name] = subprocess.Popen(command, cwd=cwd, env=dict(env), stdout=files[name],
+                                                      stderr=subprocess.STDOUT)
+        if webserver and wait:
+            result.wait_until_up()
+        yield result
+    finally:
+        # What they started outlives them: code servers, run workers and their step processes.
+        started = [pid for process in result.processes.values() for pid in descendants(process.pid)]
+        for process in result.processes.values():
+            process.terminate()
+        for process in result.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        stop_processes(started, timeout=10)
+        for f in files.values():
+            f.close()
