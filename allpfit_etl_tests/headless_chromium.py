@@ -37,10 +37,10 @@ class HeadlessChromium:
         )
         self._ids = itertools.count(1)
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60  # a first start under load builds its caches
             while True:
                 try:
-                    pages = requests.get(f"http://127.0.0.1:{self.port}/json", timeout=2).json()
+                    pages = requests.get(f"http://127.0.0.1:{self.port}/json", timeout=10).json()
                     page = next(p for p in pages if p["type"] == "page")
                     break
                 except (requests.RequestException, StopIteration, ValueError):
