@@ -153,3 +153,29 @@ def test_prompt_carries_the_conversation_and_strips_nul():
     assert messages[0]["role"] == "system" and "academias" in messages[0]["content"]
     assert "Conversa #7" in messages[1]["content"] and "\x00" not in messages[1]["content"]
     assert "Ana" in messages[1]["content"]
+
+
+def test_littles_law_uses_the_servers_own_time_not_the_time_answers_waited_in_a_busy_client():
+    """With ``openai-processing-ms`` (sent by OpenAI), a client whose event loop is busy does not
+    mistake its own queueing for latency — which would call for more requests in flight, busying
+    it further. Without the header, the observed latency is all there is."""
+    from allpfit_etl.analysis.openai_analyzer import OpenAIAnalyzer
+    from allpfit_etl.analysis.pricing import RateLimits, price_for
+
+    def fresh() -> OpenAIAnalyzer:
+        return OpenAIAnalyzer(lambda: None, tenant_id=1, model="gpt-4o-mini", price=price_for("gpt-4o-mini", {}),
+                              rate_limits=RateLimits(30_000, 0))
+
+    busy = fresh()
+    assert busy._target_in_flight() == openai_analyzer.INITIAL_IN_FLIGHT  # a slow start before any answer
+    busy._observe_latency(0.25, {"openai-processing-ms": "200"})  # 50 ms of network
+    for _ in range(200):  # then every answer waits 1.8 s in the busy client
+        busy._observe_latency(2.0, {"openai-processing-ms": "200"})
+    assert busy.latency_s == pytest.approx(0.25, abs=0.01)
+
+    plain = fresh()
+    for _ in range(200):
+        plain._observe_latency(2.0, {})
+    assert plain.latency_s == pytest.approx(2.0)
+    rate = 30_000 / 60
+    assert openai_analyzer.in_flight_cap(rate, busy.latency_s) < openai_analyzer.in_flight_cap(rate, plain.latency_s) / 5
