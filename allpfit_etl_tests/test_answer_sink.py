@@ -4,6 +4,7 @@ the ledger row of the call that paid for it — both or neither — on the real 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -62,3 +63,17 @@ def test_an_answer_whose_ledger_row_fails_is_not_stored_and_the_writer_goes_on(s
     sink.save_answer(answer(2), call(2))
     sink.save_call(call(3, status="rate_limited", prompt_tokens=0, completion_tokens=0, total_tokens=0))
     assert counts(sink) == (1, 2)
+
+
+def test_a_waiter_that_gave_up_still_gets_its_answer_stored_and_the_writer_goes_on(sink):
+    # A chunk stopped by an account error cancels its tasks; asyncio.wrap_future then cancels
+    # the futures of answers still being committed. Those answers were paid for: they are
+    # stored, and the writer serves the answers that come after.
+    with sink._lock:  # the writer takes the group, then waits for the transaction lock
+        abandoned = sink.submit_answer(answer(1), call(1))
+        deadline = time.monotonic() + 10
+        while not sink._queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert abandoned.cancel()
+    sink.submit_answer(answer(2), call(2)).result(timeout=30)  # hung when the writer died on the cancelled one
+    assert counts(sink) == (2, 2)

@@ -118,26 +118,32 @@ class AnswerSink:
         """The answer and the API call that paid for it, committed together before returning."""
         self.submit_answer(result, record).result()
 
-    def save_call(self, record) -> None:
-        self.submit_call(record).result()
-
     def _submit(self, answer_row: dict | None, call_row: dict | None) -> Future:
         future: Future = Future()
         with self._writer_lock:
             self._queue.put((answer_row, call_row, future))
-            if self._writer is None:
+            # is_alive: a thread that died, or one inherited through fork (it does not run in
+            # the child), must not leave the queue without a writer.
+            if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_groups, name="answer-sink", daemon=True)
                 self._writer.start()
         return future
 
     def _write_groups(self) -> None:
+        try:
+            self._write_until_idle()
+        finally:
+            with self._writer_lock:
+                if self._writer is threading.current_thread():
+                    self._writer = None
+
+    def _write_until_idle(self) -> None:
         while True:
             try:
                 group = [self._queue.get(timeout=self.IDLE_EXIT_S)]
             except queue.Empty:
                 with self._writer_lock:
                     if self._queue.empty():
-                        self._writer = None
                         return
                 continue
             while len(group) < self.MAX_GROUP:
@@ -153,10 +159,10 @@ class AnswerSink:
                     insert_rows(conn, llm_usage, calls)
             except BaseException as exc:  # every waiter learns it; nothing of the group was stored
                 for _, _, future in group:
-                    future.set_exception(exc)
+                    _settle(future, exc)
             else:
                 for _, _, future in group:
-                    future.set_result(None)
+                    _settle(future, None)
 
     def _call_row(self, record) -> dict:
         row = {column: getattr(record, column, None) for column in llm_usage.columns.keys()}
@@ -186,6 +192,17 @@ class AnswerSink:
                     "failed_at": now,
                 }
                 conn.execute(sa.text(load_sql("analytics/record_failure")), params)
+
+
+def _settle(future: Future, error: BaseException | None) -> None:
+    # A waiter that gave up (its asyncio task was cancelled: asyncio.wrap_future cancels the
+    # future too) still had its answer committed; settling it must not kill the writer.
+    if not future.set_running_or_notify_cancel():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def insert_answer(conn: sa.Connection, tenant_id: int, identity: AnalyzerIdentity, result: AnalysisResult,
