@@ -7,7 +7,8 @@ with rich; ``run_status`` prints once or refreshes with ``--watch``.
 from __future__ import annotations
 
 import datetime as dt
-import time
+import signal
+import threading
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -210,10 +211,24 @@ def run_status(engine: sa.Engine, watch_seconds: float | None = None, console: C
     if not watch_seconds:
         console.print(render_status(collect_status(engine)))
         return 0
+    # Ctrl-C ends the watch between refreshes: a KeyboardInterrupt raised inside a query or a
+    # redraw could surface as some other error. A second Ctrl-C interrupts at once.
+    stop = threading.Event()
+
+    def on_interrupt(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
     try:
         with Live(render_status(collect_status(engine)), console=console, refresh_per_second=1) as live:
-            while True:
-                time.sleep(watch_seconds)
+            while not stop.wait(watch_seconds):
                 live.update(render_status(collect_status(engine)))
     except KeyboardInterrupt:
-        return 0
+        pass
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+    return 0
