@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -10,11 +11,34 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+# Throwaway files (Dagster's SQLite run and event storage of test instances, SQLite analytics
+# databases, the daemon's home) go to memory when the machine has /dev/shm: Dagster's SQLite
+# storage syncs every event to disk, a third of the suite's time on a slow disk, and nothing
+# under test depends on it. The real PostgreSQL server keeps its own disk. TMPDIR set by the
+# caller wins; subprocesses inherit the choice.
+if "TMPDIR" not in os.environ and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+    os.environ["TMPDIR"] = "/dev/shm"
+    tempfile.tempdir = None  # forget a directory chosen before this line
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _admin_engine() -> sa.Engine:
     return sa.create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+
+
+# The suite runs on several workers (pyproject's addopts) and ends when its longest tests do,
+# so they start first. Tests sharing a module fixture stay on one worker (xdist_group).
+LONGEST_FIRST = (
+    "test_deployment_end_to_end.py", "test_install.py", "test_batch_pipeline.py", "test_openai_account_errors.py",
+    "test_daemon_on_sqlite.py", "test_openai_pipeline.py", "test_openai_shared_limit.py",
+    "test_production_limits.py", "test_secrets_redaction.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,10 @@ class WebhookReceiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
+# One worker runs them all against one deployment (daemon, webserver, databases).
+pytestmark = pytest.mark.xdist_group("deployment")
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, pg_admin):
     tmp = tmp_path_factory.mktemp("deployment")

@@ -61,6 +61,9 @@ def drop_role(admin: sa.Engine, role: str) -> None:
         conn.execute(sa.text(f"DROP ROLE IF EXISTS {role}"))
 
 
+pytestmark = pytest.mark.xdist_group("secret_run")  # one run shared by both tests
+
+
 @pytest.fixture(scope="module")
 def secret_run(pg_admin, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("secrets")
