@@ -68,7 +68,7 @@ def test_every_sensor_ticks_cleanly_for_a_minute_on_the_sqlite_demo_home(tmp_pat
     monkeypatch.setenv("ALLPFIT_HOME", str(tmp_path))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("ALLPFIT_ACTIVITY_SENSOR_INTERVAL", str(INTERVAL_SECONDS))
-    # The demo home without the demo's 35-day run (the sensors need the tenants and both databases).
+    # The demo home without the demo's two-week run (the sensors need the tenants and both databases).
     assert main(["seed-demo"]) == 0 and main(["init"]) == 0
     for tenant in DEMO_TENANTS:
         assert main(["tenants", "add", tenant.slug, "--name", tenant.name, "--account-id", str(tenant.account_id)]) == 0

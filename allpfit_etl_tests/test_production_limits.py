@@ -32,7 +32,10 @@ SOLO, BACKFILLED, OTHERS = "solo", ("bf_a", "bf_b", "bf_c"), ("other_a", "other_
 PROMISED = {"tenant": 1, "backfill": 2, "pool": 4}  # the README's limits
 IN_PROGRESS = {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED}
 # One process per run keeps nine runs affordable on a small machine; pools hold for this executor too.
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+# Requests hang for the whole test: no client timeout (and retry) may add a second one per step.
+IN_PROCESS = {"execution": {"config": {"in_process": {}}},
+              "resources": {"openai": {"config": {"api_key": {"env": "OPENAI_API_KEY"},
+                                                  "base_url": {"env": "OPENAI_BASE_URL"}, "timeout_s": 900.0}}}}
 
 
 def production_limits() -> dict:

@@ -38,7 +38,7 @@ DEMO_TENANTS = (
     DemoTenant("cdt_jp_sul", "CDT JP Sul", 4, 260),
 )
 DEMO_END_DATE = dt.date(2025, 11, 16)
-DEMO_DAYS = 35
+DEMO_DAYS = 14  # two weeks: enough to plot, and the demo finishes in under a minute
 
 
 def create_chatwoot_schema(engine: sa.Engine) -> None:
