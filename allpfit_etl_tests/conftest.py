@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +20,12 @@ from sqlalchemy.engine import make_url
 if "TMPDIR" not in os.environ and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
     os.environ["TMPDIR"] = "/dev/shm"
     tempfile.tempdir = None  # forget a directory chosen before this line
+
+# Bytecode caching on, as on users' machines, also where the caller turned it off
+# (PYTHONDONTWRITEBYTECODE): every worker and subprocess would compile the project and
+# rewrite the test modules' asserts again.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
