@@ -2,21 +2,29 @@
 
 Conversations are read first (one row each), then their messages one batch of
 conversations at a time, so a big day never holds all of its messages in memory.
+
+A big day is read and compiled by forked worker processes, one batch each, while the caller
+inserts what they hand back in order: reading the rows and compiling transcripts is pure
+Python, one core's worth per process. A small day stays in this process, reading the next
+batch in a thread while this one is compiled.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import os
 import queue
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from allpfit_etl.db import load_sql
+from allpfit_etl.db import sql
 from allpfit_etl.extract.hashing import content_hash
 from allpfit_etl.text import sanitize_text
 from allpfit_etl.timeutil import as_utc
@@ -44,47 +52,126 @@ def extract_day(
     day: dt.date,
     timezone: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int | None = None,
 ) -> Iterator[list[dict]]:
-    """Yield batches of rows shaped like the ``chatwoot_conversations`` table.
+    """Yield batches of rows shaped like the ``chatwoot_conversations`` table, in id order.
 
-    The next batch is read while this one is compiled, so the database and Python work at
-    the same time (one batch ahead: memory stays bounded)."""
+    ``workers`` (default: the usable cores, at most 4) forked processes share a day of at least
+    ``PARALLEL_MIN_BATCHES`` batches; fewer, or 1, keep it in this process."""
     extracted_at = dt.datetime.now(dt.timezone.utc)
-    batches = _prefetched(lambda: _source_batches(source, account_id, day, timezone, batch_size))
-    for batch, by_conversation in batches:
-        yield [
-            _conversation_row(c, by_conversation.get(c["conversation_id"], []), tenant_id, day, timezone, extracted_at)
+    job = _BatchJob(source, account_id, day, timezone, batch_size, tenant_id, extracted_at)
+    workers = extract_workers() if workers is None else workers
+    starts = _batch_starts(source, job) if workers > 1 and "fork" in multiprocessing.get_all_start_methods() else []
+    after_id = 0
+    if len(starts) >= PARALLEL_MIN_BATCHES:
+        for rows in _in_forked_workers(job, starts, min(workers, len(starts))):
+            after_id = rows[-1]["conversation_id"]
+            yield rows
+    # The rest of the day (all of it when no worker ran; else what was created after the
+    # boundaries were read), one batch ahead in a thread.
+    for batch, by_conversation in _prefetched(lambda: _source_batches(job, after_id)):
+        yield job.rows(batch, by_conversation)
+
+
+# Below this many batches a day is not worth the workers (a batch is DEFAULT_BATCH_SIZE conversations).
+PARALLEL_MIN_BATCHES = 4
+MAX_EXTRACT_WORKERS = 4
+
+
+def extract_workers() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_EXTRACT_WORKERS))
+
+
+class _BatchJob:
+    """What every batch of one extraction shares; inherited by forked workers, never pickled."""
+
+    def __init__(self, source: sa.Engine, account_id: int, day: dt.date, timezone: str, batch_size: int,
+                 tenant_id: int, extracted_at: dt.datetime) -> None:
+        self.source, self.account_id, self.day, self.timezone = source, account_id, day, timezone
+        self.batch_size, self.tenant_id, self.extracted_at = batch_size, tenant_id, extracted_at
+        self.start_utc, self.end_utc = day_bounds_utc(day, timezone)
+
+    def params(self, **extra) -> dict:
+        return {"account_id": self.account_id, "start_utc": self.start_utc, "end_utc": self.end_utc, **extra}
+
+    def rows(self, batch, by_conversation: dict[int, list[SourceMessage]]) -> list[dict]:
+        return [
+            _conversation_row(c, by_conversation.get(c["conversation_id"], []), self.tenant_id, self.day,
+                              self.timezone, self.extracted_at)
             for c in batch
         ]
 
 
-def _source_batches(
-    source: sa.Engine, account_id: int, day: dt.date, timezone: str, batch_size: int
-) -> Iterator[tuple[list, dict[int, list[SourceMessage]]]]:
-    """(conversations, their messages by conversation id), one keyset batch at a time."""
-    start_utc, end_utc = day_bounds_utc(day, timezone)
-    messages_query = sa.text(load_sql("chatwoot/messages_for_conversations"))
-    conversations_query = sa.text(load_sql("chatwoot/conversations_for_day"))
-    after_id = 0
+def _batch_starts(source: sa.Engine, job: _BatchJob) -> list[int]:
+    """The ``after_id`` of each keyset batch of the day: 0, then every ``batch_size``-th id."""
     with source.connect() as conn:
+        ends = conn.execute(sql("chatwoot/batch_boundaries_for_day"), job.params(batch_size=job.batch_size)).scalars()
+        return [0, *ends]
+
+
+def _read_batch(conn: sa.Connection, job: _BatchJob, after_id: int) -> tuple[list, dict[int, list[SourceMessage]]]:
+    """The ``batch_size`` conversations after ``after_id`` and their messages, by conversation id."""
+    batch = conn.execute(sql("chatwoot/conversations_for_day"),
+                         job.params(after_id=after_id, batch_size=job.batch_size)).mappings().all()
+    by_conversation: dict[int, list[SourceMessage]] = defaultdict(list)
+    if batch:
+        rows = conn.execute(sql("chatwoot/messages_for_conversations"),
+                            job.params(after_id=after_id, last_id=batch[-1]["conversation_id"]))
+        for conversation_id, *columns in rows.all():
+            by_conversation[conversation_id].append(SourceMessage(*columns))
+    return batch, by_conversation
+
+
+_worker_job: _BatchJob | None = None
+
+
+def _start_worker(job: _BatchJob) -> None:
+    global _worker_job
+    _worker_job = job
+    # The parent's pooled connections came along with the fork: leave them to the parent.
+    job.source.dispose(close=False)
+
+
+def _compile_in_worker(after_id: int) -> list[dict]:
+    job = _worker_job
+    with job.source.connect() as conn:
+        batch, by_conversation = _read_batch(conn, job, after_id)
+    return job.rows(batch, by_conversation)
+
+
+def _in_forked_workers(job: _BatchJob, starts: list[int], workers: int) -> Iterator[list[dict]]:
+    """Each batch compiled in a forked worker, yielded in id order; at most two batches per
+    worker are in flight or waiting, so memory stays bounded when the caller is slower."""
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(job,)) as pool:
+        waiting: deque = deque()
+        remaining = iter(starts)
+        try:
+            for after_id in remaining:
+                waiting.append(pool.submit(_compile_in_worker, after_id))
+                if len(waiting) >= 2 * workers:
+                    break
+            while waiting:
+                rows = waiting.popleft().result()
+                next_start = next(remaining, None)
+                if next_start is not None:
+                    waiting.append(pool.submit(_compile_in_worker, next_start))
+                if rows:  # the last start of a day of whole batches reads nothing
+                    yield rows
+        finally:
+            for future in waiting:
+                future.cancel()
+
+
+def _source_batches(job: _BatchJob, after_id: int = 0) -> Iterator[tuple[list, dict[int, list[SourceMessage]]]]:
+    """(conversations, their messages by conversation id), one keyset batch at a time."""
+    with job.source.connect() as conn:
         while True:
-            batch = conn.execute(
-                conversations_query,
-                {"account_id": account_id, "start_utc": start_utc, "end_utc": end_utc, "after_id": after_id,
-                 "batch_size": batch_size},
-            ).mappings().all()
+            batch, by_conversation = _read_batch(conn, job, after_id)
             if not batch:
                 return
-            last_id = batch[-1]["conversation_id"]
-            by_conversation: dict[int, list[SourceMessage]] = defaultdict(list)
-            rows = conn.execute(
-                messages_query,
-                {"account_id": account_id, "start_utc": start_utc, "end_utc": end_utc, "after_id": after_id,
-                 "last_id": last_id},
-            )
-            for conversation_id, *columns in rows.all():
-                by_conversation[conversation_id].append(SourceMessage(*columns))
-            after_id = last_id
+            after_id = batch[-1]["conversation_id"]
             yield batch, by_conversation
 
 
