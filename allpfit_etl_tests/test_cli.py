@@ -35,7 +35,10 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
 
 
 def test_init_is_safe_to_rerun_and_tenants_commands_work(home, capsys):
-    assert run_cli(capsys, "init")[0] == 0
+    code, out, _ = run_cli(capsys, "init")
+    # the Dagster instance's storage is created by init, not by the first run
+    assert code == 0 and f"Dagster instance ready in {home / 'dagster_home'}" in out
+    assert (home / "dagster_home" / "history" / "runs.db").exists()
     code, out, _ = run_cli(capsys, "init")
     assert code == 0 and "nothing to apply" in out
     assert run_cli(capsys, "tenants", "add", "allpfit", "--name", "AllpFit", "--account-id", "1")[0] == 0
@@ -178,3 +181,13 @@ def test_a_tenant_partition_without_a_tenant_configs_row_fails_its_first_step_wi
     error = failures[0].step_failure_data.error
     assert "tenant partition 'added_in_the_ui' has no row in tenant_configs" in error.message
     assert error.message.count("\n") <= 1
+
+
+def test_init_names_a_dagster_instance_it_cannot_open_in_one_line(home, capsys):
+    (home / "dagster_home").mkdir()
+    (home / "dagster_home" / "dagster.yaml").write_text("storage:\n  sqlite:\n    base_dir: /proc/no-such-dir\n")
+    code, out, err = run_cli(capsys, "init")
+    assert code == 2 and "analytics schema up to date" in out
+    assert err.strip().splitlines() == [
+        f"error: cannot open the Dagster instance in {home / 'dagster_home'}: "
+        "FileNotFoundError: [Errno 2] No such file or directory: '/proc/no-such-dir'"]

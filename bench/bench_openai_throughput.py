@@ -42,10 +42,8 @@ from allpfit_etl.analysis.prompts import system_prompt  # noqa: E402
 
 DAY = dt.date(2025, 11, 10)
 API_KEY = "sk-bench"
-# Runs the CLI and reports the process's peak RSS on its last stderr line.
-CLI_WITH_RSS = ("import resource, sys; from allpfit_etl.cli.main import main; code = main(sys.argv[1:]); "
-                "print(f'peak_rss_kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr); "
-                "sys.exit(code)")
+# The `allpfit-etl` command of the Python running this script (a virtualenv's, say).
+ALLPFIT_ETL = str(Path(sys.executable).parent / "allpfit-etl")
 
 
 class ServerProcess:
@@ -91,23 +89,34 @@ def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 def timed_run(env: dict, *args: str) -> tuple[float, float, str]:
     """(wall seconds, peak RSS MiB, stdout) of one `allpfit-etl run` process."""
-    started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", CLI_WITH_RSS, "run", *args], env=env, capture_output=True,
-                            text=True, timeout=7200)
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"allpfit-etl run failed: {result.stderr.strip()[-2000:]}")
-    rss_kib = int(result.stderr.strip().splitlines()[-1].removeprefix("peak_rss_kib="))
-    return wall, rss_kib / 1024, result.stdout.strip()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen([ALLPFIT_ETL, "run", *args], env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(process.pid, 0)  # reaped here, for this process's own peak RSS
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        raise SystemExit(f"allpfit-etl run failed: {stderr.strip()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024, stdout.strip()
 
 
-def dagster_run_seconds(home: str) -> float:
-    """Wall time of the Dagster run(s) the CLI launched, from the CLI's own instance."""
+def dagster_run_seconds(home: str) -> tuple[float, str]:
+    """Wall time of the Dagster run(s) the CLI launched, from the CLI's own instance, and the
+    seconds each step took (steps of the same name summed)."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(Path(home) / "dagster_home")) as instance:
-        stats = [instance.get_run_stats(run.run_id) for run in instance.get_runs()]
-    return max(s.end_time for s in stats) - min(s.start_time for s in stats)
+        runs = instance.get_runs()
+        stats = [instance.get_run_stats(run.run_id) for run in runs]
+        steps: dict[str, float] = {}
+        for run in runs:
+            for step in instance.get_run_step_stats(run.run_id):
+                name = step.step_key.split("[")[0].split(".")[-1]
+                steps[name] = steps.get(name, 0.0) + (step.end_time or 0) - (step.start_time or 0)
+    breakdown = ", ".join(f"{name} {seconds:.1f}" for name, seconds in steps.items())
+    return max(s.end_time for s in stats) - min(s.start_time for s in stats), breakdown
 
 
 def analysis_window(analytics_url: str) -> tuple[int, float]:
@@ -135,8 +144,8 @@ def tenant_day_run(conversations: int, server: ServerProcess) -> dict:
         wall, rss, summary = timed_run(env, "--tenant", "bench", "--from", DAY.isoformat())
         after = server.stats()
         answers, seconds = analysis_window(analytics_url)
-        run_seconds = dagster_run_seconds(home)
-    return {
+        run_seconds, steps = dagster_run_seconds(home)
+    return {"steps": steps,
         "wall": wall, "rss": rss, "summary": summary, "answers": answers, "analysis_rate": answers / seconds,
         "end_to_end": conversations / wall, "run_rate": conversations / run_seconds, "run_seconds": run_seconds, "requests": after["requests"] - before["requests"],
         "rate_limited": after["rate_limited"] - before["rate_limited"],
@@ -168,6 +177,7 @@ def report(label: str, figures: dict, limit_per_s: float, conversations: int) ->
           f"{100 * figures['analysis_rate'] / limit_per_s:.0f} % of the limit ({limit_per_s:.0f}/s)")
     print(f"   the run:     {figures['run_rate']:.1f} conversations/s ({figures['run_seconds']:.1f} s from the Dagster "
           f"run's start to its end: extract, pending, analysis, load, checks)")
+    print(f"   steps (s):   {figures['steps']}")
     print(f"   end to end:  {figures['end_to_end']:.1f} conversations/s ({figures['wall']:.1f} s wall of the whole "
           f"`allpfit-etl run` process for {conversations} conversations, {figures['answers']} answers stored; "
           f"{figures['wall'] - figures['run_seconds']:.1f} s of it outside the run: Python start-up, imports, "

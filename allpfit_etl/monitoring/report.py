@@ -18,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from allpfit_etl import settings
+from allpfit_etl.monitoring.store import frame_of
 
 REPORT_DAYS = 60  # days of history drawn
 EXAMPLES_PER_TENANT = 5
@@ -51,8 +52,7 @@ class ReportData:
 
 
 def _frame(conn: sa.Connection, query: str, params: dict | None = None) -> pd.DataFrame:
-    result = conn.execute(sa.text(query), params or {})
-    return pd.DataFrame(result.all(), columns=list(result.keys()))
+    return frame_of(conn.execute(sa.text(query), params or {}))
 
 
 def collect_report_data(engine: sa.Engine, *, timezone: str | None = None, now: dt.datetime | None = None,
