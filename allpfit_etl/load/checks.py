@@ -5,7 +5,8 @@ exactly one; a range run (the CLI's, a backfill's) would record it once, without
 and every partition would show the check as skipped. So each check yields one
 ``AssetCheckEvaluation`` per partition, pointing at that partition's latest materialization —
 the pointer Dagster uses to show the result as current — and a bad day of one tenant fails
-that partition alone.
+that partition alone. The four checks share one step: a step of its own each would cost a
+process each in every daemon-launched run.
 """
 
 import json
@@ -43,27 +44,6 @@ def latest_materialization_pointer(instance: dg.DagsterInstance, asset_key: dg.A
     }))
 
 
-def evaluate_per_partition(context: dg.AssetCheckExecutionContext, engine: sa.Engine, check_name: str,
-                           evaluate: Evaluate) -> Iterator:
-    """One evaluation per (tenant, day) partition of the run, then the check step's output."""
-    failed = []
-    for tenant, days in tenant_days(engine, context.partition_keys):
-        with engine.connect() as conn:
-            for day in days:
-                passed, metadata = evaluate(conn, tenant, day)
-                key = str(partition_key(day, tenant.slug))
-                if not passed:
-                    failed.append(key)
-                yield dg.AssetCheckEvaluation(
-                    asset_key=CHECKED_ASSET, check_name=check_name, passed=passed, metadata=metadata, partition=key,
-                    target_materialization_data=latest_materialization_pointer(context.instance, CHECKED_ASSET, key),
-                    blocking=False,
-                )
-    if failed:
-        context.log.warning(f"{check_name} failed on {len(failed)} partition(s): {', '.join(failed[:20])}")
-    yield dg.Output(None)
-
-
 def _nul_bytes(conn: sa.Connection, tenant: Tenant, day) -> tuple[bool, dict]:
     rows = conn.execute(sql("analytics/text_columns_for_partition"), {"tenant_id": tenant.tenant_id, "day": day})
     offending = sum(1 for row in rows if any(v and ("\x00" in v or "\\u0000" in v) for v in row))
@@ -92,34 +72,49 @@ def _budget(conn: sa.Connection, tenant: Tenant, day) -> tuple[bool, dict]:
     }
 
 
-@dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
-def no_nul_bytes_stored(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase):
-    """No text column of the partition's rows holds a NUL byte (or its escaped form)."""
-    yield from evaluate_per_partition(context, analytics.engine(), "no_nul_bytes_stored", _nul_bytes)
-
-
-@dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
-def every_conversation_analyzed_or_failed(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase):
-    """Every extracted conversation has a current analysis or a recorded failure."""
-    yield from evaluate_per_partition(context, analytics.engine(), "every_conversation_analyzed_or_failed", _coverage)
-
-
-@dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
-def probabilidade_conversao_in_range(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase):
-    """``probabilidade_conversao`` is always within 0–5."""
-    yield from evaluate_per_partition(context, analytics.engine(), "probabilidade_conversao_in_range", _probability_range)
-
-
-@dg.asset_check(asset=conversations_analytics, partitions_def=tenant_day_partitions, blocking=False)
-def spend_within_monthly_budget(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase):
-    """Month-to-date OpenAI spend is within the tenant's budget, and no conversation of the
-    partition is waiting because the budget ran out."""
-    yield from evaluate_per_partition(context, analytics.engine(), "spend_within_monthly_budget", _budget)
-
-
-ASSET_CHECKS = [
-    no_nul_bytes_stored,
-    every_conversation_analyzed_or_failed,
-    probabilidade_conversao_in_range,
-    spend_within_monthly_budget,
+# name → (evaluation, description): the checks the UI lists on conversations_analytics.
+CHECKS: dict[str, tuple[Evaluate, str]] = {
+    "no_nul_bytes_stored": (
+        _nul_bytes, "No text column of the partition's rows holds a NUL byte (or its escaped form)."),
+    "every_conversation_analyzed_or_failed": (
+        _coverage, "Every extracted conversation has a current analysis or a recorded failure."),
+    "probabilidade_conversao_in_range": (
+        _probability_range, "``probabilidade_conversao`` is always within 0–5."),
+    "spend_within_monthly_budget": (
+        _budget, "Month-to-date OpenAI spend is within the tenant's budget, and no conversation of the partition "
+                 "is waiting because the budget ran out."),
+}
+CHECK_SPECS = [
+    dg.AssetCheckSpec(name, asset=CHECKED_ASSET, description=description, blocking=False,
+                      partitions_def=tenant_day_partitions)
+    for name, (_, description) in CHECKS.items()
 ]
+
+
+@dg.multi_asset_check(specs=CHECK_SPECS)
+def conversations_analytics_checks(context: dg.AssetCheckExecutionContext, analytics: AnalyticsDatabase) -> Iterator:
+    """The data checks of the run's (tenant, day) partitions, in one step: one evaluation per
+    check and partition, then the step's outputs."""
+    engine = analytics.engine()
+    failed: dict[str, list[str]] = {name: [] for name in CHECKS}
+    for tenant, days in tenant_days(engine, context.partition_keys):
+        with engine.connect() as conn:
+            for day in days:
+                key = str(partition_key(day, tenant.slug))
+                target = latest_materialization_pointer(context.instance, CHECKED_ASSET, key)
+                for name, (evaluate, _) in CHECKS.items():
+                    passed, metadata = evaluate(conn, tenant, day)
+                    if not passed:
+                        failed[name].append(key)
+                    yield dg.AssetCheckEvaluation(
+                        asset_key=CHECKED_ASSET, check_name=name, passed=passed, metadata=metadata, partition=key,
+                        target_materialization_data=target, blocking=False,
+                    )
+    for name, keys in failed.items():
+        if keys:
+            context.log.warning(f"{name} failed on {len(keys)} partition(s): {', '.join(keys[:20])}")
+    for spec in CHECK_SPECS:
+        yield dg.Output(None, output_name=spec.get_python_identifier())
+
+
+ASSET_CHECKS = [conversations_analytics_checks]
