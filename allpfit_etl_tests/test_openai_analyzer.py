@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from allpfit_etl.analysis.shared_rate_limit import SAFETY
+
 from allpfit_etl.analysis import openai_analyzer
 from allpfit_etl.analysis.interface import ConversationInput
 from allpfit_etl.analysis.openai_analyzer import (
@@ -142,7 +144,7 @@ def test_limits_are_learned_from_the_headers_and_in_flight_follows_littles_law(s
     a = analyzer(server, max_concurrency=None)
     outcome = a.analyze_chunk(conversations(60))
     assert len(outcome.results) == 60
-    assert a.rate_limit.stated.rpm == 1200 and a.rate_limit.limiter.rpm == pytest.approx(1200 * 0.97)
+    assert a.rate_limit.stated.rpm == 1200 and a.rate_limit.limiter.rpm == pytest.approx(1200 * SAFETY)
     assert 5 <= a.max_in_flight_seen <= in_flight_cap(20, 0.5) + 2
     assert in_flight_cap(50, 3.0) >= 150 and in_flight_cap(50, 3.0, ceiling=20) == 20
     assert in_flight_cap(0, 3.0) == IN_FLIGHT_WITHOUT_LIMIT

@@ -209,10 +209,12 @@ def rate_limited(args) -> None:
     with ServerProcess("--latency", "3", "--latency-jitter", "1", "--rpm", str(args.rpm)) as server:
         limited = tenant_day_run(args.rate_limited, server)
         server.configure(rpm=0)
-        old_rate = old_design(server, args.old_design)
+        old_rate = old_design(server, args.old_design) if args.old_design else None
     report(f"1. `allpfit-etl run`, default features: {args.rate_limited} conversations in one tenant-day, server "
            f"3 s ± 1 s, {args.rpm} RPM enforced (target ≥ {0.9 * args.rpm / 60:.0f}/s)",
            limited, args.rpm / 60, args.rate_limited)
+    if old_rate is None:  # --old-design 0
+        return
     print(f"   old design:  {old_rate:.2f} conversations/s (ThreadPoolExecutor(5), {args.old_design} conversations)")
     print(f"   speed-up:    {limited['end_to_end'] / old_rate:.0f}× end to end, "
           f"{limited['analysis_rate'] / old_rate:.0f}× analysis")

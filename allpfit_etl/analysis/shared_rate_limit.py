@@ -3,7 +3,7 @@
 Every ``analyze_chunk`` step that is sending requests holds a lease row in the analytics
 database (``openai_rate_leases``) and renews it every second. Each holder takes
 
-    its limit = account limit × 0.97 / number of live leases of the account
+    its limit = account limit × 0.99 / number of live leases of the account
 
 so one step alone uses the whole limit, two steps (of one run, of two runs, of two tenants, on
 two machines or two Kubernetes pods) half each, and a step that ends, or is killed, stops
@@ -37,7 +37,7 @@ from allpfit_etl.db import sql
 BEAT_S = 1.0
 LEASE_TTL_S = 5.0
 # Sending at exactly the limit meets the server's clock jitter as 429s; keep a small margin.
-SAFETY = 0.97
+SAFETY = 0.99
 # Tier 1 (the lowest paid tier) allows gpt-4o-mini 500 RPM and 200,000 TPM.
 INITIAL_LIMITS = RateLimits(500, 200_000)
 

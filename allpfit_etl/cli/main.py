@@ -326,7 +326,7 @@ def cmd_report(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="allpfit-etl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("init", help="create or upgrade the analytics schema").set_defaults(func=cmd_init)
+    sub.add_parser("init", help="create or upgrade the analytics schema; open the Dagster instance").set_defaults(func=cmd_init)
     sub.add_parser("seed-demo", help="write demo Chatwoot data for four gym tenants").set_defaults(func=cmd_seed_demo)
     sub.add_parser("demo", help="seed-demo + init + tenants + run, on the embedded defaults").set_defaults(func=cmd_demo)
 
