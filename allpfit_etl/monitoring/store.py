@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from allpfit_etl.analysis.pricing import DEFAULT_USD_BRL, price_for
 from allpfit_etl.db import load_sql, sql
-from allpfit_etl.tables import insert_rows
 from allpfit_etl.monitoring import agreement, spend
+from allpfit_etl.tables import insert_rows
 from allpfit_etl.tenants.registry import Tenant
 
 TRANSCRIPT_START_CHARS = 600
