@@ -8,6 +8,7 @@ so every CLI run also shows up in the UI. Without ``DAGSTER_HOME`` an instance u
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 
 from allpfit_etl import settings
 from allpfit_etl.db import sql
-from allpfit_etl.errors import AllpfitError, ConfigError, redact, root_cause_line
+from allpfit_etl.errors import AllpfitError, ConfigError, DatabaseUnreachableError, redact, root_cause_line
 from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME
 from allpfit_etl.partitions import partition_key, register_tenant_partitions, run_tags
 from allpfit_etl.tenants.registry import Tenant
@@ -56,8 +57,22 @@ def dagster_home() -> Path:
 
 
 def get_instance() -> dg.DagsterInstance:
-    dagster_home()
-    return dg.DagsterInstance.get()
+    """The instance in ``DAGSTER_HOME``, its storage reached (and created or upgraded) now rather
+    than in the middle of a command; one that cannot be opened is one line naming the cause."""
+    home = dagster_home()
+    logging.disable(logging.WARNING)  # dagster-postgres logs each of its connection retries
+    try:
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)
+    except Exception as exc:  # the storage's own errors: a driver, a server, a permission
+        while exc.__cause__ is not None or exc.__context__ is not None:
+            exc = exc.__cause__ or exc.__context__
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise DatabaseUnreachableError(
+            f"cannot open the Dagster instance in {home}: {type(exc).__name__}: {first_line}") from None
+    finally:
+        logging.disable(logging.NOTSET)
+    return instance
 
 
 def parse_day(text: str, label: str) -> dt.date:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import logging
 import sys
 import warnings
 from dataclasses import asdict
@@ -33,34 +32,14 @@ def chatwoot_engine(*, read_only: bool = True):
 
 
 def cmd_init(args) -> int:
+    from allpfit_etl.runner import dagster_home, get_instance
     from allpfit_etl.schema import apply_migrations
 
     applied = apply_migrations(analytics_engine(require_schema=False))
     print(f"analytics schema up to date ({'applied ' + ', '.join(applied) if applied else 'nothing to apply'})")
-    print(f"Dagster instance ready in {prepare_dagster_instance()}")
+    with get_instance():  # its storage is created here once, not inside the first run
+        print(f"Dagster instance ready in {dagster_home()}")
     return 0
-
-
-def prepare_dagster_instance() -> str:
-    """Open (and so create or upgrade) the instance the CLI's runs go to: its storage is set up
-    here once, not inside the first run."""
-    from allpfit_etl.errors import DatabaseUnreachableError
-    from allpfit_etl.runner import dagster_home, get_instance
-
-    home = dagster_home()
-    logging.disable(logging.WARNING)  # dagster-postgres logs each of its connection retries
-    try:
-        with get_instance() as instance:
-            instance.get_runs(limit=1)
-    except Exception as exc:  # the storage's own errors: a driver, a server, a permission
-        while exc.__cause__ is not None or exc.__context__ is not None:
-            exc = exc.__cause__ or exc.__context__
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        raise DatabaseUnreachableError(
-            f"cannot open the Dagster instance in {home}: {type(exc).__name__}: {first_line}") from None
-    finally:
-        logging.disable(logging.NOTSET)
-    return str(home)
 
 
 def cmd_seed_demo(args) -> int:
