@@ -7,8 +7,10 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -86,16 +88,21 @@ def cli_env(home: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(env: dict[str, str], *args: str) -> tuple[float, str]:
-    """Run ``allpfit-etl ARGS`` as a user does; (wall seconds, stdout). Fails loudly on a non-zero exit."""
-    started = time.perf_counter()
-    result = subprocess.run(["allpfit-etl", *args], env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"allpfit-etl {' '.join(args)} exited {result.returncode}: {result.stderr.strip()[-2000:]}")
-    return wall, result.stdout
+# The `allpfit-etl` command of the Python running the benchmark (a virtualenv's, say).
+ALLPFIT_ETL = str(Path(sys.executable).parent / "allpfit-etl")
 
 
-def peak_child_rss_mib() -> float:
-    """Peak resident set size of the largest child process run so far (the CLI run), in MiB."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+def run_cli(env: dict[str, str], *args: str) -> tuple[float, str, float]:
+    """Run ``allpfit-etl ARGS`` as a user does; (wall seconds, stdout, that process's peak RSS in
+    MiB). Fails loudly on a non-zero exit."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen([ALLPFIT_ETL, *args], env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(process.pid, 0)  # reaped here, for this process's own peak RSS
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        raise SystemExit(f"allpfit-etl {' '.join(args)} exited {process.returncode}: {stderr.strip()[-2000:]}")
+    return wall, stdout, usage.ru_maxrss / 1024

@@ -26,8 +26,8 @@ sys.path.append(str(REPO))  # the tests' deployment helper; allpfit_etl itself s
 
 import sqlalchemy as sa  # noqa: E402
 
-from _common import seed_in_subprocess, throwaway_databases  # noqa: E402
-from bench_openai_throughput import ServerProcess, cli, user_environment  # noqa: E402
+from _common import run_cli, seed_in_subprocess, throwaway_databases  # noqa: E402
+from bench_openai_throughput import ServerProcess, user_environment  # noqa: E402
 
 from allpfit_etl.settings import dagster_storage_env  # noqa: E402
 from allpfit_etl_tests.deployment import dagster_processes, descendants, production_home  # noqa: E402
@@ -72,9 +72,9 @@ def main() -> None:
         # The repo's dagster.yaml reads Dagster's storage from DAGSTER_PG_* fields (it names psycopg2 itself).
         env.update(DAGSTER_HOME=str(dagster_home), **dagster_storage_env(dagster_url),
                    ALLPFIT_START_DATE=FIRST_DAY.isoformat())
-        cli(env, "init")
+        run_cli(env, "init")
         for slug, account in TENANTS:
-            cli(env, "tenants", "add", slug, "--name", slug.title(), "--account-id", str(account), "--openai")
+            run_cli(env, "tenants", "add", slug, "--name", slug.title(), "--account-id", str(account), "--openai")
 
         analytics = sa.create_engine(analytics_url)
         try:
@@ -83,7 +83,7 @@ def main() -> None:
                 time.sleep(10)  # the daemon loads the code location
                 submitted = time.monotonic()
                 for slug, _ in TENANTS:
-                    cli(env, "backfill", slug, "--from", FIRST_DAY.isoformat(), "--to", last_day.isoformat(), "--no-batch")
+                    run_cli(env, "backfill", slug, "--from", FIRST_DAY.isoformat(), "--to", last_day.isoformat(), "--no-batch")
                 peak, loaded = 0.0, 0
                 deadline = submitted + args.timeout
                 while loaded < total and time.monotonic() < deadline:

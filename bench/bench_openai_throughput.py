@@ -36,16 +36,12 @@ import openai  # noqa: E402
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from _common import seed_in_subprocess, throwaway_databases  # noqa: E402
+from _common import run_cli, seed_in_subprocess, throwaway_databases  # noqa: E402
 from allpfit_etl.analysis.openai_analyzer import LeadAnswer  # noqa: E402
 from allpfit_etl.analysis.prompts import system_prompt  # noqa: E402
 
 DAY = dt.date(2025, 11, 10)
 API_KEY = "sk-bench"
-# The `allpfit-etl` command of the Python running this script (a virtualenv's, say).
-ALLPFIT_ETL = str(Path(sys.executable).parent / "allpfit-etl")
-
-
 class ServerProcess:
     """The bundled server in its own process, as a real endpoint would be: the client's CPU is
     the pipeline's alone."""
@@ -77,29 +73,6 @@ def user_environment(chatwoot_url: str, analytics_url: str, base_url: str, home:
     env.update(CHATWOOT_DATABASE_URL=chatwoot_url, ANALYTICS_DATABASE_URL=analytics_url, OPENAI_API_KEY=API_KEY,
                OPENAI_BASE_URL=base_url, ALLPFIT_HOME=home)
     return env
-
-
-def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "allpfit_etl.cli.main", *args], env=env, capture_output=True,
-                            text=True, timeout=3600)
-    if result.returncode != 0:
-        raise SystemExit(f"allpfit-etl {' '.join(args)} failed: {result.stderr.strip()[-2000:]}")
-    return result
-
-
-def timed_run(env: dict, *args: str) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB, stdout) of one `allpfit-etl run` process."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen([ALLPFIT_ETL, "run", *args], env=env, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(process.pid, 0)  # reaped here, for this process's own peak RSS
-        process.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
-        out.seek(0), err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if process.returncode != 0:
-        raise SystemExit(f"allpfit-etl run failed: {stderr.strip()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, stdout.strip()
 
 
 def dagster_run_seconds(home: str) -> tuple[float, str]:
@@ -138,10 +111,11 @@ def tenant_day_run(conversations: int, server: ServerProcess) -> dict:
             tempfile.TemporaryDirectory() as home:
         seed_in_subprocess(chatwoot_url, account_id=1, day=DAY.isoformat(), conversations=conversations, messages=8)
         env = user_environment(chatwoot_url, analytics_url, server.base_url, home)
-        cli(env, "init")
-        cli(env, "tenants", "add", "bench", "--name", "Bench Gym", "--account-id", "1", "--openai")
+        run_cli(env, "init")
+        run_cli(env, "tenants", "add", "bench", "--name", "Bench Gym", "--account-id", "1", "--openai")
         before = server.stats()
-        wall, rss, summary = timed_run(env, "--tenant", "bench", "--from", DAY.isoformat())
+        wall, summary, rss = run_cli(env, "run", "--tenant", "bench", "--from", DAY.isoformat())
+        summary = summary.strip()
         after = server.stats()
         answers, seconds = analysis_window(analytics_url)
         run_seconds, steps = dagster_run_seconds(home)
