@@ -13,6 +13,11 @@ DEFAULT_TIMEZONE = "America/Sao_Paulo"
 DEFAULT_START_DATE = "2025-01-01"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container limits it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def allpfit_home() -> Path:
     return Path(os.environ.get("ALLPFIT_HOME", "./.allpfit")).resolve()
 

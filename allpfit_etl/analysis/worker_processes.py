@@ -14,21 +14,17 @@ Forked, not spawned: a worker starts in milliseconds with everything already imp
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 from typing import Callable, Sequence
 
 from allpfit_etl.analysis.interface import Analyzer, ChunkOutcome, ConversationInput
 from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
 from allpfit_etl.errors import redact
+from allpfit_etl.settings import usable_cores
 
 # Below this many conversations per worker, a worker costs more than it saves.
 MIN_CONVERSATIONS_PER_WORKER = 1_000
 MAX_WORKERS = 4
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def worker_count(conversations: int, dialect: str) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
-import os
 import queue
 import threading
 from collections import defaultdict, deque
@@ -26,6 +25,7 @@ import sqlalchemy as sa
 
 from allpfit_etl.db import sql
 from allpfit_etl.extract.hashing import content_hash
+from allpfit_etl.settings import usable_cores
 from allpfit_etl.text import sanitize_text
 from allpfit_etl.timeutil import as_utc
 from allpfit_etl.extract.transcript import SourceMessage, compile_transcript, count_contact_messages
@@ -60,7 +60,7 @@ def extract_day(
     ``PARALLEL_MIN_BATCHES`` batches; fewer, or 1, keep it in this process."""
     extracted_at = dt.datetime.now(dt.timezone.utc)
     job = _BatchJob(source, account_id, day, timezone, batch_size, tenant_id, extracted_at)
-    workers = extract_workers() if workers is None else workers
+    workers = min(usable_cores(), MAX_EXTRACT_WORKERS) if workers is None else workers
     starts = _batch_starts(source, job) if workers > 1 and "fork" in multiprocessing.get_all_start_methods() else []
     after_id = 0
     if len(starts) >= PARALLEL_MIN_BATCHES:
@@ -76,11 +76,6 @@ def extract_day(
 # Below this many batches a day is not worth the workers (a batch is DEFAULT_BATCH_SIZE conversations).
 PARALLEL_MIN_BATCHES = 4
 MAX_EXTRACT_WORKERS = 4
-
-
-def extract_workers() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, MAX_EXTRACT_WORKERS))
 
 
 class _BatchJob:
