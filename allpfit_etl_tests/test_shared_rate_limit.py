@@ -50,6 +50,22 @@ def test_holders_split_the_limit_and_give_it_back(engine):
     asyncio.run(scenario())
 
 
+def test_holders_starting_together_take_their_share_from_the_first_request(engine):
+    """A chunk's worker processes start at once: the first of them must not take the whole limit
+    because the others' leases are not written yet."""
+    async def scenario():
+        first = SharedRateLimit(engine, ACCOUNT, configured=RateLimits(3000, 0), run_id="run-1", holders_at_start=2)
+        async with first:  # alone in the database so far
+            assert first.limiter.rpm == pytest.approx(1500 * SAFETY)
+            second = SharedRateLimit(engine, ACCOUNT, configured=RateLimits(3000, 0), run_id="run-1", holders_at_start=2)
+            async with second:
+                assert second.limiter.rpm == pytest.approx(1500 * SAFETY)
+            first._take_beat(first._beat())  # from the next beat on, the live leases decide
+            assert first.limiter.rpm == pytest.approx(3000 * SAFETY)
+
+    asyncio.run(scenario())
+
+
 def test_an_expired_lease_of_a_killed_step_stops_counting(engine):
     with engine.begin() as conn:  # a step killed 10 s ago, never renewed
         conn.execute(sa.text("INSERT INTO openai_rate_leases (lease_id, account_key, run_id, expires_at) "

@@ -63,7 +63,7 @@ def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink,
         log.info(f"{tenant.slug}: {p['done']}/{p['total']} done, {p['per_second']:.1f} conv/s, "
                  f"ETA {p['eta_s']:.0f}s{figures}")
 
-    def analyzer(writer: AnswerSink, on_progress) -> Analyzer:
+    def analyzer(writer: AnswerSink, on_progress, together: int = 1) -> Analyzer:
         return openai.build_analyzer(
             tenant_id=tenant.tenant_id,
             model=tenant.features.model,
@@ -73,6 +73,7 @@ def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink,
             on_answer=writer.submit_answer,
             on_call=writer.submit_call,
             progress=on_progress,
+            holders_at_start=together,
         )
 
     workers = worker_count(conversations, sink.engine.dialect.name)
@@ -81,7 +82,7 @@ def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink,
 
     def in_worker(on_progress) -> Analyzer:
         sink.engine.dispose(close=False)  # the parent's pooled connections are not this process's
-        return analyzer(AnswerSink(sink.engine, sink.tenant_id, sink.identity, sink.run_id), on_progress)
+        return analyzer(AnswerSink(sink.engine, sink.tenant_id, sink.identity, sink.run_id), on_progress, workers)
 
     log.info(f"{tenant.slug}: {conversations} conversations over {workers} worker processes")
     return WorkerProcessesAnalyzer(in_worker, workers, progress=progress)

@@ -227,7 +227,7 @@ class OpenAIAnalyzer:
         self.latency_s = INITIAL_LATENCY_S
         self.max_in_flight_seen = 0
         self._in_flight = 0
-        self._unsent = 0  # conversations not yet sent once: while any are left, this step needs its share
+        self._unsent = 0  # conversations taken from the queue and not yet sent once
         self._latency_seen = False
         self._network_minimums: collections.deque = collections.deque(maxlen=6)  # (10-s bucket, least)
 
@@ -235,7 +235,8 @@ class OpenAIAnalyzer:
         return run_event_loop(self.analyze_chunk_async(conversations))
 
     async def analyze_chunk_async(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome:
-        """Raises ``OpenAIAccountError`` after an account error; answers received until then were
+        """``conversations`` may also be a queue shared with other processes (``SharedFeed``).
+        Raises ``OpenAIAccountError`` after an account error; answers received until then were
         handed to ``on_answer``, and the conversations not answered stay pending (no failure rows)."""
         outcome = ChunkOutcome()
         if not conversations:
@@ -246,8 +247,8 @@ class OpenAIAnalyzer:
         reporter = asyncio.create_task(self._report(outcome, len(conversations), started)) if self.progress else None
         try:
             async with self.rate_limit:
-                self._unsent = len(conversations)
-                await self._run_workers(client, collections.deque(conversations), outcome)
+                queue = conversations if hasattr(conversations, "popleft") else collections.deque(conversations)
+                await self._run_workers(client, queue, outcome)
         finally:
             if reporter:
                 reporter.cancel()
@@ -260,7 +261,7 @@ class OpenAIAnalyzer:
         cap = in_flight_cap(self.rate_limit.limiter.rpm / 60, self.latency_s, self.max_concurrency)
         return cap if self._latency_seen else min(cap, INITIAL_IN_FLIGHT)
 
-    async def _run_workers(self, client, queue: collections.deque, outcome: ChunkOutcome) -> None:
+    async def _run_workers(self, client, queue, outcome: ChunkOutcome) -> None:
         """A pool of workers sized by Little's law, resized as the rate and the latency change."""
         workers: set[asyncio.Task] = set()
 
@@ -273,7 +274,7 @@ class OpenAIAnalyzer:
                 task = asyncio.create_task(worker())
                 workers.add(task)
                 task.add_done_callback(workers.discard)
-            if self._unsent == 0 and self.rate_limit.holding:  # only retries are left: share the rest
+            if not queue and self._unsent == 0 and self.rate_limit.holding:  # only retries left: share the rest
                 await self.rate_limit.release()
             if workers:
                 done, _ = await asyncio.wait(set(workers), timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
@@ -311,6 +312,7 @@ class OpenAIAnalyzer:
             })
 
     async def _one(self, client, conversation: ConversationInput, outcome: ChunkOutcome) -> None:
+        self._unsent += 1  # while any is left unsent, this step needs its share of the limit
         messages = build_messages(conversation, self.max_prompt_tokens)
         tokens = sum(estimate_tokens(m["content"]) for m in messages) + EXPECTED_COMPLETION_TOKENS
         limiter = self.rate_limit.limiter

@@ -76,22 +76,24 @@ class LeadAnalysisOpenAI(dg.ConfigurableResource):
             return None
         return RateLimits(int(rpm or 0), int(tpm or 0))
 
-    def shared_rate_limit(self, model: str, engine: sa.Engine | None, run_id: str | None) -> SharedRateLimit:
+    def shared_rate_limit(self, model: str, engine: sa.Engine | None, run_id: str | None,
+                          holders_at_start: int = 1) -> SharedRateLimit:
         return SharedRateLimit(engine, account_key(self.base_url, self.api_key or "", model),
-                               configured=self.configured_limits(model), run_id=run_id)
+                               configured=self.configured_limits(model), run_id=run_id, holders_at_start=holders_at_start)
 
     def build_analyzer(self, *, tenant_id: int, model: str, max_concurrency: int | None = None,
                        engine: sa.Engine | None = None, run_id: str | None = None,
-                       on_answer=None, on_call=None, progress=None) -> OpenAIAnalyzer:
+                       on_answer=None, on_call=None, progress=None, holders_at_start: int = 1) -> OpenAIAnalyzer:
         """With ``engine`` (the analytics database) the rate limit is shared with every other step,
-        run and machine using the same key and model; without it, the analyser holds it alone."""
+        run and machine using the same key and model; without it, the analyser holds it alone.
+        ``holders_at_start``: analyzers starting together with this one (a chunk's worker processes)."""
         return OpenAIAnalyzer(
             self.client_factory(),
             tenant_id=tenant_id,
             model=model,
             price=price_for(model, self.price_overrides),
             max_concurrency=max_concurrency,
-            rate_limit=self.shared_rate_limit(model, engine, run_id),
+            rate_limit=self.shared_rate_limit(model, engine, run_id, holders_at_start),
             timeout_s=self.timeout_s,
             max_attempts=self.max_attempts,
             usd_brl=self.usd_brl,

@@ -53,11 +53,14 @@ class SharedRateLimit:
     ``async with``; ``limiter`` paces the requests; ``observe`` reads each answer's headers.
 
     Without ``engine`` (tests of the analyser alone) it is a single holder with no database.
+    ``holders_at_start``: holders known to start at this moment (a step's worker processes);
+    the first holder's first beat may come before the others' leases are written.
     """
 
     def __init__(self, engine: sa.Engine | None, account: str, *, configured: RateLimits | None = None,
-                 run_id: str | None = None):
+                 run_id: str | None = None, holders_at_start: int = 1):
         self.engine, self.account, self.configured, self.run_id = engine, account, configured, run_id
+        self.holders_at_start = holders_at_start
         self.lease_id = uuid.uuid4().hex
         self.limiter = RateLimiter()
         self.stated: RateLimits | None = None  # what the server stated (or the database remembers)
@@ -96,6 +99,7 @@ class SharedRateLimit:
         self.holding = True
         if self.engine is not None:
             self._take_beat(await asyncio.to_thread(self._enter))
+            self.holders = max(self.holders, self.holders_at_start)
             self._task = asyncio.create_task(self._beats())
         self._apply()
         return self

@@ -8,12 +8,18 @@ limit (together they stay within it, as several steps do), commits its own answe
 they arrive, and hands its outcome back. An account error in one worker reaches the others
 through the database (``openai_run_stops``) at their next beat.
 
+The workers take the chunk's conversations a few at a time from one shared position
+(``SharedFeed``), not a fixed share each: with fixed shares, whichever worker finishes first
+leaves the other sending alone at its half of the limit until its next beat.
+
 Forked, not spawned: a worker starts in milliseconds with everything already imported.
 """
 
 from __future__ import annotations
 
+import collections
 import multiprocessing
+import multiprocessing.connection
 import time
 from typing import Callable, Sequence
 
@@ -25,6 +31,9 @@ from allpfit_etl.settings import usable_cores
 # Below this many conversations per worker, a worker costs more than it saves.
 MIN_CONVERSATIONS_PER_WORKER = 1_000
 MAX_WORKERS = 4
+# Conversations a worker takes from the shared position at once: a few tens of milliseconds of
+# requests, so the workers finish within that of each other.
+FEED_BATCH = 8
 
 
 def worker_count(conversations: int, dialect: str) -> int:
@@ -35,6 +44,35 @@ def worker_count(conversations: int, dialect: str) -> int:
 
 
 ProgressFn = Callable[[dict], None]
+
+
+class SharedFeed:
+    """The chunk's conversations as one queue for every worker process: each takes the next
+    ``batch`` from a position in shared memory. Used by the analyzer as its queue (truth value:
+    anything left; ``popleft``)."""
+
+    def __init__(self, conversations: Sequence[ConversationInput], position, batch: int = FEED_BATCH):
+        self.conversations, self.position, self.batch = conversations, position, batch
+        self.taken: collections.deque[ConversationInput] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self.conversations)
+
+    def __bool__(self) -> bool:
+        return bool(self.taken) or self._take()
+
+    def popleft(self) -> ConversationInput:
+        if not self.taken and not self._take():
+            raise IndexError("no conversation left")
+        return self.taken.popleft()
+
+    def _take(self) -> bool:
+        with self.position.get_lock():
+            start = self.position.value
+            end = min(start + self.batch, len(self.conversations))
+            self.position.value = end
+        self.taken.extend(self.conversations[start:end])
+        return end > start
 
 
 class WorkerProcessesAnalyzer:
@@ -52,12 +90,13 @@ class WorkerProcessesAnalyzer:
     def analyze_chunk(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome:
         context = multiprocessing.get_context("fork")
         done = context.Array("q", self.workers)  # conversations finished, per worker
+        position = context.Value("q", 0)  # the next conversation to take (SharedFeed)
+        conversations = list(conversations)
         workers = []
         for index in range(self.workers):
-            part = list(conversations[index::self.workers])
             receive, send = context.Pipe(duplex=False)
-            process = context.Process(target=_work, args=(self.build, part, send, done, index), daemon=True,
-                                      name=f"openai-worker-{index}")
+            process = context.Process(target=_work, args=(self.build, conversations, position, send, done, index),
+                                      daemon=True, name=f"openai-worker-{index}")
             process.start()
             send.close()
             workers.append((process, receive))
@@ -83,14 +122,14 @@ class WorkerProcessesAnalyzer:
         replies: dict[int, tuple[str, object]] = {}
         started = last_report = time.monotonic()
         while len(replies) < len(workers):
-            for index, (process, receive) in enumerate(workers):
-                if index in replies or not receive.poll(0.2):
-                    continue
+            waiting = {receive: index for index, (_, receive) in enumerate(workers) if index not in replies}
+            for receive in multiprocessing.connection.wait(list(waiting), timeout=1.0):
+                index = waiting[receive]
                 try:
                     replies[index] = receive.recv()
                 except EOFError:  # killed (out of memory, a signal) before it could answer
-                    process.join(5)
-                    replies[index] = ("crash", f"worker {index} exited with code {process.exitcode}")
+                    workers[index][0].join(5)
+                    replies[index] = ("crash", f"worker {index} exited with code {workers[index][0].exitcode}")
             if self.progress and time.monotonic() - last_report >= self.progress_every_s:
                 last_report = time.monotonic()
                 finished = sum(done[:])
@@ -103,15 +142,16 @@ class WorkerProcessesAnalyzer:
         return [replies[i] for i in range(len(workers))]
 
 
-def _work(build: Callable[[ProgressFn], Analyzer], part: list[ConversationInput], send, done, index: int) -> None:
-    """In the forked worker: analyze ``part`` and send back ("ok", outcome), ("stopped", line)
-    after an account error, or ("crash", line)."""
+def _work(build: Callable[[ProgressFn], Analyzer], conversations: list[ConversationInput], position, send, done,
+          index: int) -> None:
+    """In the forked worker: analyze what it takes of ``conversations`` and send back ("ok",
+    outcome), ("stopped", line) after an account error, or ("crash", line)."""
 
     def progress(p: dict) -> None:
         done[index] = p["done"]
 
     try:
-        outcome = build(progress).analyze_chunk(part)
+        outcome = build(progress).analyze_chunk(SharedFeed(conversations, position))
         done[index] = len(outcome.results) + len(outcome.failures)
         send.send(("ok", outcome))
     except OpenAIAccountError as stop:
