@@ -31,10 +31,7 @@ ASSETS = [
 # over a dozen steps. The CLI (execute_in_process) runs steps in its own process.
 # Dagster's default executor with only its default changed: run config can still choose
 # `in_process`, another start_method or max_concurrent (a configured dict would ignore them all).
-# The report's matplotlib is preloaded too: imported in the step, it costs every run ~0.4 s.
-FORKSERVER = {"forkserver": {"preload_modules": [
-    "allpfit_etl.definitions", "matplotlib.figure", "matplotlib.backends.backend_svg",
-]}}
+FORKSERVER = {"forkserver": {"preload_modules": ["allpfit_etl.definitions"]}}
 
 
 def _forkserver_unless_configured(config: dict) -> dict:

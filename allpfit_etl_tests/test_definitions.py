@@ -75,10 +75,10 @@ def test_resources_under_their_keys(defs):
     "execution, expected",
     [
         ({}, {"multiprocess": {"start_method": {"forkserver": {"preload_modules": [
-            "allpfit_etl.definitions", "matplotlib.figure", "matplotlib.backends.backend_svg"]}}}}),
+            "allpfit_etl.definitions"]}}}}),
         ({"multiprocess": {"max_concurrent": 1}},
          {"multiprocess": {"max_concurrent": 1, "start_method": {"forkserver": {"preload_modules": [
-            "allpfit_etl.definitions", "matplotlib.figure", "matplotlib.backends.backend_svg"]}}}}),
+            "allpfit_etl.definitions"]}}}}),
         ({"multiprocess": {"start_method": {"spawn": {}}}}, {"multiprocess": {"start_method": {"spawn": {}}}}),
         ({"in_process": {}}, {"in_process": {}}),
     ],

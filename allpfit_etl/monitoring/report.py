@@ -1,5 +1,5 @@
-"""The dashboard: one self-contained HTML file (charts as inline SVG drawn by matplotlib, no
-script, stylesheet or font loaded from anywhere), in Portuguese like the team's dashboards.
+"""The dashboard: one self-contained HTML file (charts as inline SVG, no script, stylesheet or
+font loaded from anywhere), in Portuguese like the team's dashboards.
 
 ``collect_report_data`` reads the monitoring tables; ``render_report`` is pure.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import io
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 
 from allpfit_etl import settings
 from allpfit_etl.monitoring.store import frame_of
+from allpfit_etl.monitoring.svg_charts import Bars, Level, Series, bar_chart, colour, line_chart, message_chart
 
 REPORT_DAYS = 60  # days of history drawn
 EXAMPLES_PER_TENANT = 5
@@ -89,114 +89,50 @@ def collect_report_data(engine: sa.Engine, *, timezone: str | None = None, now: 
 
 # --- charts -----------------------------------------------------------------------------------
 
-def _figure(width: float = 10, height: float = 3.6):
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=96, layout="constrained")
-    return figure, figure.add_subplot()
-
-
-def _svg(figure) -> str:
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE (no external DTD)
-
-
-def _empty_chart(message: str) -> str:
-    figure, axes = _figure(height=1.2)
-    axes.axis("off")
-    axes.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, color="#666")
-    return _svg(figure)
-
-
-def _dates(axes, days: pd.Series) -> None:
-    import matplotlib.dates as mdates
-
-    # at least a week wide, so one or two days of data do not stretch over years of empty axis
-    first, last = days.min(), days.max()
-    pad = max(pd.Timedelta(days=1), (pd.Timedelta(days=7) - (last - first)) / 2)
-    axes.set_xlim(first - pad, last + pad)
-    axes.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=12))
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%d/%m/%y"))
-    axes.grid(alpha=0.3)
-
-
-def _categories(axes, labels: list[str]) -> None:
-    """Bar positions with room for three groups at least, so one tenant is not one wall of colour."""
-    axes.set_xticks(range(len(labels)), labels)
-    axes.set_xlim(-0.6, max(len(labels), 3) - 0.4)
+def _daily_series(frame: pd.DataFrame, column: str, scale: float = 1.0, marker_radius: float = 3.0) -> list[Series]:
+    return [
+        Series(str(slug), [(day.date(), float(value) * scale) for day, value in zip(rows["day"], rows[column])],
+               colour(index), marker_radius)
+        for index, (slug, rows) in enumerate(frame.groupby("slug", sort=True))
+    ]
 
 
 def spend_chart(spend: pd.DataFrame, outlooks: list[TenantOutlook], today: dt.date) -> str:
     if spend.empty:
-        return _empty_chart("Nenhuma chamada à OpenAI registrada ainda")
-    figure, axes = _figure()
+        return message_chart("Nenhuma chamada à OpenAI registrada ainda")
     budgets = {o.slug: o.budget_brl for o in outlooks}
     days_in_month = pd.Period(today, freq="M").days_in_month
-    for index, (slug, rows) in enumerate(spend.groupby("slug", sort=True)):
-        color = f"C{index}"
-        axes.plot(rows["day"], rows["cost_brl"], marker="o", color=color, label=slug)
-        if budgets.get(slug):
-            axes.axhline(budgets[slug] / days_in_month, color=color, linestyle="--", linewidth=1,
-                         label=f"{slug}: orçamento/dia (R$ {budgets[slug] / days_in_month:.2f})")
-    axes.set_ylabel("R$ por dia")
-    axes.set_ylim(bottom=0)
-    _dates(axes, spend["day"])
-    axes.legend(fontsize=8, loc="upper left")
-    return _svg(figure)
+    series = _daily_series(spend, "cost_brl")
+    levels = [Level(budgets[s.label] / days_in_month, f"{s.label}: orçamento/dia (R$ {budgets[s.label] / days_in_month:.2f})",
+                    s.colour) for s in series if budgets.get(s.label)]
+    return line_chart(series, y_label="R$ por dia", levels=levels)
 
 
 def budget_chart(outlooks: list[TenantOutlook]) -> str:
     if not outlooks:
-        return _empty_chart("Nenhum tenant ativo")
-    figure, axes = _figure(height=3.0)
-    slugs = [o.slug for o in outlooks]
-    positions = range(len(slugs))
-    axes.bar([p - 0.2 for p in positions], [o.month_to_date_brl for o in outlooks], width=0.4, label="gasto no mês")
-    axes.bar([p + 0.2 for p in positions], [o.projected_brl for o in outlooks], width=0.4, label="projeção fim do mês",
-             color="C1", alpha=0.7)
-    label = "orçamento"
-    for position, outlook in zip(positions, outlooks):
-        if outlook.budget_brl is not None:
-            axes.hlines(outlook.budget_brl, position - 0.45, position + 0.45, colors="C3", linestyles="--", label=label)
-            label = None  # one legend entry for all the budget marks
-    _categories(axes, slugs)
-    axes.set_ylabel("R$")
-    axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize=8)
-    return _svg(figure)
+        return message_chart("Nenhum tenant ativo")
+    bars = [Bars("gasto no mês", [o.month_to_date_brl for o in outlooks], colour(0)),
+            Bars("projeção fim do mês", [o.projected_brl for o in outlooks], colour(1), opacity=0.7)]
+    marks = [Level(o.budget_brl, "orçamento", colour(3), category=index)
+             for index, o in enumerate(outlooks) if o.budget_brl is not None]
+    return bar_chart([o.slug for o in outlooks], bars, y_label="R$", levels=marks)
 
 
 def kpi_chart(kpis: pd.DataFrame, column: str, label: str, percent: bool = False) -> str:
     if kpis.empty:
-        return _empty_chart("Nenhuma conversa analisada ainda")
-    figure, axes = _figure(height=3.0)
-    for slug, rows in kpis.groupby("slug", sort=True):
-        values = rows[column] * 100 if percent else rows[column]
-        axes.plot(rows["day"], values, marker=".", label=slug)
-    axes.set_ylabel(label)
-    axes.set_ylim(bottom=0)
-    _dates(axes, kpis["day"])
-    axes.legend(fontsize=8, loc="upper left")
-    return _svg(figure)
+        return message_chart("Nenhuma conversa analisada ainda")
+    return line_chart(_daily_series(kpis, column, 100.0 if percent else 1.0, marker_radius=2.0), y_label=label,
+                      height=288)
 
 
 def agreement_chart(agreement: pd.DataFrame) -> str:
     compared = agreement[agreement["compared"] > 0] if not agreement.empty else agreement
     if compared.empty:
-        return _empty_chart("Nada a comparar ainda: ative a amostra sombra (shadow_openai_sample) ou a OpenAI")
-    figure, axes = _figure(height=3.0)
-    slugs = list(compared["slug"])
-    positions = range(len(slugs))
-    for offset, column, label in ((-0.2, "is_lead_agreement", "é lead"), (0.2, "visita_agreement", "visita agendada")):
-        axes.bar([p + offset for p in positions], compared[column].astype(float).fillna(0) * 100, width=0.4, label=label)
-    _categories(axes, slugs)
-    axes.set_ylim(0, 100)
-    axes.set_ylabel("% de concordância")
-    axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize=8, loc="lower right")
-    return _svg(figure)
+        return message_chart("Nada a comparar ainda: ative a amostra sombra (shadow_openai_sample) ou a OpenAI")
+    bars = [Bars(label, list(compared[column].astype(float).fillna(0) * 100), colour(index))
+            for index, (column, label) in enumerate((("is_lead_agreement", "é lead"), ("visita_agreement", "visita agendada")))]
+    return bar_chart([str(slug) for slug in compared["slug"]], bars, y_label="% de concordância", y_max=100,
+                     legend_at="lower right")
 
 
 # --- HTML -------------------------------------------------------------------------------------
