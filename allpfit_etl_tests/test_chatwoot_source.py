@@ -66,5 +66,5 @@ def test_a_small_day_is_not_worth_the_workers(source, monkeypatch):
         raise AssertionError("a small day forked workers")
 
     monkeypatch.setattr(chatwoot_source, "_in_forked_workers", no_fork)
-    rows = rows_of(source, workers=2, batch_size=100)  # 3 batches < PARALLEL_MIN_BATCHES
+    rows = rows_of(source, workers=2, batch_size=CONVERSATIONS + 1)  # one batch < PARALLEL_MIN_BATCHES
     assert sum(len(b) for b in rows) == CONVERSATIONS

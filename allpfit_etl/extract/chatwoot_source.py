@@ -73,8 +73,9 @@ def extract_day(
         yield job.rows(batch, by_conversation)
 
 
-# Below this many batches a day is not worth the workers (a batch is DEFAULT_BATCH_SIZE conversations).
-PARALLEL_MIN_BATCHES = 4
+# A day of one batch (DEFAULT_BATCH_SIZE conversations) is not worth the workers; from two on,
+# they take a third or more off the extract (5,000 conversations: 0.6 s → 0.4 s).
+PARALLEL_MIN_BATCHES = 2
 MAX_EXTRACT_WORKERS = 4
 
 
