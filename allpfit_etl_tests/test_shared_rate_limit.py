@@ -97,33 +97,6 @@ def test_limits_start_at_tier_one_and_are_learned_by_every_holder(engine):
     asyncio.run(scenario())
 
 
-def test_learning_the_limit_starts_from_the_holders_share_of_what_the_server_says_is_left(engine):
-    """Sent at tier 1's pace until the first answer, a holder may then use its share of the
-    server's remaining budget at once (as a holder that knew the limit would), not wait for an
-    empty bucket to refill; never more than one second of its share."""
-    async def scenario():
-        a = SharedRateLimit(engine, ACCOUNT, run_id="run-1", holders_at_start=2)
-        async with a:
-            for _ in range(4):
-                await a.limiter.acquire()  # tier 1's bucket, used up
-            a.observe({"x-ratelimit-limit-requests": "30000", "x-ratelimit-remaining-requests": "400"})
-            assert a.limiter.rpm == pytest.approx(15000 * SAFETY)
-            assert a.limiter._requests.level == pytest.approx(200 * SAFETY, abs=1)
-            await asyncio.gather(*a._pending_writes)
-            b = SharedRateLimit(engine, ACCOUNT, run_id="run-2")
-            async with b:  # the limit is known from the start: a full bucket of its share, as ever
-                assert b.limiter.rpm == pytest.approx(15000 * SAFETY)
-                assert b.limiter._requests.level == pytest.approx(b.limiter.rpm / 60, abs=1)
-            c = SharedRateLimit(engine, account_key("http://other", "sk-y", "gpt-4o-mini"), run_id="run-3")
-            async with c:  # another account, learned while its budget is spent: no burst
-                c.observe({"x-ratelimit-limit-requests": "30000", "x-ratelimit-remaining-requests": "0"})
-                assert c.limiter._requests.level <= INITIAL_LIMITS.rpm * SAFETY / 60 + 0.01  # what tier 1 left it
-            a.observe({"x-ratelimit-limit-requests": "30000", "x-ratelimit-remaining-requests": "90000"})
-            assert a.limiter._requests.level <= a.limiter.rpm / 60 + 1e-6  # learned once; capped at a second
-
-    asyncio.run(scenario())
-
-
 def test_a_run_stop_reaches_the_runs_other_holders_only(engine):
     stops = []
 

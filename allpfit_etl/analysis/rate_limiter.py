@@ -116,13 +116,6 @@ class RateLimiter:
             if self._tokens and tokens:
                 self._tokens.take(tokens)
 
-    def allow_burst(self, requests: float) -> None:
-        """Let up to ``requests`` (within one second's capacity) start at once: the server said
-        it has room for them."""
-        if self._requests:
-            self._requests.refill()
-            self._requests.level = min(self._requests.capacity, max(self._requests.level, requests))
-
     def penalize(self, retry_after_s: float) -> None:
         """Everyone waits until ``retry_after_s`` from now (a 429 said so)."""
         self._paused_until = max(self._paused_until, self._clock() + max(0.0, retry_after_s))
@@ -155,14 +148,6 @@ def advertised_limits(headers) -> tuple[int | None, int | None] | None:
         except ValueError:
             values.append(None)
     return None if values == [None, None] else (values[0], values[1])
-
-
-def remaining_requests(headers) -> float | None:
-    """Requests the server says are left in its budget right now (``x-ratelimit-remaining-requests``)."""
-    try:
-        return float(headers["x-ratelimit-remaining-requests"])
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def retry_after_seconds(headers) -> float | None:

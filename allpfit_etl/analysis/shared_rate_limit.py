@@ -31,7 +31,7 @@ from typing import Callable
 import sqlalchemy as sa
 
 from allpfit_etl.analysis.pricing import RateLimits
-from allpfit_etl.analysis.rate_limiter import RateLimiter, advertised_limits, remaining_requests
+from allpfit_etl.analysis.rate_limiter import RateLimiter, advertised_limits
 from allpfit_etl.db import sql
 
 BEAT_S = 1.0
@@ -85,15 +85,8 @@ class SharedRateLimit:
         stated = advertised_limits(headers)
         learned = RateLimits(stated[0] or 0, stated[1] or 0) if stated else RateLimits(0, 0)
         if learned != self.stated:
-            first = self.stated is None
             self.stated = learned
             self._apply()
-            remaining = remaining_requests(headers)
-            if first and remaining:
-                # Until now this holder sent at tier 1's pace, and the server's budget is nearly
-                # full: start from this holder's share of what it says is left (as a holder that
-                # knew the limit from the start would), not from an empty bucket.
-                self.limiter.allow_burst(remaining * SAFETY / max(1, self.holders))
             self._write(self._save_limits, learned)
 
     def observe_rejection(self, headers) -> None:
