@@ -31,7 +31,8 @@ ASSETS = [
 # over a dozen steps. The CLI (execute_in_process) runs steps in its own process.
 # Dagster's default executor with only its default changed: run config can still choose
 # `in_process`, another start_method or max_concurrent (a configured dict would ignore them all).
-FORKSERVER = {"forkserver": {"preload_modules": ["allpfit_etl.definitions"]}}
+# The monitoring steps' pandas too: the code location itself imports it only in those steps.
+FORKSERVER = {"forkserver": {"preload_modules": ["allpfit_etl.definitions", "allpfit_etl.monitoring.store"]}}
 
 
 def _forkserver_unless_configured(config: dict) -> dict:

@@ -75,10 +75,10 @@ def test_resources_under_their_keys(defs):
     "execution, expected",
     [
         ({}, {"multiprocess": {"start_method": {"forkserver": {"preload_modules": [
-            "allpfit_etl.definitions"]}}}}),
+            "allpfit_etl.definitions", "allpfit_etl.monitoring.store"]}}}}),
         ({"multiprocess": {"max_concurrent": 1}},
          {"multiprocess": {"max_concurrent": 1, "start_method": {"forkserver": {"preload_modules": [
-            "allpfit_etl.definitions"]}}}}),
+            "allpfit_etl.definitions", "allpfit_etl.monitoring.store"]}}}}),
         ({"multiprocess": {"start_method": {"spawn": {}}}}, {"multiprocess": {"start_method": {"spawn": {}}}}),
         ({"in_process": {}}, {"in_process": {}}),
     ],
@@ -94,3 +94,14 @@ def test_steps_fork_from_a_preloaded_server_unless_run_config_chooses_otherwise(
     (mode,) = expected
     assert set(resolved) == {mode}
     assert {k: v for k, v in resolved[mode].items() if k in expected[mode]} == expected[mode]
+
+
+def test_loading_the_code_location_leaves_pandas_to_the_monitoring_steps():
+    """Every CLI command and the daemon's sensors load the code location; only the monitoring
+    steps need pandas (the daemon's step server preloads it, see FORKSERVER)."""
+    import subprocess
+    import sys
+
+    code = "import sys, allpfit_etl.definitions; print(sorted({'pandas', 'numpy'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -11,11 +11,11 @@ import datetime as dt
 import dagster as dg
 
 from allpfit_etl import settings
-from allpfit_etl.monitoring import store
-from allpfit_etl.monitoring.agreement import markdown_table
 from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
 from allpfit_etl.resources import AnalyticsDatabase
 
+# The tables are built with pandas (`allpfit_etl.monitoring.store`), imported in the steps that use
+# it: loading the code location (every CLI command, the daemon's sensors) does not pay for it.
 GROUP = "monitoring"
 NUMERIC_FIGURES = (
     "compared", "is_lead_agreement", "is_lead_kappa", "visita_agreement", "visita_kappa", "probabilidade_mae",
@@ -45,6 +45,9 @@ def _now() -> dt.datetime:
 )
 def analyzer_comparison(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase):
     """One pass over the stored answers of each tenant-month the run touches feeds the three tables."""
+    from allpfit_etl.monitoring import store
+    from allpfit_etl.monitoring.agreement import markdown_table
+
     engine = analytics.engine()
     now = _now()
     tables, figures, disagreements, quality_rows = [], {}, 0, 0
@@ -75,6 +78,8 @@ def llm_spend_daily(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The llm_usage ledger per tenant, local day, model and mode: calls, failed calls, tokens by
     kind, cost and average latency. Metadata: month-to-date spend against monthly_budget_brl, the
     month-end projection, and for regex tenants with a shadow sample the cost of switching to OpenAI."""
+    from allpfit_etl.monitoring import store
+
     engine, openai = context.resources.analytics.engine(), context.resources.openai
     timezone, now = settings.timezone_name(), _now()
     today = store.local_today(timezone, now)
