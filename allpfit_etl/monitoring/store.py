@@ -88,8 +88,10 @@ def transcript_starts(engine: sa.Engine, tenant_id: int, conversation_ids) -> di
     ids = [int(i) for i in conversation_ids]
     if not ids:
         return {}
+    # Thousands of ids, rendered as literals (they are ints): as placeholders, the driver would
+    # parse a query of thousands of them on every call (0.1 s for a month's disagreements).
     query = sa.text(load_sql("analytics/monitoring/transcript_starts")).bindparams(
-        sa.bindparam("conversation_ids", expanding=True))
+        sa.bindparam("conversation_ids", expanding=True, literal_execute=True, type_=sa.Integer))
     with engine.connect() as conn:
         rows = conn.execute(query, {"tenant_id": tenant_id, "conversation_ids": ids,
                                     "length": TRANSCRIPT_START_CHARS}).all()
