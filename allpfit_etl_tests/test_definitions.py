@@ -84,13 +84,11 @@ def test_resources_under_their_keys(defs):
     ],
 )
 def test_steps_fork_from_a_preloaded_server_unless_run_config_chooses_otherwise(defs, execution, expected):
-    from dagster._core.system_config.objects import ResolvedRunConfig
-
     from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME
 
     job = defs.resolve_job_def(LEAD_ANALYSIS_JOB_NAME)
-    config = ResolvedRunConfig.build(job, {"execution": {"config": execution}} if execution else {})
-    resolved = config.execution.execution_engine_config
+    validated = dg.validate_run_config(job, {"execution": {"config": execution}} if execution else {})
+    (resolved,) = validated["execution"].values()  # under the executor's name
     (mode,) = expected
     assert set(resolved) == {mode}
     assert {k: v for k, v in resolved[mode].items() if k in expected[mode]} == expected[mode]

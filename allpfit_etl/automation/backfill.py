@@ -14,7 +14,8 @@ import time
 import dagster as dg
 
 # Dagster has no public API to submit an asset backfill from Python (only the UI and GraphQL):
-# dagster-io/dagster#26786 proposes making PartitionBackfill.from_asset_partitions public.
+# dagster-io/dagster#13852 (open) asks for one, and dagster-io/dagster#26731, which would have
+# added it, was closed unmerged.
 # test_deployment_end_to_end.py pins this use (a week's backfill → the expected runs, tags).
 from dagster._core.execution.backfill import PartitionBackfill
 
