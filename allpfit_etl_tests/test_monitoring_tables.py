@@ -254,3 +254,42 @@ def test_projection_and_switching_arithmetic():
     price = ModelPrice(input_per_m=0.15, cached_input_per_m=0.075, output_per_m=0.60)
     per_conversation = (600 * 0.15 + 400 * 0.075 + 100 * 0.60) / 1e6
     assert spend.switching_cost_brl(tokens, 3000, price, 5.4) == pytest.approx(per_conversation * 3000 * 5.4)
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_daily_quality_counts_each_conversations_newest_answer_per_analyzer(dialect, make_pg_database, tmp_path):
+    """A model change leaves two OpenAI answers for the same content: only the newer one counts."""
+    url = make_pg_database("analytics") if dialect == "postgresql" else f"sqlite:///{tmp_path / 'analytics.db'}"
+    engine = get_engine(url)
+    apply_migrations(engine)
+    add_tenant(engine, "gym", "Gym", 1, TenantFeatures())
+    day, at = dt.date(2025, 7, 14), dt.datetime(2025, 7, 14, 12, tzinfo=dt.timezone.utc)
+    answers = [  # (conversation, analyzer, model, is_lead, visita, probability, analyzed_at)
+        (1, "regex", "", True, False, 4, at),
+        (1, "openai", "gpt-4o-mini", False, False, 1, at),
+        (1, "openai", "gpt-4.1-mini", True, True, 5, at + dt.timedelta(hours=1)),  # the newer answer
+        (2, "regex", "", False, False, 0, at),
+        (2, "openai", "gpt-4o-mini", True, False, 3, at),
+    ]
+    with engine.begin() as conn:
+        for cid in (1, 2):
+            conn.execute(sa.text(
+                "INSERT INTO chatwoot_conversations (tenant_id, conversation_id, day, display_id, conversation_created_at,"
+                " contact_messages_count, message_compiled, content_hash, extracted_at)"
+                " VALUES (1, :cid, :day, :cid, :at, 1, 'x', :hash, :at)"), {"cid": cid, "day": day, "at": at, "hash": f"h{cid}"})
+        for cid, analyzer, model, lead, visit, prob, analyzed_at in answers:
+            conn.execute(sa.text(
+                "INSERT INTO conversation_analyses (tenant_id, conversation_id, content_hash, analyzer, model, prompt_version,"
+                " is_lead, visita_agendada, probabilidade_conversao, nome_mapeado_bot, analise_ia, analyzed_at)"
+                " VALUES (1, :cid, :hash, :analyzer, :model, 'v1', :lead, :visit, :prob, NULL, 'resumo', :at)"),
+                {"cid": cid, "hash": f"h{cid}", "analyzer": analyzer, "model": model, "lead": lead, "visit": visit,
+                 "prob": prob, "at": analyzed_at})
+    tenant = get_tenant(engine, "gym")
+    assert store.refresh_quality(engine, tenant, day, day, at) == 2
+    assert store.refresh_quality(engine, tenant, day, day, at) == 2  # replaced, not added to
+    with engine.connect() as conn:
+        rows = {r.analyzer: r for r in conn.execute(sa.text("SELECT * FROM analyzer_daily_kpis"))}
+    openai, regex = rows["openai"], rows["regex"]
+    assert (openai.conversations, openai.leads, openai.visits_scheduled, openai.high_probability) == (2, 2, 1, 1)
+    assert (regex.conversations, regex.leads, regex.high_probability) == (2, 1, 1)
+    assert openai.lead_rate == pytest.approx(1.0) and regex.high_probability_share == pytest.approx(0.5)

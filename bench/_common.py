@@ -106,3 +106,20 @@ def run_cli(env: dict[str, str], *args: str) -> tuple[float, str, float]:
     if process.returncode != 0:
         raise SystemExit(f"allpfit-etl {' '.join(args)} exited {process.returncode}: {stderr.strip()[-2000:]}")
     return wall, stdout, usage.ru_maxrss / 1024
+
+
+def dagster_run_seconds(home: str) -> tuple[float, str]:
+    """Wall time of the Dagster run(s) the CLI launched, from the CLI's own instance, and the
+    seconds each step took (steps of the same name summed)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(Path(home) / "dagster_home")) as instance:
+        runs = instance.get_runs()
+        stats = [instance.get_run_stats(run.run_id) for run in runs]
+        steps: dict[str, float] = {}
+        for run in runs:
+            for step in instance.get_run_step_stats(run.run_id):
+                name = step.step_key.split("[")[0].split(".")[-1]
+                steps[name] = steps.get(name, 0.0) + (step.end_time or 0) - (step.start_time or 0)
+    breakdown = ", ".join(f"{name} {seconds:.1f}" for name, seconds in steps.items())
+    return max(s.end_time for s in stats) - min(s.start_time for s in stats), breakdown

@@ -36,7 +36,7 @@ import openai  # noqa: E402
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from _common import run_cli, seed_in_subprocess, throwaway_databases  # noqa: E402
+from _common import dagster_run_seconds, run_cli, seed_in_subprocess, throwaway_databases  # noqa: E402
 from allpfit_etl.analysis.openai_analyzer import LeadAnswer  # noqa: E402
 from allpfit_etl.analysis.prompts import system_prompt  # noqa: E402
 
@@ -73,23 +73,6 @@ def user_environment(chatwoot_url: str, analytics_url: str, base_url: str, home:
     env.update(CHATWOOT_DATABASE_URL=chatwoot_url, ANALYTICS_DATABASE_URL=analytics_url, OPENAI_API_KEY=API_KEY,
                OPENAI_BASE_URL=base_url, ALLPFIT_HOME=home)
     return env
-
-
-def dagster_run_seconds(home: str) -> tuple[float, str]:
-    """Wall time of the Dagster run(s) the CLI launched, from the CLI's own instance, and the
-    seconds each step took (steps of the same name summed)."""
-    import dagster as dg
-
-    with dg.DagsterInstance.from_config(str(Path(home) / "dagster_home")) as instance:
-        runs = instance.get_runs()
-        stats = [instance.get_run_stats(run.run_id) for run in runs]
-        steps: dict[str, float] = {}
-        for run in runs:
-            for step in instance.get_run_step_stats(run.run_id):
-                name = step.step_key.split("[")[0].split(".")[-1]
-                steps[name] = steps.get(name, 0.0) + (step.end_time or 0) - (step.start_time or 0)
-    breakdown = ", ".join(f"{name} {seconds:.1f}" for name, seconds in steps.items())
-    return max(s.end_time for s in stats) - min(s.start_time for s in stats), breakdown
 
 
 def analysis_window(analytics_url: str) -> tuple[int, float]:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa  # noqa: E402
 
-from _common import cli_env, run_cli, seed_in_subprocess, throwaway_databases  # noqa: E402
+from _common import cli_env, dagster_run_seconds, run_cli, seed_in_subprocess, throwaway_databases  # noqa: E402
 
 DAY = dt.date(2025, 11, 10)
 
@@ -41,11 +41,14 @@ def main() -> None:
         wall, output, rss = run_cli(env, "run", "--tenant", "bench", "--from", DAY.isoformat(), "--to", DAY.isoformat())
         with sa.create_engine(analytics_url).connect() as conn:
             loaded = conn.execute(sa.text("SELECT COUNT(*) FROM conversations_analytics")).scalar_one()
+        run_seconds, steps = dagster_run_seconds(home)
 
     print(output.strip())
     print(f"conversations:        {args.conversations} × {args.messages} messages")
     print(f"seed (not timed):     {seed_seconds:.1f} s")
     print(f"`allpfit-etl run`:    {wall:.1f} s  (target ≤ 30 s)")
+    print(f"the Dagster run:      {run_seconds:.1f} s  ({wall - run_seconds:.1f} s outside it: start-up, imports, the summary)")
+    print(f"steps (s):            {steps}")
     print(f"throughput:           {loaded / wall:.0f} conversations/s")
     print(f"rows loaded:          {loaded}")
     print(f"peak RSS (the run):   {rss:.0f} MiB  (target ≤ 1024 MiB)")

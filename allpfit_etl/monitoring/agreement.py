@@ -120,27 +120,6 @@ def disagreements(paired: pd.DataFrame) -> pd.DataFrame:
     return chosen.sort_values(["severity", "conversation_id"], ascending=[False, True]).reset_index(drop=True)
 
 
-def daily_quality(answers: pd.DataFrame) -> pd.DataFrame:
-    """Per day and analyzer: conversations, leads, lead rate, visits scheduled, high probability (4–5)."""
-    columns = ["day", "analyzer", "conversations", "leads", "lead_rate", "visits_scheduled", "high_probability",
-               "high_probability_share"]
-    latest = latest_answers(answers)
-    if latest.empty:
-        return pd.DataFrame(columns=columns)
-    frame = latest.assign(
-        lead=latest["is_lead"].astype(bool).astype(int),
-        visit=latest["visita_agendada"].astype(bool).astype(int),
-        high=(latest["probabilidade_conversao"].astype(int) >= 4).astype(int),
-    )
-    grouped = frame.groupby(["day", "analyzer"], sort=True).agg(
-        conversations=("conversation_id", "size"), leads=("lead", "sum"), visits_scheduled=("visit", "sum"),
-        high_probability=("high", "sum"),
-    ).reset_index()
-    grouped["lead_rate"] = grouped["leads"] / grouped["conversations"]
-    grouped["high_probability_share"] = grouped["high_probability"] / grouped["conversations"]
-    return grouped[columns]
-
-
 def markdown_table(row: dict) -> str:
     """The agreement figures as a Markdown table (asset metadata, the CLI)."""
 

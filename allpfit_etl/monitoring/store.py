@@ -73,11 +73,11 @@ def frame_of(result: sa.CursorResult) -> pd.DataFrame:
     return pd.DataFrame.from_records([tuple(row) for row in result], columns=list(result.keys()))
 
 
-def load_answers(engine: sa.Engine, tenant_id: int, first_day: dt.date, last_day: dt.date, *,
-                 paired_only: bool = False) -> pd.DataFrame:
-    query = "analytics/monitoring/" + ("paired_answers_for_days" if paired_only else "answers_for_days")
+def load_paired_answers(engine: sa.Engine, tenant_id: int, first_day: dt.date, last_day: dt.date) -> pd.DataFrame:
+    """Both analyzers' stored answers of the conversations (in a day range) that both answered."""
     with engine.connect() as conn:
-        result = conn.execute(sql(query), {"tenant_id": tenant_id, "first_day": first_day, "last_day": last_day})
+        result = conn.execute(sql("analytics/monitoring/paired_answers_for_days"),
+                              {"tenant_id": tenant_id, "first_day": first_day, "last_day": last_day})
         frame = frame_of(result)
     if not frame.empty:
         frame["analyzed_at"] = pd.to_datetime(frame["analyzed_at"], utc=True, format="mixed")
@@ -108,7 +108,7 @@ class MonthComparison:
 
 def compare_month(engine: sa.Engine, tenant: Tenant, month: dt.date) -> MonthComparison:
     """Both analyzers on the tenant's conversations of one month, computed from the stored answers."""
-    answers = load_answers(engine, tenant.tenant_id, month, month_last_day(month), paired_only=True)
+    answers = load_paired_answers(engine, tenant.tenant_id, month, month_last_day(month))
     paired = agreement.pair_answers(answers)
     figures = agreement.agreement_figures(paired)
     found = agreement.disagreements(paired)
@@ -141,11 +141,10 @@ def refresh_month(engine: sa.Engine, tenant: Tenant, month: dt.date, now: dt.dat
 
 def refresh_quality(engine: sa.Engine, tenant: Tenant, first_day: dt.date, last_day: dt.date, now: dt.datetime) -> int:
     """Recompute analyzer_daily_kpis for the tenant's days (every stored answer, per analyzer)."""
-    quality = agreement.daily_quality(load_answers(engine, tenant.tenant_id, first_day, last_day))
+    params = {"tenant_id": tenant.tenant_id, "first_day": first_day, "last_day": last_day}
     with engine.begin() as conn:
-        conn.execute(sql("analytics/monitoring/delete_analyzer_daily_kpis"),
-                     {"tenant_id": tenant.tenant_id, "first_day": first_day, "last_day": last_day})
-        return insert_frame(conn, "analyzer_daily_kpis", quality, tenant_id=tenant.tenant_id, updated_at=now)
+        conn.execute(sql("analytics/monitoring/delete_analyzer_daily_kpis"), params)
+        return conn.execute(sql("analytics/monitoring/refresh_analyzer_daily_kpis"), {**params, "updated_at": now}).rowcount
 
 
 def load_ledger(engine: sa.Engine, tenant_id: int, since: dt.datetime, until: dt.datetime) -> pd.DataFrame:

@@ -1,9 +1,0 @@
--- Every stored answer (any analyzer) for the current content of a tenant's conversations in a day range.
-SELECT c.conversation_id, c.day, c.display_id, c.content_hash,
-       a.analyzer, a.model, a.prompt_version, a.is_lead, a.visita_agendada, a.probabilidade_conversao,
-       a.nome_mapeado_bot, a.analise_ia, a.prompt_tokens, a.cached_tokens, a.completion_tokens, a.analyzed_at
-FROM chatwoot_conversations c
-JOIN conversation_analyses a
-  ON a.tenant_id = c.tenant_id AND a.conversation_id = c.conversation_id AND a.content_hash = c.content_hash
-WHERE c.tenant_id = :tenant_id AND c.day >= :first_day AND c.day <= :last_day
-ORDER BY c.conversation_id
