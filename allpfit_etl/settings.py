@@ -13,9 +13,15 @@ DEFAULT_TIMEZONE = "America/Sao_Paulo"
 DEFAULT_START_DATE = "2025-01-01"
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, as a container limits it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+# A step forks at most this many processes for its CPU-bound work (extract, regex, OpenAI client).
+MAX_WORKER_PROCESSES = 4
+
+
+def worker_process_limit() -> int:
+    """How many processes a step may fork: the cores this process may run on (its CPU affinity,
+    as a container limits it), at most ``MAX_WORKER_PROCESSES``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, MAX_WORKER_PROCESSES)
 
 
 def allpfit_home() -> Path:

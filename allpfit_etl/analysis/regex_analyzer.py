@@ -19,7 +19,7 @@ from allpfit_etl.analysis.interface import (
     LeadAnalysis,
 )
 from allpfit_etl.identities import regex_identity
-from allpfit_etl.settings import usable_cores
+from allpfit_etl.settings import worker_process_limit
 
 
 _LINE = re.compile(r"^\[[^\]]*\]\s*(Contato|Atendente|Bot):\s?(.*)$")
@@ -212,7 +212,7 @@ def _analyze_each(items: list[tuple[str, str | None]]) -> list[LeadAnalysis | st
 
 
 def _analyze_all(items: list[tuple[str, str | None]]) -> list[LeadAnalysis | str]:
-    workers = min(usable_cores(), 4)
+    workers = worker_process_limit()
     if len(items) < PARALLEL_MIN_CONVERSATIONS or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return _analyze_each(items)
     size = -(-len(items) // (workers * 4))  # a few parts per worker evens out their speeds

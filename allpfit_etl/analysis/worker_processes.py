@@ -26,11 +26,10 @@ from typing import Callable, Sequence
 from allpfit_etl.analysis.interface import Analyzer, ChunkOutcome, ConversationInput
 from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
 from allpfit_etl.errors import redact
-from allpfit_etl.settings import usable_cores
+from allpfit_etl.settings import worker_process_limit
 
 # Below this many conversations per worker, a worker costs more than it saves.
 MIN_CONVERSATIONS_PER_WORKER = 1_000
-MAX_WORKERS = 4
 # Conversations a worker takes from the shared position at once: a few tens of milliseconds of
 # requests, so the workers finish within that of each other.
 FEED_BATCH = 8
@@ -40,7 +39,7 @@ def worker_count(conversations: int, dialect: str) -> int:
     """How many processes analyze a chunk of ``conversations``: 1 keeps it in this process."""
     if dialect == "sqlite" or "fork" not in multiprocessing.get_all_start_methods():
         return 1  # SQLite has a single writer; Windows cannot fork
-    return max(1, min(usable_cores(), MAX_WORKERS, conversations // MIN_CONVERSATIONS_PER_WORKER))
+    return max(1, min(worker_process_limit(), conversations // MIN_CONVERSATIONS_PER_WORKER))
 
 
 ProgressFn = Callable[[dict], None]

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from allpfit_etl.db import sql
 from allpfit_etl.extract.hashing import content_hash
-from allpfit_etl.settings import usable_cores
+from allpfit_etl.settings import worker_process_limit
 from allpfit_etl.text import sanitize_text
 from allpfit_etl.timeutil import as_utc
 from allpfit_etl.extract.transcript import SourceMessage, compile_transcript, count_contact_messages
@@ -60,7 +60,7 @@ def extract_day(
     ``PARALLEL_MIN_BATCHES`` batches; fewer, or 1, keep it in this process."""
     extracted_at = dt.datetime.now(dt.timezone.utc)
     job = _BatchJob(source, account_id, day, timezone, batch_size, tenant_id, extracted_at)
-    workers = min(usable_cores(), MAX_EXTRACT_WORKERS) if workers is None else workers
+    workers = worker_process_limit() if workers is None else workers
     starts = _batch_starts(source, job) if workers > 1 and "fork" in multiprocessing.get_all_start_methods() else []
     after_id = 0
     if len(starts) >= PARALLEL_MIN_BATCHES:
@@ -76,7 +76,6 @@ def extract_day(
 # A day of one batch (DEFAULT_BATCH_SIZE conversations) is not worth the workers; from two on,
 # they take a third or more off the extract (5,000 conversations: 0.6 s → 0.4 s).
 PARALLEL_MIN_BATCHES = 2
-MAX_EXTRACT_WORKERS = 4
 
 
 class _BatchJob:
