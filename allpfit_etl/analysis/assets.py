@@ -26,7 +26,7 @@ from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.tenants.registry import Tenant, get_tenant_by_id
 
 MAX_CHUNKS_PER_RUN = 32
-MONITORING_MODULE = "allpfit_etl.monitoring.store"
+MONITORING_MODULE = "allpfit_etl.monitoring.store"  # pandas and the monitoring tables: preloaded here and by the daemon
 OPENAI_POOL = "openai"
 
 CHUNK_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)

@@ -177,7 +177,7 @@ def bar_chart(categories: Sequence[str], bars: Sequence[Bars], *, y_label: str, 
     wall of colour); ``levels`` with a category mark a value over that category's bars."""
     values = [v for b in bars for v in b.values] + [level.value for level in levels]
     top = y_max if y_max is not None else max(values, default=0) * 1.05
-    frame = _Frame(height, top, y_label, nice_ticks(top) if y_max is None else [y_max * i / 5 for i in range(6)])
+    frame = _Frame(height, top, y_label, None if y_max is None else [y_max * i / 5 for i in range(6)])
     slots = max(len(categories), 3)
     slot = (frame.x1 - frame.x0) / slots
     width = 0.8 * slot / max(1, len(bars))
