@@ -82,8 +82,10 @@ def materialize_partition(partition_key: str, chatwoot_url: str, analytics_url: 
 
 
 def cli_env(home: str, **extra: str) -> dict[str, str]:
-    """The environment a user's shell would have: embedded defaults under ``home`` plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALLPFIT_", "CHATWOOT_", "ANALYTICS_", "DAGSTER_"))}
+    """The environment a user's shell would have: embedded defaults under ``home`` plus ``extra``
+    (none of this shell's project settings, rate limits included)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ALLPFIT_", "CHATWOOT_", "ANALYTICS_", "DAGSTER_", "OPENAI_RPM", "OPENAI_TPM"))}
     env.update(ALLPFIT_HOME=home, **extra)
     return env
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import openai  # noqa: E402
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from _common import dagster_run_seconds, run_cli, seed_in_subprocess, throwaway_databases  # noqa: E402
+from _common import cli_env, dagster_run_seconds, run_cli, seed_in_subprocess, throwaway_databases  # noqa: E402
 from allpfit_etl.analysis.openai_analyzer import LeadAnswer  # noqa: E402
 from allpfit_etl.analysis.prompts import system_prompt  # noqa: E402
 
@@ -68,11 +67,8 @@ class ServerProcess:
 
 def user_environment(chatwoot_url: str, analytics_url: str, base_url: str, home: str) -> dict:
     """What a user exports: the two databases, the key and the endpoint. Nothing else."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DAGSTER_HOME", "OPENAI_RPM", "OPENAI_TPM", "ALLPFIT_LOG_LEVEL")}
-    env.update(CHATWOOT_DATABASE_URL=chatwoot_url, ANALYTICS_DATABASE_URL=analytics_url, OPENAI_API_KEY=API_KEY,
-               OPENAI_BASE_URL=base_url, ALLPFIT_HOME=home)
-    return env
+    return cli_env(home, CHATWOOT_DATABASE_URL=chatwoot_url, ANALYTICS_DATABASE_URL=analytics_url,
+                   OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=base_url)
 
 
 def analysis_window(analytics_url: str) -> tuple[int, float]:
