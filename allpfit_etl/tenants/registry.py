@@ -21,6 +21,10 @@ from allpfit_etl.identities import AnalyzerIdentity, analyzer_identity
 SLUG_PATTERN = re.compile(r"^[a-z0-9_]+$")
 DEFAULT_MODEL = "gpt-4o-mini"
 BATCH_API_MODES = ("never", "backfills", "always")
+# A WhatsApp sales chat goes back and forth within seconds (the bot) to a few minutes (the contact,
+# an agent); ten quiet minutes almost always end an exchange. Longer only delays the final answer,
+# shorter pays again for chats that were only pausing.
+DEFAULT_SETTLE_MINUTES = 10.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ class TenantFeatures:
     batch_api: str = "backfills"
     # Regex tenants: this fraction of conversations is also analysed by OpenAI, to compare (analysis/shadow.py).
     shadow_openai_sample: float = 0.0
+    # OpenAI tenants: a conversation is paid for once it has settled, i.e. no new message for this
+    # many minutes (or resolved in Chatwoot); until then its free regex answer is loaded as provisional.
+    settle_minutes: float = DEFAULT_SETTLE_MINUTES
 
     def validated(self) -> "TenantFeatures":
         if not isinstance(self.use_openai, bool) or not isinstance(self.reanalyze_with_regex, bool):
@@ -58,6 +65,9 @@ class TenantFeatures:
         sample = self.shadow_openai_sample
         if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not 0 <= sample <= 1:
             raise ConfigError(f"feature shadow_openai_sample must be a fraction between 0 and 1, got {sample!r}")
+        settle = self.settle_minutes
+        if isinstance(settle, bool) or not isinstance(settle, (int, float)) or not 0 <= settle <= 7 * 24 * 60:
+            raise ConfigError(f"feature settle_minutes must be a number of minutes between 0 and 10080, got {settle!r}")
         return self
 
 
@@ -110,6 +120,11 @@ def coerce_feature_value(key: str, text: str) -> Any:
             raise ConfigError(f"feature {key} takes a number, got {text!r}") from None
     if key == "batch_api":
         return lowered
+    if key == "settle_minutes":
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"feature {key} takes a number of minutes, got {text!r}") from None
     if key == "shadow_openai_sample":
         try:
             return float(text)
