@@ -46,9 +46,23 @@ def cmd_seed_demo(args) -> int:
     from allpfit_etl.demo.seed import create_chatwoot_schema, seed_demo
 
     engine = chatwoot_engine(read_only=False)
+    if args.live is not None:
+        return cmd_seed_live(engine, args)
     create_chatwoot_schema(engine)
     counts = seed_demo(engine)
     print("demo Chatwoot data: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_seed_live(engine, args) -> int:
+    """``seed-demo --live``: conversations written message by message in real time (demo/live.py)."""
+    from allpfit_etl.demo.live import LiveSchedule, write_live_demo
+
+    try:
+        schedule = LiveSchedule(args.live, args.every, args.gap, args.messages, args.resolve).validated()
+    except ValueError as exc:
+        raise ConfigError(f"seed-demo --live: {exc}") from None
+    write_live_demo(engine, schedule, args.account, args.record)
     return 0
 
 
@@ -306,7 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="allpfit-etl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("init", help="create or upgrade the analytics schema; open the Dagster instance").set_defaults(func=cmd_init)
-    sub.add_parser("seed-demo", help="write demo Chatwoot data for four gym tenants").set_defaults(func=cmd_seed_demo)
+    seed = sub.add_parser("seed-demo", help="write demo Chatwoot data for four gym tenants (--live: as live traffic)")
+    seed.set_defaults(func=cmd_seed_demo)
+    seed.add_argument("--live", type=float, metavar="MINUTES",
+                      help="instead, write live traffic now, message by message: new conversations for MINUTES")
+    seed.add_argument("--every", type=float, default=45.0, metavar="S", help="--live: a new conversation per account every S seconds")
+    seed.add_argument("--gap", type=float, default=25.0, metavar="S", help="--live: seconds between two messages")
+    seed.add_argument("--messages", type=int, default=11, metavar="N", help="--live: messages per conversation")
+    seed.add_argument("--resolve", type=float, default=0.0, metavar="FRACTION",
+                      help="--live: resolve this share of the conversations after their last message")
+    seed.add_argument("--account", type=int, action="append", metavar="ID",
+                      help="--live: Chatwoot account id (repeatable; default: the demo's four)")
+    seed.add_argument("--record", metavar="FILE", help="--live: write what was written, one JSON line per conversation")
     sub.add_parser("demo", help="seed-demo + init + tenants + run, on the embedded defaults").set_defaults(func=cmd_demo)
 
     tenants = sub.add_parser("tenants", help="manage tenant_configs")
