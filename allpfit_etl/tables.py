@@ -13,7 +13,7 @@ CHATWOOT_CONVERSATION_COLUMNS = (
     "conversation_created_at", "conversation_updated_at", "last_activity_at", "contact_name",
     "contact_messages_count", "message_compiled", "content_hash", "extracted_at",
 )
-PENDING_COLUMNS = ("tenant_id", "conversation_id", "day", "content_hash", "reason", "queued_at")
+PENDING_COLUMNS = ("tenant_id", "conversation_id", "day", "content_hash", "reason", "provisional", "queued_at")
 ANALYSIS_COLUMNS = (
     "tenant_id", "conversation_id", "content_hash", "analyzer", "model", "prompt_version", "is_lead",
     "visita_agendada", "probabilidade_conversao", "nome_mapeado_bot", "analise_ia", "prompt_tokens",

@@ -10,7 +10,10 @@ from allpfit_etl.analysis.chunks import split_into_chunks
 from allpfit_etl.analysis.interface import AnalyzerIdentity, LeadAnalysis
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.partitions import days_by_tenant, parse_partition_key, partition_key
-from allpfit_etl.pending.rules import ANALYZER_CHANGED, CONTENT_CHANGED, NEW, StoredAnalysis, pending_reason
+from allpfit_etl.pending.rules import (
+    ANALYZER_CHANGED, CONTENT_CHANGED, NEW, PROVISIONAL, SETTLED, PendingDecision, StoredAnalysis, is_settled,
+    pending_decision, pending_reason,
+)
 from allpfit_etl.tenants.registry import coerce_feature_value, parse_features, validate_slug
 
 REGEX = AnalyzerIdentity("regex", "", "regex-v1")
@@ -37,6 +40,51 @@ def stored(identity: AnalyzerIdentity, content_hash="h1") -> StoredAnalysis:
 )
 def test_pending_reason(current, existing, force, expected):
     assert pending_reason("h1", current, existing, reanalyze_with_regex=force) == expected
+
+
+NOW = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "last_activity, status, settle_minutes, expected",
+    [
+        (NOW - dt.timedelta(minutes=9, seconds=59), "open", 10, False),
+        (NOW - dt.timedelta(minutes=10), "open", 10, True),
+        (NOW - dt.timedelta(seconds=5), "resolved", 10, True),  # resolved: no wait
+        (NOW - dt.timedelta(seconds=5), "pending", 0, True),
+        (NOW, "snoozed", 0.5, False),
+        (None, "open", 10, True),  # no activity recorded: nothing to wait for
+    ],
+)
+def test_is_settled(last_activity, status, settle_minutes, expected):
+    assert is_settled(last_activity, status, NOW, settle_minutes) is expected
+
+
+def provisional(content_hash="h1") -> StoredAnalysis:
+    return StoredAnalysis(content_hash, REGEX.analyzer, REGEX.model, REGEX.prompt_version, PROVISIONAL)
+
+
+@pytest.mark.parametrize(
+    "current, existing, settled, expected",
+    [
+        # an OpenAI tenant's conversation still going on: the free answer only, once per content
+        (OPENAI, None, False, PendingDecision(NEW, provisional=True)),
+        (OPENAI, provisional("old"), False, PendingDecision(CONTENT_CHANGED, provisional=True)),
+        (OPENAI, provisional(), False, None),
+        # ... settled: the paid answer replaces the provisional one
+        (OPENAI, provisional(), True, PendingDecision(SETTLED, provisional=False)),
+        (OPENAI, None, True, PendingDecision(NEW, provisional=False)),
+        # a final answer whose conversation resumed: provisional again until it settles again
+        (OPENAI, stored(OPENAI, "old"), False, PendingDecision(CONTENT_CHANGED, provisional=True)),
+        (OPENAI, stored(OPENAI, "old"), True, PendingDecision(CONTENT_CHANGED, provisional=False)),
+        (OPENAI, stored(OPENAI), False, None),
+        # regex tenants are never delayed
+        (REGEX, None, False, PendingDecision(NEW, provisional=False)),
+        (REGEX, stored(REGEX, "old"), False, PendingDecision(CONTENT_CHANGED, provisional=False)),
+    ],
+)
+def test_pending_decision_pays_only_for_settled_conversations(current, existing, settled, expected):
+    assert pending_decision("h1", current, existing, settled=settled) == expected
 
 
 def test_split_into_chunks_respects_size_and_cap():

@@ -21,7 +21,9 @@ from allpfit_etl.analysis.interface import (
     LeadAnalysis,
 )
 from allpfit_etl.db import load_sql
+from allpfit_etl.pending.rules import is_settled
 from allpfit_etl.text import sanitize_text
+from allpfit_etl.timeutil import as_utc
 from allpfit_etl.tables import conversation_analyses, insert_ignore_duplicates, insert_rows, llm_usage
 
 ANALYSIS_KEY = ("tenant_id", "conversation_id", "content_hash", "analyzer", "model", "prompt_version")
@@ -43,6 +45,18 @@ def chunk_inputs(engine: sa.Engine, tenant_id: int, conversation_ids) -> list[Co
         ConversationInput(tenant_id, int(r.conversation_id), r.content_hash, r.message_compiled, r.contact_name)
         for r in rows
     ]
+
+
+def settled_conversation_ids(engine: sa.Engine, tenant_id: int, conversation_ids, now: dt.datetime,
+                             settle_minutes: float) -> set[int]:
+    """Those of the conversations that have settled (``pending.rules.is_settled``) as extracted."""
+    if not conversation_ids:
+        return set()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            _expanding("analytics/conversation_activity"), {"tenant_id": tenant_id, "conversation_ids": list(conversation_ids)}
+        ).all()
+    return {int(r.conversation_id) for r in rows if is_settled(as_utc(r.last_activity_at), r.status, now, settle_minutes)}
 
 
 def stored_answers(

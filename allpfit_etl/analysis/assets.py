@@ -16,6 +16,7 @@ from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer, Usage
 from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.analysis.partition_activity import partition_activity
+from allpfit_etl.analysis.provisional import answer_provisionally
 from allpfit_etl.analysis.shadow import analyze_shadow
 from allpfit_etl.analysis.worker_processes import WorkerProcessesAnalyzer, worker_count
 from allpfit_etl.analysis.summary import ANALYZED, DEFERRED, FAILED, REUSED, ChunkSummary
@@ -49,6 +50,25 @@ def plan_analysis_chunks(context: dg.OpExecutionContext, analytics: AnalyticsDat
         context.log.info(f"{slug}: {len(ids)} pending conversations in {len(chunks)} chunk(s)")
         for chunk in chunks:
             yield dg.DynamicOutput(chunk, mapping_key=chunk.mapping_key)
+
+
+@dg.op(ins={"pending": dg.In(dg.Nothing)})
+def answer_unsettled(context: dg.OpExecutionContext, analytics: AnalyticsDatabase) -> ChunkSummary:
+    """The free regex answer for each OpenAI tenant's conversation still going on: loaded at once,
+    marked provisional, until the conversation settles and gets its paid answer."""
+    engine = analytics.engine()
+    summary = ChunkSummary()
+    for tenant, days in tenant_days(engine, context.partition_keys):
+        with engine.connect() as conn:
+            ids = [
+                int(row.conversation_id)
+                for day in days
+                for row in conn.execute(sql("analytics/provisional_for_partition"), {"tenant_id": tenant.tenant_id, "day": day})
+            ]
+        if ids:
+            context.log.info(f"{tenant.slug}: {len(ids)} conversation(s) still going on get a provisional regex answer")
+            summary = summary.add(answer_provisionally(engine, tenant, ids, context.run_id))
+    return summary
 
 
 def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink, log, run_id: str | None = None,
@@ -167,11 +187,12 @@ def analyze_chunk(
 
 
 @dg.op(out=dg.Out(dg.Nothing))
-def collect_analyses(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase, summaries: list[ChunkSummary]):
-    """Fan-in: what this run did to each partition — analyzed, reused, failed and deferred
-    conversations from the chunks, tokens and cost from the ``llm_usage`` ledger rows of this
-    run — recorded on that partition's materialization."""
-    total = ChunkSummary()
+def collect_analyses(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase, summaries: list[ChunkSummary],
+                     provisional: ChunkSummary):
+    """Fan-in: what this run did to each partition — analyzed, reused, failed, deferred and
+    provisional conversations from the chunks, tokens and cost from the ``llm_usage`` ledger rows
+    of this run — recorded on that partition's materialization."""
+    total = provisional
     for summary in summaries:
         total = total.add(summary)
     engine = analytics.engine()
@@ -181,6 +202,7 @@ def collect_analyses(context: dg.AssetExecutionContext, analytics: AnalyticsData
     wall_seconds = time.time() - total.started_at if total.started_at else 0.0
     context.log.info(
         f"{total.analyzed} analyzed, {total.reused_answers} reused, {total.failures} failed in {len(summaries)} chunk(s), "
+        f"{total.provisional} provisional, "
         f"{total.usage.total_tokens} tokens, US$ {total.usage.cost_usd:.4f}"
     )
     if total.deferred_by_budget:
@@ -211,4 +233,5 @@ def collect_analyses(context: dg.AssetExecutionContext, analytics: AnalyticsData
     ),
 )
 def conversation_analyses(pending_conversations):
-    return collect_analyses(plan_analysis_chunks(pending_conversations).map(analyze_chunk).collect())
+    chunks = plan_analysis_chunks(pending_conversations).map(analyze_chunk).collect()
+    return collect_analyses(chunks, answer_unsettled(pending_conversations))

@@ -3,7 +3,8 @@
 - OpenAI tenants: every conversation of the chunk is also analyzed by the regex analyzer (free).
 - Regex tenants with ``shadow_openai_sample`` > 0: a fixed share of conversations, chosen by a
   hash of (tenant, conversation), is also analyzed by OpenAI, inside the monthly budget and
-  through the ``llm_usage`` ledger.
+  through the ``llm_usage`` ledger, once the conversation has settled (as the tenant's own paid
+  answers do; the next run of its day after that gets it).
 
 Shadow answers go to ``conversation_analyses`` under their own analyzer identity, so they are
 never loaded (the load joins on the tenant's identity) and never paid twice (the store is keyed
@@ -12,12 +13,13 @@ by content hash, analyzer, model and prompt version, and stored answers are reus
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 import sqlalchemy as sa
 
 from allpfit_etl import settings
-from allpfit_etl.analysis.answer_store import AnswerSink, stored_answers
+from allpfit_etl.analysis.answer_store import AnswerSink, settled_conversation_ids, stored_answers
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, month_to_date_spend_brl
 from allpfit_etl.analysis.interface import ConversationInput, Usage
 from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
@@ -89,6 +91,10 @@ def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationI
     else:
         candidates = [c for c in inputs if in_shadow_sample(tenant.tenant_id, c.conversation_id,
                                                            tenant.features.shadow_openai_sample)]
+        # Paid for once, like the tenant's own answers: only conversations that have settled.
+        settled = settled_conversation_ids(engine, tenant.tenant_id, [c.conversation_id for c in candidates],
+                                           dt.datetime.now(dt.timezone.utc), tenant.features.settle_minutes)
+        candidates = [c for c in candidates if c.conversation_id in settled]
     reused = stored_answers(engine, tenant.tenant_id, identity, candidates)
     todo = [c for c in candidates if c.conversation_id not in reused]
     if not todo:

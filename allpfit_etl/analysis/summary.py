@@ -11,7 +11,8 @@ _MERGED = {"started_at", "usage", "models", "outcomes"}  # not plain sums
 
 # What a run did with one conversation; the names are the activity metadata keys they count in.
 ANALYZED, REUSED, FAILED, DEFERRED, IN_BATCH = "analyzed", "reused_answers", "failures", "deferred_by_budget", "in_batch"
-OUTCOMES = (ANALYZED, REUSED, FAILED, DEFERRED, IN_BATCH)
+PROVISIONAL = "provisional"  # an OpenAI tenant's unsettled conversation, given its free regex answer for now
+OUTCOMES = (ANALYZED, REUSED, FAILED, DEFERRED, IN_BATCH, PROVISIONAL)
 
 
 @dataclass
@@ -22,6 +23,7 @@ class ChunkSummary:
     failures: int = 0
     deferred_by_budget: int = 0
     in_batch: int = 0  # waiting in an OpenAI batch (submitted by this run or an earlier one)
+    provisional: int = 0
     leads: int = 0
     visits: int = 0
     high_probability: int = 0
@@ -67,6 +69,7 @@ class ChunkSummary:
             "failures": self.failures,
             "deferred_by_budget": self.deferred_by_budget,
             "in_batch": self.in_batch,
+            "provisional": self.provisional,
             "openai.batch_ids": ", ".join(self.batch_ids) or "none",
             "leads": self.leads,
             "visits": self.visits,

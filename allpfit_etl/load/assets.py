@@ -5,6 +5,7 @@ import datetime as dt
 import dagster as dg
 
 from allpfit_etl.db import sql
+from allpfit_etl.identities import regex_identity
 from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions, tenant_days
 from allpfit_etl.resources import AnalyticsDatabase
 
@@ -31,15 +32,18 @@ def conversations_analytics(context: dg.AssetExecutionContext, analytics: Analyt
     engine = analytics.engine()
     now = dt.datetime.now(dt.timezone.utc)
     for tenant, days in tenant_days(engine, context.partition_keys):
-        identity = tenant.identity()
+        identity, stand_in = tenant.identity(), regex_identity()
         params = {"tenant_id": tenant.tenant_id, "analyzer": identity.analyzer, "model": identity.model,
                   "prompt_version": identity.prompt_version}
+        # The regex answer stands in, provisional, while an OpenAI tenant's conversation goes on.
+        stand_in_params = {"regex_analyzer": stand_in.analyzer, "regex_model": stand_in.model,
+                           "regex_prompt_version": stand_in.prompt_version}
         for day in days:
             with engine.begin() as conn:
-                loaded = conn.execute(sql("analytics/load_conversations_analytics"), {**params, "day": day, "loaded_at": now}).rowcount
+                loaded = conn.execute(sql("analytics/load_conversations_analytics"), {**params, **stand_in_params, "day": day, "loaded_at": now}).rowcount
                 conn.execute(sql("analytics/delete_loaded_pending"), {**params, "day": day})
                 state = conn.execute(sql("analytics/partition_state"), {"tenant_id": tenant.tenant_id, "day": day}).one()
-            add_partition_metadata(context, day, tenant.slug, {**_counts(state._mapping), "loaded": loaded})
+            add_partition_metadata(context, day, tenant.slug, {**_counts(state._mapping), "provisional": int(state.provisional), "loaded": loaded})
     return dg.MaterializeResult()
 
 
