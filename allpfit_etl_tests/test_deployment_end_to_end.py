@@ -240,7 +240,8 @@ def test_a_new_chatwoot_message_makes_the_activity_sensor_launch_its_run(deploym
     )
     cw, gym = deployment["cw"], deployment["gym"]
     at = UTC(2025, 11, 12, 14, 0)
-    conv = cw.conversation(gym, at, "Marcos")
+    # Resolved in Chatwoot: paid for at once, without waiting for the conversation to settle.
+    conv = cw.conversation(gym, at, "Marcos", status=1)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # newer than any seeded activity, as a real message is
     cw.message(gym, conv, now, "quero agendar uma aula experimental amanhã às 19h")
     instance = deployment["instance"]
@@ -252,8 +253,9 @@ def test_a_new_chatwoot_message_makes_the_activity_sensor_launch_its_run(deploym
     run = wait_for(sensor_run, 180, "a run launched by the activity sensor", 2)
     assert wait_for_run(instance, run.run_id).status == dg.DagsterRunStatus.SUCCESS
     with deployment["analytics"].connect() as conn:
-        row = conn.execute(sa.text("SELECT analyzer FROM conversations_analytics WHERE conversation_id = :c"), {"c": conv}).one()
-    assert row.analyzer == "openai"
+        row = conn.execute(sa.text("SELECT analyzer, answer_kind FROM conversations_analytics WHERE conversation_id = :c"),
+                           {"c": conv}).one()
+    assert (row.analyzer, row.answer_kind) == ("openai", "final")
 
 
 def test_a_failed_run_posts_the_alert_webhook_without_leaking_its_url(deployment):
