@@ -1,7 +1,7 @@
 """The activity sensor on a source with more new rows than one tick may read: each tick reads
 at most MAX_ROWS_PER_TICK rows per stream, and its cursor stops exactly at the last row it turned
-into a run request, so the next tick picks up the rest. Real PostgreSQL, build_sensor_context on
-a persistent test instance."""
+into a run request, so the next tick picks up the rest (the days of one tick go into one range run).
+Real PostgreSQL, build_sensor_context on a persistent test instance."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.schema import apply_migrations
 from allpfit_etl.tenants.registry import add_tenant
 from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
+from allpfit_etl_tests.run_requests import requested_keys
 
 ROWS = MAX_ROWS_PER_TICK + MAX_ROWS_PER_TICK * 3 // 10  # 6,500: a tick and a bit
 PER_DAY = MAX_ROWS_PER_TICK * 6 // 25  # 1,200: the cap falls in the middle of a day
@@ -85,7 +86,8 @@ def change_rows(world, stream: str) -> None:
 
 
 def requested(result) -> set[str]:
-    return {r.partition_key for r in result.run_requests}
+    assert len(result.run_requests) <= 1  # one tenant: at most one run per tick, over all its changed days
+    return requested_keys(result)
 
 
 def keys(rows: range) -> set[str]:

@@ -10,13 +10,14 @@ import pytest
 
 from allpfit_etl.automation.activity import STREAMS, ActivityCursor, read_stream
 from allpfit_etl.automation.schedules import every_two_hours_schedule
-from allpfit_etl.automation.sensors import chatwoot_activity_sensor, tenant_partitions_sensor
+from allpfit_etl.automation.sensors import INCREMENTAL_RUN_CONFIG, chatwoot_activity_sensor, tenant_partitions_sensor
 from allpfit_etl.db import get_engine
 from allpfit_etl.partitions import TENANT_PARTITIONS_NAME
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.schema import apply_migrations
 from allpfit_etl.tenants.registry import add_tenant, set_enabled
 from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
+from allpfit_etl_tests.run_requests import RANGE_END, RANGE_START, make_run, request_keys, start_run
 
 UTC = dt.datetime
 
@@ -115,12 +116,50 @@ def test_equal_timestamps_are_neither_skipped_nor_repeated(world, stream):
     assert [row_id for row_id, _ in seen] == sorted(row_id for row_id, _ in seen)
 
 
-def test_schedule_requests_today_and_yesterday_for_every_enabled_tenant(world):
-    set_enabled(world["analytics"], "investbem", False)
+def schedule_at(world, when: dt.datetime):
     context = dg.build_schedule_context(
-        instance=world["instance"], resources={"analytics": world["resources"]["analytics"]},
-        scheduled_execution_time=dt.datetime(2025, 11, 20, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=-3))),
+        instance=world["instance"], resources={"analytics": world["resources"]["analytics"]}, scheduled_execution_time=when,
     )
-    requests = every_two_hours_schedule(context)
-    assert sorted(r.partition_key for r in requests) == ["2025-11-19|allpfit", "2025-11-20|allpfit"]
-    assert len({r.run_key for r in requests}) == 2
+    return every_two_hours_schedule(context)
+
+
+SCHEDULED = dt.datetime(2025, 11, 20, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=-3)))
+
+
+def test_schedule_requests_one_run_over_today_and_yesterday_for_every_enabled_tenant(world):
+    set_enabled(world["analytics"], "investbem", False)
+    (request,) = schedule_at(world, SCHEDULED)
+    assert request.partition_key is None
+    assert request.tags[RANGE_START] == "2025-11-19|allpfit" and request.tags[RANGE_END] == "2025-11-20|allpfit"
+    assert request.tags["allpfit/tenant"] == "allpfit" and request.tags["allpfit/trigger"] == "schedule"
+    assert request.run_config == INCREMENTAL_RUN_CONFIG
+    assert request_keys(request) == ["2025-11-19|allpfit", "2025-11-20|allpfit"]
+    assert request.run_key
+
+
+def test_schedule_adds_no_second_queued_run_for_days_a_queued_run_covers(world):
+    instance = world["instance"]
+    make_run(instance, "allpfit", dt.date(2025, 11, 18), dt.date(2025, 11, 20))  # queued: covers both days
+    make_run(instance, "investbem", dt.date(2025, 11, 20))  # queued: covers today only
+    requests = schedule_at(world, SCHEDULED)
+    assert [(r.tags["allpfit/tenant"], request_keys(r)) for r in requests] == [("investbem", ["2025-11-19|investbem"])]
+    assert requests[0].partition_key == "2025-11-19|investbem"
+
+    # once the queued runs have started they may have read Chatwoot already: the schedule runs again
+    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED])):
+        start_run(instance, run)
+    later = schedule_at(world, SCHEDULED + dt.timedelta(hours=2))
+    assert sorted(key for r in later for key in request_keys(r)) == [
+        "2025-11-19|allpfit", "2025-11-19|investbem", "2025-11-20|allpfit", "2025-11-20|investbem"]
+
+    for slug in ("allpfit", "investbem"):  # both tenants queued again over both days: nothing to add
+        make_run(instance, slug, dt.date(2025, 11, 19), dt.date(2025, 11, 20))
+    assert isinstance(schedule_at(world, SCHEDULED + dt.timedelta(hours=4)), dg.SkipReason)
+
+
+def test_a_backfills_queued_run_does_not_stand_in_for_the_schedules(world):
+    set_enabled(world["analytics"], "investbem", False)
+    make_run(world["instance"], "allpfit", dt.date(2025, 11, 7), dt.date(2025, 11, 20), trigger="backfill",
+             extra_tags={"dagster/backfill": "abcdefgh"})  # may start hours from now
+    (request,) = schedule_at(world, SCHEDULED)
+    assert request_keys(request) == ["2025-11-19|allpfit", "2025-11-20|allpfit"]
