@@ -1,8 +1,17 @@
 """Materialize (tenant, day) partitions through Dagster from the command line.
 
-Runs go to the instance in ``DAGSTER_HOME`` (the one ``dagster dev`` and the daemon use),
-so every CLI run also shows up in the UI. Without ``DAGSTER_HOME`` an instance under
-``ALLPFIT_HOME/dagster_home`` is used.
+Runs go to the instance in ``DAGSTER_HOME`` (the one ``dagster dev`` and the daemon use); without
+``DAGSTER_HOME`` an instance under ``ALLPFIT_HOME/dagster_home`` is used. Each CLI run is an
+ordinary run of the ``allpfit_etl`` code location's ``lead_analysis`` job: it carries the code
+location's origin, so the UI lists it in its timeline and can re-execute it.
+
+* With a dagster-daemon serving the instance's run queue (QueuedRunCoordinator and a recent
+  heartbeat), the run is submitted to the queue, where the ``dagster.yaml`` tag limits (one run
+  per tenant) hold it as they hold sensor runs, and the CLI waits for it to end.
+* Without one (the embedded defaults), the CLI executes the run itself, in this process with the
+  in_process executor, once no other run of the same tenant is in progress.
+
+Either way the summary is read from the run's events in the instance's event log.
 """
 
 from __future__ import annotations
@@ -10,6 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import socket
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,7 +33,7 @@ from allpfit_etl import settings
 from allpfit_etl.db import sql
 from allpfit_etl.errors import AllpfitError, ConfigError, DatabaseUnreachableError, redact, root_cause_line
 from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME
-from allpfit_etl.partitions import partition_key, register_tenant_partitions, run_tags
+from allpfit_etl.partitions import TENANT_TAG, partition_key, register_tenant_partitions, run_tags
 from allpfit_etl.tenants.registry import Tenant
 
 # What a run changed, summed over the per-partition materializations it recorded.
@@ -107,26 +119,275 @@ class RunSummary:
         self.totals[key] = self.totals.get(key, 0) + value
 
 
-def _first_error(result) -> str:
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+# Where the code location's runs come from, as workspace.yaml and pyproject's [tool.dagster] name it.
+DEFINITIONS_MODULE, DEFINITIONS_ATTRIBUTE = "allpfit_etl.definitions", "defs"
+CODE_LOCATION_NAME = "allpfit_etl"
+REPOSITORY_NAME = "__repository__"  # the repository a Definitions object makes
+# The code location's executor is multi_or_in_process_executor: a run the CLI executes itself runs
+# its steps in this process (no process per step), as fast as execute_in_process.
+IN_PROCESS_EXECUTION = {"execution": {"config": {"in_process": {}}}}
+# The daemon writes a heartbeat every 30 s; one older than this means no daemon serves the queue.
+# (QueuedRunCoordinatorDaemon.daemon_type(), named here: importing dagster._daemon costs 0.4 s.)
+QUEUE_DAEMON_TYPE = "QUEUED_RUN_COORDINATOR"
+DAEMON_HEARTBEAT_MAX_AGE_S = 90.0
+POLL_INTERVAL_S = 0.5
+PROCESS_CHECK_INTERVAL_S = 5.0
+QUEUED_NOTICE_AFTER_S = 15.0
+# Runs of one tenant: the CLI's, the sensors' and backfills' carry allpfit/tenant; a single-partition
+# run launched from the UI carries only Dagster's own partition tag (as in dagster.yaml's limits).
+TENANT_TAGS = (TENANT_TAG, "dagster/partition/tenant")
+
+
+def lead_analysis_recon_job():
+    """The ``lead_analysis`` job as a code pointer (module and attribute), not an object."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, DEFINITIONS_ATTRIBUTE)
+    return repository.get_reconstructable_job(LEAD_ANALYSIS_JOB_NAME)
+
+
+def lead_analysis_remote_origin():
+    """The origin the webserver and the daemon give the job: workspace.yaml's python_module entry."""
+    from dagster._core.remote_origin import (
+        ManagedGrpcPythonEnvCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(
+        LoadableTargetOrigin(module_name=DEFINITIONS_MODULE), location_name=CODE_LOCATION_NAME)
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, REPOSITORY_NAME), LEAD_ANALYSIS_JOB_NAME)
+
+
+def daemon_serves_queue(instance: dg.DagsterInstance) -> bool:
+    """True when the instance queues runs and a dagster-daemon dequeues them now (recent heartbeat)."""
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+
+    if instance.is_ephemeral or not isinstance(instance.run_coordinator, QueuedRunCoordinator):
+        return False
+    heartbeat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON_TYPE)
+    return heartbeat is not None and time.time() - heartbeat.timestamp <= DAEMON_HEARTBEAT_MAX_AGE_S
+
+
+def _console_log_level() -> str:
+    return os.environ.get("ALLPFIT_LOG_LEVEL", "CRITICAL").upper()
+
+
+def _notice(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class _EventPrinter:
+    """Dagster's log of a run the daemon executes, from the event log, at ALLPFIT_LOG_LEVEL and
+    above (the level the console logger has when the CLI executes the run itself)."""
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str):
+        level = logging.getLevelName(_console_log_level())
+        self.level = level if isinstance(level, int) else logging.CRITICAL
+        self.instance, self.run_id, self.cursor = instance, run_id, None
+
+    def print_new(self) -> None:
+        if self.level >= logging.CRITICAL:
+            return
+        while True:
+            connection = self.instance.get_records_for_run(self.run_id, cursor=self.cursor, limit=1000)
+            for record in connection.records:
+                entry = record.event_log_entry
+                if entry.level >= self.level:
+                    stamp = dt.datetime.fromtimestamp(entry.timestamp).strftime("%Y-%m-%d %H:%M:%S")
+                    event = entry.dagster_event.event_type_value if entry.dagster_event else ""
+                    parts = [stamp, "dagster", logging.getLevelName(entry.level), entry.job_name or "", self.run_id,
+                             entry.step_key or "", event, entry.message or entry.user_message]
+                    _notice(redact(" - ".join(p for p in parts if p)))
+            self.cursor = connection.cursor
+            if not connection.has_more:
+                return
+
+
+def _wait_for_run(instance: dg.DagsterInstance, run_id: str, slug: str) -> dg.DagsterRun:
+    """Poll until the queued run has ended (the daemon launches it when the tag limits allow)."""
+    printer, started, noticed = _EventPrinter(instance, run_id), time.monotonic(), False
+    try:
+        while True:
+            run = instance.get_run_by_id(run_id)
+            printer.print_new()
+            if run.is_finished:
+                return run
+            if not noticed and run.status == dg.DagsterRunStatus.QUEUED and time.monotonic() - started > QUEUED_NOTICE_AFTER_S:
+                if daemon_serves_queue(instance):
+                    _notice(f"run {run_id} ({slug}) is queued: the dagster-daemon starts it when no other run of "
+                            f"{slug} is in progress (see Runs → Queued in the UI)")
+                else:
+                    _notice(f"run {run_id} ({slug}) is queued, and no dagster-daemon serves the queue any more: "
+                            "start one, or cancel the run in the UI")
+                noticed = True
+            time.sleep(POLL_INTERVAL_S)
+    except KeyboardInterrupt:
+        _notice(f"run {run_id} ({slug}) stays with the dagster-daemon: follow or terminate it in the UI")
+        raise
+
+
+def _process_start(pid: int) -> str | None:
+    """When the process started (Linux's /proc), to tell it from a later process given the same pid."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+# The engine event with which a CLI marks a run it executes itself: which process, on which host.
+# (An event, not a tag: a re-execution copies its parent's tags.)
+PROCESS_MARK = "allpfit-etl process"
+
+
+def _mark_run_as_ours(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+    from dagster._core.events import EngineEventData
+
+    host, pid = socket.gethostname(), os.getpid()
+    instance.report_engine_event(
+        f"{PROCESS_MARK}: executed by allpfit-etl itself (no dagster-daemon serves the run queue), "
+        f"pid {pid} on {host}", run,
+        EngineEventData(metadata={"host": host, "pid": pid, "process_start": _process_start(pid) or ""}))
+
+
+def _left_by_a_vanished_process(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """For a run an allpfit-etl process on this host executes itself, killed since (kill -9, a
+    crash: nothing marked its run as ended and no daemon monitors it): that process, else None."""
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        if not (entry.message or "").startswith(PROCESS_MARK):
+            continue
+        mark = {key: value.value for key, value in entry.dagster_event.engine_event_data.metadata.items()}
+        if mark.get("host") != socket.gethostname():
+            return None  # another machine's (or container's) process: not ours to judge
+        pid = int(mark["pid"])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return f"pid {pid}"
+        except PermissionError:
+            pass
+        started = _process_start(pid)
+        return f"pid {pid}" if mark.get("process_start") and started and started != mark["process_start"] else None
+    return None
+
+
+def _runs_in_the_way(instance: dg.DagsterInstance, run_id: str, slug: str, storage_id: int) -> list[dg.DagsterRun]:
+    """Other runs of the tenant this one must not overlap: any started (or canceling) run, and any
+    run created before this one and starting. (This run is STARTING from its creation: of two
+    runs created at once, the later waits for the earlier.)"""
+    found = {}
+    for tag in TENANT_TAGS:
+        for record in instance.get_run_records(dg.RunsFilter(tags={tag: slug}, statuses=[
+                dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING])):
+            run = record.dagster_run
+            if run.run_id != run_id and (run.status != dg.DagsterRunStatus.STARTING or record.storage_id < storage_id):
+                found[run.run_id] = run
+    return list(found.values())
+
+
+def _execute_here(instance: dg.DagsterInstance, recon_job, run_id: str, slug: str) -> dg.DagsterRun:
+    """Execute the run in this process once no other run of the tenant is in progress."""
+    from dagster._core.execution.api import execute_run
+
+    storage_id = instance.get_run_record_by_id(run_id).storage_id
+    checked: dict[str, float] = {}  # blocking run → when its process was last checked
+    try:
+        _mark_run_as_ours(instance, instance.get_run_by_id(run_id))
+        while blocking := _runs_in_the_way(instance, run_id, slug, storage_id):
+            for other in blocking:
+                if time.monotonic() - checked.get(other.run_id, -PROCESS_CHECK_INTERVAL_S) < PROCESS_CHECK_INTERVAL_S:
+                    continue
+                if gone := _left_by_a_vanished_process(instance, other.run_id):
+                    _notice(f"run {other.run_id} of {slug} was left {other.status.value} by an allpfit-etl process "
+                            f"that is gone ({gone}): marked failed")
+                    instance.report_run_failed(other, message=f"The allpfit-etl process executing this run ({gone}) is gone.")
+                elif other.run_id not in checked:
+                    _notice(f"waiting for run {other.run_id} of {slug} ({other.status.value}) to end before "
+                            f"run {run_id} starts")
+                checked[other.run_id] = time.monotonic()
+            time.sleep(POLL_INTERVAL_S)
+        run = instance.get_run_by_id(run_id)
+        if run.status == dg.DagsterRunStatus.STARTING:  # not canceled from the UI meanwhile
+            execute_run(recon_job, run, instance)
+    except BaseException:  # Ctrl-C while waiting, say: the run must not hold the tenant's turn
+        run = instance.get_run_by_id(run_id)
+        if run.status == dg.DagsterRunStatus.STARTING:
+            instance.report_run_canceled(run, message="Canceled before it started: the allpfit-etl command was interrupted.")
+        elif not run.is_finished:
+            instance.report_run_failed(run, message="The allpfit-etl command executing this run was interrupted.")
+        raise
+    return instance.get_run_by_id(run_id)
+
+
+def _launch(instance: dg.DagsterInstance, slug: str, tags: dict, *, partition: str | None = None,
+            run_config: dict | None = None) -> dg.DagsterRun:
+    """Create one run of ``lead_analysis`` with the code location's origin; the daemon's queue runs
+    it when a daemon serves it, this process otherwise. Returns the ended run."""
+    from dagster._core.execution.execute_in_process import merge_run_tags
+
+    recon_job = lead_analysis_recon_job()
+    job = recon_job.get_definition()
+    queue = daemon_serves_queue(instance)
+    config = dict(run_config or {})
+    if not queue:
+        # Dagster's console log would print a failing step's stack trace: the CLI prints one line
+        # per failed run instead (ALLPFIT_LOG_LEVEL=INFO shows Dagster's log; the UI always has it).
+        config.update(IN_PROCESS_EXECUTION)
+        config["loggers"] = {"console": {"config": {"log_level": _console_log_level()}}}
+    run = instance.create_run_for_job(
+        job, run_config=config,
+        tags=merge_run_tags(job_def=job, partition_key=partition, tags=tags, asset_selection=None,
+                            instance=instance, run_config=config),
+        status=dg.DagsterRunStatus.NOT_STARTED if queue else dg.DagsterRunStatus.STARTING,
+        remote_job_origin=lead_analysis_remote_origin(), job_code_origin=recon_job.get_python_origin(),
+    )
+    if queue:
+        instance.submit_run(run.run_id, workspace=None)
+        return _wait_for_run(instance, run.run_id, slug)
+    return _execute_here(instance, recon_job, run.run_id, slug)
+
+
+def _first_error(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
+    """One line: the first failed step's cause, else what ended the run."""
+    for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = entry.dagster_event
+        if event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error
             if error.cause is None and error.cls_name == "Failure":  # the step's own one-line verdict
                 cause = error.message.strip().splitlines()[0].split("Failure: ", 1)[-1]
             else:
                 cause = root_cause_line(error)
             return f"{redact(cause)} (step {event.step_key})"
+    if run.status == dg.DagsterRunStatus.CANCELED:
+        return "the run was canceled"
+    for entry in instance.all_logs(run.run_id, of_type={dg.DagsterEventType.ENGINE_EVENT, dg.DagsterEventType.RUN_FAILURE}):
+        data = entry.dagster_event.event_specific_data if entry.dagster_event else None
+        error = getattr(data, "error", None)
+        if error is not None:  # a launch that failed, a run worker that crashed
+            return f"the run failed before any step: {redact(root_cause_line(error))}"
     return "the run failed before any step"
 
 
-def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instance: dg.DagsterInstance | None = None,
-                   extra_tags: dict | None = None) -> RunSummary:
-    """One Dagster run per tenant covering the day range (a partition-range run)."""
-    from allpfit_etl.definitions import defs
+def _add_run(summary: RunSummary, instance: dg.DagsterInstance, run: dg.DagsterRun, label: str) -> None:
+    """The run's figures, summed over the per-partition materializations its event log holds."""
+    summary.runs.append(run.run_id)
+    if run.status != dg.DagsterRunStatus.SUCCESS:
+        summary.failed_runs.append(run.run_id)
+        summary.errors.append(f"{label}: {_first_error(instance, run)}")
+    for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = entry.asset_materialization
+        asset = materialization.asset_key.to_user_string()
+        for meta_key, summary_key in SUMMARY_KEYS.get(asset, {}).items():
+            value = materialization.metadata.get(meta_key)
+            if value is not None:
+                summary.add(summary_key, value.value)
 
+
+def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instance: dg.DagsterInstance | None = None,
+                   extra_tags: dict | None = None, run_config: dict | None = None) -> RunSummary:
+    """One Dagster run per tenant covering the day range (a partition-range run). No secret goes
+    in ``run_config`` (nor in tags): the resources read them from the environment (dg.EnvVar)."""
     instance = instance or get_instance()
     register_tenant_partitions(instance, tenants)
-    job = defs.resolve_job_def(LEAD_ANALYSIS_JOB_NAME)
     summary = RunSummary()
     for tenant in tenants:
         tags = {
@@ -135,23 +396,8 @@ def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instanc
             **run_tags(tenant.slug, "cli"),
             **(extra_tags or {}),
         }
-        # Dagster's console log would print a failing step's stack trace: the CLI prints one line
-        # per failed run instead (ALLPFIT_LOG_LEVEL=INFO shows Dagster's log; the UI always has it).
-        result = job.execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("ALLPFIT_LOG_LEVEL", "CRITICAL")}}}},
-        )
-        summary.runs.append(result.run_id)
-        if not result.success:
-            summary.failed_runs.append(result.run_id)
-            summary.errors.append(f"{tenant.slug}: {_first_error(result)}")
-        for event in result.get_asset_materialization_events():  # one per partition, each with its own figures
-            materialization = event.materialization
-            asset = materialization.asset_key.to_user_string()
-            for meta_key, summary_key in SUMMARY_KEYS.get(asset, {}).items():
-                value = materialization.metadata.get(meta_key)
-                if value is not None:
-                    summary.add(summary_key, value.value)
+        run = _launch(instance, tenant.slug, tags, run_config=run_config)
+        _add_run(summary, instance, run, tenant.slug)
     return summary
 
 
@@ -177,29 +423,14 @@ def range_totals(engine: sa.Engine, tenants: list[Tenant], first: dt.date, last:
 
 def run_partition_keys(keys: list[str], trigger: str, instance: dg.DagsterInstance | None = None) -> RunSummary:
     """One single-partition run per key, as a sensor's run requests would launch them."""
-    from allpfit_etl.definitions import defs
-
     instance = instance or get_instance()
-    job = defs.resolve_job_def(LEAD_ANALYSIS_JOB_NAME)
     summary = RunSummary()
     for key in keys:
-        result = job.execute_in_process(
-            instance=instance, partition_key=key, tags=run_tags(str(key).split("|")[-1], trigger),
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("ALLPFIT_LOG_LEVEL", "CRITICAL")}}}},
-        )
-        summary.runs.append(result.run_id)
-        if not result.success:
-            summary.failed_runs.append(result.run_id)
-            summary.errors.append(f"{key}: {_first_error(result)}")
-        for event in result.get_asset_materialization_events():
-            asset = event.materialization.asset_key.to_user_string()
-            for meta_key, summary_key in SUMMARY_KEYS.get(asset, {}).items():
-                value = event.materialization.metadata.get(meta_key)
-                if value is not None:
-                    summary.add(summary_key, value.value)
+        slug = str(key).split("|")[-1]
+        run = _launch(instance, slug, run_tags(slug, trigger), partition=str(key))
+        _add_run(summary, instance, run, str(key))
     return summary
 
 
-__all__ = ["AllpfitError", "RangeTotals", "RunSummary", "get_instance", "range_totals", "register_tenant_partitions",
-           "resolve_day_range", "run_partition_keys", "run_partitions"]
+__all__ = ["AllpfitError", "RangeTotals", "RunSummary", "daemon_serves_queue", "get_instance", "range_totals",
+           "register_tenant_partitions", "resolve_day_range", "run_partition_keys", "run_partitions"]

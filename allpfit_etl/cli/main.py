@@ -187,7 +187,7 @@ def cmd_run(args) -> int:
     tenants = _selected_tenants(engine, args.tenant)
     chatwoot_engine()
     set_rate_limits(args)
-    summary = run_partitions(tenants, first, last, extra_tags=batch_tags(args))
+    summary = run_partitions(tenants, first, last, extra_tags=batch_tags(args), run_config=rate_limit_config(args))
     print_summary(summary, range_totals(engine, tenants, first, last), first, last)
     return RUN_FAILED if summary.failed_runs else 0
 
@@ -215,6 +215,13 @@ def set_rate_limits(args) -> None:
             if value < 0:
                 raise ConfigError(f"--{name[-3:].lower()} must not be negative, got {value}")
             os.environ[name] = str(value)
+
+
+def rate_limit_config(args) -> dict | None:
+    """``--rpm``/``--tpm`` also as the run's config of the OpenAI resource: a run that the
+    dagster-daemon executes does not see this process's environment (a re-execution keeps them)."""
+    limits = {name: value for name, value in (("rpm", args.rpm), ("tpm", args.tpm)) if value is not None}
+    return {"resources": {"openai": {"config": limits}}} if limits else None
 
 
 def batch_tags(args) -> dict:
