@@ -28,7 +28,8 @@ ASSETS = [
 # Each step of a daemon-launched run is its own process. Forked from a server that has imported
 # this code location once per run, a step starts in a fraction of a second instead of paying
 # Python, Dagster, pandas and openai imports again (seconds on a small machine) — a run has
-# over a dozen steps. The CLI (execute_in_process) runs steps in its own process.
+# over a dozen steps. The CLI without a daemon and the sensor's incremental runs choose the
+# in_process executor in their run config: a run of a few conversations is then one process.
 # Dagster's default executor with only its default changed: run config can still choose
 # `in_process`, another start_method or max_concurrent (a configured dict would ignore them all).
 # The monitoring steps' pandas too: the code location itself imports it only in those steps.
