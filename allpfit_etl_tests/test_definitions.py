@@ -103,3 +103,12 @@ def test_loading_the_code_location_leaves_pandas_to_the_monitoring_steps():
     code = "import sys, allpfit_etl.definitions; print(sorted({'pandas', 'numpy'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_sensors_live_selection_is_every_asset_but_the_monitoring_and_every_check(defs):
+    from allpfit_etl.automation.sensors import LIVE_ASSETS, LIVE_CHECKS
+
+    graph = defs.resolve_asset_graph()
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert {k.to_user_string() for k in LIVE_ASSETS} == {k for k, g in groups.items() if g != "monitoring"} == set(ASSETS)
+    assert set(LIVE_CHECKS) == set(graph.asset_check_keys)

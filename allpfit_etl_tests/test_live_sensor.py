@@ -23,7 +23,7 @@ from allpfit_etl.automation.activity import (
     FINISHED, MAX_DAYS_PER_RUN, PENDING, RUNNING, SETTLE_HOLD_BACK_LIMIT, SETTLE_LOOKBACK, ActivityCursor,
     SettledDay, StreamPosition, TenantRun, Waiting, describe_run, plan_tenant_runs, settle_checked_until,
 )
-from allpfit_etl.automation.sensors import INCREMENTAL_RUN_CONFIG, chatwoot_activity_sensor
+from allpfit_etl.automation.sensors import INCREMENTAL_RUN_CONFIG, LIVE_ASSETS, LIVE_CHECKS, chatwoot_activity_sensor
 from allpfit_etl.db import get_engine
 from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
@@ -81,6 +81,20 @@ def test_a_change_seen_after_the_tenants_run_started_gets_a_new_run():
         under_way = run(state, D(2025, 11, 20), started_at=NOW - dt.timedelta(seconds=10))
         plan = plan_tenant_runs("gym", {}, {D(2025, 11, 20): "m1"}, [], [under_way], now=NOW)
         assert plan.request and (plan.request.first_day, plan.request.last_day) == (D(2025, 11, 20), D(2025, 11, 20))
+
+
+def test_a_tenants_runs_start_at_least_the_spacing_apart_and_the_changes_wait_meanwhile():
+    spacing = dt.timedelta(seconds=45)
+    recent = run(FINISHED, D(2025, 11, 20), started_at=NOW - dt.timedelta(seconds=30))
+    plan = plan_tenant_runs("gym", {}, {D(2025, 11, 20): "m1"}, [], [recent], now=NOW, spacing=spacing)
+    assert plan.request is None and plan.waiting == {D(2025, 11, 20): Waiting("m1", NOW)} and not plan.queued_run
+    later = NOW + dt.timedelta(seconds=30)  # the next tick: 60 s after the last run started
+    again = plan_tenant_runs("gym", plan.waiting, {}, [], [recent], now=later, spacing=spacing)
+    assert again.request.changes == ((D(2025, 11, 20), "m1"),) and again.waiting == {}
+    # another tenant's run, or a backfill run of this one, does not hold it back
+    for other in (run(RUNNING, D(2025, 11, 20), tenant="other", started_at=NOW),
+                  run(RUNNING, D(2025, 11, 1), D(2025, 11, 14), backfill=True, started_at=NOW)):
+        assert plan_tenant_runs("gym", {}, {D(2025, 11, 20): "m"}, [], [other], now=NOW, spacing=spacing).request
 
 
 def test_only_the_tenants_own_runs_count_and_a_backfill_does_not_hold_the_live_runs_back():
@@ -199,8 +213,12 @@ def make_world(chatwoot_url: str, analytics_url: str):
             "conversations": conversations, "regex_conversation": regex_conversation}
 
 
+SENSOR_INTERVAL = 1  # the sensor tests' ticks: a tenant's runs start at least 1.5 s apart
+
+
 @pytest.fixture
-def world(make_pg_database):
+def world(make_pg_database, monkeypatch):
+    monkeypatch.setenv("ALLPFIT_ACTIVITY_SENSOR_INTERVAL", str(SENSOR_INTERVAL))
     with dg.instance_for_test() as instance:
         yield {**make_world(make_pg_database("chatwoot"), make_pg_database("analytics")), "instance": instance}
 
@@ -258,6 +276,8 @@ def test_changes_to_several_days_of_a_tenant_become_one_in_process_range_run(wor
     assert request.tags[RANGE_START] == "2025-11-10|allpfit" and request.tags[RANGE_END] == "2025-11-12|allpfit"
     assert request.tags["allpfit/tenant"] == "allpfit" and request.tags["allpfit/trigger"] == "activity_sensor"
     assert request.run_config == INCREMENTAL_RUN_CONFIG
+    # messages only (provisional answers): the dashboards' table and its checks, not the monitoring
+    assert request.asset_selection == LIVE_ASSETS and request.asset_check_keys == LIVE_CHECKS
     from allpfit_etl.definitions import defs
 
     validated = dg.validate_run_config(defs.resolve_job_def(LEAD_ANALYSIS_JOB_NAME), request.run_config)
@@ -287,7 +307,10 @@ def test_a_change_while_the_tenants_run_is_queued_requests_no_second_run_and_is_
     still, cursor = tick(world, cursor)  # nothing new: still waiting (the cursor is all the sensor keeps)
     assert still.run_requests == [] and waiting_days(cursor) == ["2025-11-10", "2025-11-12"]
 
-    start_run(instance, queued)  # it starts: it reads day 10; day 12 gets its own run
+    start_run(instance, queued)  # it starts: it reads day 10; day 12 gets its own run...
+    result, cursor = tick(world, cursor)
+    assert result.run_requests == [] and waiting_days(cursor) == ["2025-11-12"]  # ...once the spacing has passed
+    time.sleep(1.5 * SENSOR_INTERVAL)
     result, cursor = tick(world, cursor)
     assert [r.partition_key for r in result.run_requests] == ["2025-11-12|allpfit"]
     assert waiting_days(cursor) == []
@@ -334,6 +357,8 @@ def test_a_settled_provisional_answer_wakes_its_tenant_once(settle_world):
 
     result, cursor = tick(world, cursor)  # nothing new in Chatwoot: the settle check wakes the pipeline
     assert [(r.tags["allpfit/tenant"], request_keys(r)) for r in result.run_requests] == [("allpfit", ["2025-11-10|allpfit"])]
+    # a run that pays for final answers refreshes the monitoring too: the whole job
+    assert result.run_requests[0].asset_selection is None and result.run_requests[0].asset_check_keys is None
     assert set(ActivityCursor.parse(cursor).settle_checked) == {"allpfit"}
 
     again, cursor = tick(world, cursor)  # the same settled conversation is not requested at every tick

@@ -25,6 +25,7 @@ from allpfit_etl.db import load_sql, sql
 from allpfit_etl.partitions import TENANT_TAG
 from allpfit_etl.timeutil import as_utc
 
+SETTLE_TOKEN_PREFIX = "s"  # a waiting day's change that is a settled provisional answer, not a Chatwoot row
 EPOCH = "1970-01-01T00:00:00"
 UTC_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -196,7 +197,7 @@ class SettledDay:
 
     @property
     def token(self) -> str:
-        return f"s{self.settled_at.isoformat()}#{self.conversations}"
+        return f"{SETTLE_TOKEN_PREFIX}{self.settled_at.isoformat()}#{self.conversations}"
 
 
 def settled_provisional_days(
@@ -308,6 +309,11 @@ class RunPlan:
     last_day: dt.date
     changes: tuple[tuple[dt.date, str], ...]  # the waiting days it serves, with their newest change's token
 
+    @property
+    def settles(self) -> bool:
+        """Whether a day it serves has a settled provisional answer: the run pays for final answers."""
+        return any(token.startswith(SETTLE_TOKEN_PREFIX) for _, token in self.changes)
+
     def run_key(self, trigger: str) -> str:
         """Stable for the same changes (a tick evaluated again gives the same key), new for new ones."""
         digest = hashlib.sha256(";".join(f"{d.isoformat()}={t}" for d, t in self.changes).encode()).hexdigest()[:16]
@@ -335,6 +341,7 @@ def plan_tenant_runs(
     *,
     now: dt.datetime,
     max_days: int = MAX_DAYS_PER_RUN,
+    spacing: dt.timedelta = dt.timedelta(0),
 ) -> TenantPlan:
     """What the sensor does for one tenant this tick.
 
@@ -347,6 +354,8 @@ def plan_tenant_runs(
       backfill's aside), nothing is requested: the days it covers are read when it starts, the
       others wait for it to start. Otherwise one run is requested for the oldest waiting day and
       the waiting days up to ``max_days`` after it; the rest waits for the next tick.
+    - A tenant's runs start at least ``spacing`` apart: a chat writes every few seconds, and a run
+      per tick would mostly re-read the same conversations; the changes wait meanwhile.
     """
     runs = [r for r in runs if r.tenant == tenant and r.reads_chatwoot]
     entries: dict[dt.date, Waiting] = dict(waiting)
@@ -362,6 +371,8 @@ def plan_tenant_runs(
     if queued or not entries:
         covered = sorted(d for d in entries if any(r.covers(d) for r in queued))
         return TenantPlan(None, entries, covered, bool(queued))
+    if any(r.started_at and r.started_at > now - spacing and not r.backfill for r in runs):
+        return TenantPlan(None, entries, [], False)
     days = sorted(entries)
     included = [d for d in days if (d - days[0]).days < max_days]
     plan = RunPlan(tenant, days[0], included[-1], tuple((d, entries[d].change) for d in included))
