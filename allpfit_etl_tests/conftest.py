@@ -37,15 +37,25 @@ def _admin_engine() -> sa.Engine:
 # The suite runs on several workers (pyproject's addopts) and ends when its longest tests do,
 # so they start first. Tests sharing a module fixture stay on one worker (xdist_group).
 LONGEST_FIRST = (
-    "test_deployment_end_to_end.py", "test_install.py", "test_batch_pipeline.py", "test_openai_account_errors.py",
+    "test_live_operation.py", "test_deployment_end_to_end.py", "test_install.py", "test_cli_runs_in_ui.py", "test_batch_pipeline.py", "test_openai_account_errors.py",
     "test_daemon_on_sqlite.py", "test_openai_pipeline.py", "test_openai_shared_limit.py",
-    "test_production_limits.py", "test_secrets_redaction.py",
+    "test_production_limits.py", "test_secrets_redaction.py", "test_live_sensor.py",
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """xdist keeps a group on one worker by suffixing its tests' node ids with ``@group``; a pytest
+    that ignores the suffix (9.2) spreads them, and each worker would start its own deployment."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and session.config.getoption("dist", None) == "loadgroup":
+        loose = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+        if loose:
+            raise pytest.UsageError(f"xdist groups are ignored by this pytest ({pytest.__version__}): {loose[0]} has no "
+                                    "@group suffix; install the versions pyproject.toml's dev extra allows")
 
 
 @pytest.fixture(scope="session")
