@@ -135,3 +135,47 @@ def test_regex_tenants_are_not_delayed(make_pg_database, server, instance):
     cw.message(gym, conv, now, "Quero agendar uma visita amanhã")
     materialize(partition_of(now), resources, instance)
     assert tuple(loaded(analytics, conv)) == ("regex", "final", 1)
+
+
+def test_a_regex_tenants_openai_shadow_sample_waits_for_the_conversation_to_settle(make_pg_database, server, instance):
+    cw, gym, analytics, resources = build(make_pg_database, server)
+    update_features(analytics, "gym", use_openai=False, shadow_openai_sample=1.0)
+    now = utcnow()
+    conv = cw.conversation(gym, now, "Duda")
+    cw.message(gym, conv, now, "Oi, quero agendar uma aula experimental")
+    key = partition_of(now)
+
+    materialize(key, resources, instance)
+    assert tuple(loaded(analytics, conv)) == ("regex", "final", 1)  # the tenant's own answer: not delayed
+    assert paid_calls(analytics, conv) == 0  # the paid comparison answer waits
+
+    update_features(analytics, "gym", settle_minutes=0)
+    meta = materialize(key, resources, instance)
+    assert meta["pending_conversations"]["pending_shadow_missing"] == 1
+    assert paid_calls(analytics, conv) == 1 == server.stats()["billed_calls"]
+    with analytics.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'")).scalar_one() == 1
+
+
+def test_batch_mode_submits_only_settled_conversations(make_pg_database, server, instance):
+    cw, gym, analytics, resources = build(make_pg_database, server)
+    update_features(analytics, "gym", batch_api="always")
+    now = utcnow()
+    conv = cw.conversation(gym, now, "Léo")
+    cw.message(gym, conv, now, "Qual o horário de funcionamento?")
+    key = partition_of(now)
+
+    meta = materialize(key, resources, instance)
+    assert tuple(loaded(analytics, conv)) == ("regex", "provisional", 1)
+    assert meta["conversation_analyses"]["in_batch"] == 0
+
+    def batches() -> int:
+        with analytics.connect() as conn:
+            return conn.execute(sa.text("SELECT COUNT(*) FROM llm_batch_requests WHERE conversation_id = :c"),
+                                {"c": conv}).scalar_one()
+
+    assert batches() == 0
+    update_features(analytics, "gym", settle_minutes=0)
+    meta = materialize(key, resources, instance)
+    assert meta["conversation_analyses"]["in_batch"] == 1 and batches() == 1
+    assert tuple(loaded(analytics, conv)) == ("regex", "provisional", 1)  # until the batch's answer arrives

@@ -161,7 +161,7 @@ def daemon(env: dict, dagster_home: Path, log: Path):
     """`dagster-daemon run` in ``dagster_home`` (holding workspace.yaml); on exit it, then the code
     servers and run workers it started (they outlive it), are stopped."""
     with open(log, "w") as out:
-        process = subprocess.Popen(["dagster-daemon", "run", "-w", "workspace.yaml"], cwd=dagster_home, env=env,
+        process = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=dagster_home, env=env,
                                    stdout=out, stderr=subprocess.STDOUT)
         try:
             yield process
