@@ -76,6 +76,14 @@ def tenant_days(engine: sa.Engine, partition_keys) -> Iterator[tuple[Tenant, lis
         yield tenants[slug], days
 
 
+def range_tags(first: dt.date, last: dt.date, tenant_slug: str) -> dict[str, str]:
+    """The tags that make a run cover one tenant's days ``first``..``last`` (a partition-range run)."""
+    return {
+        "dagster/asset_partition_range_start": str(partition_key(first, tenant_slug)),
+        "dagster/asset_partition_range_end": str(partition_key(last, tenant_slug)),
+    }
+
+
 def run_tags(tenant_slug: str, trigger: str) -> dict[str, str]:
     return {TENANT_TAG: tenant_slug, TRIGGER_TAG: trigger}
 

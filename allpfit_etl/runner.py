@@ -33,7 +33,7 @@ from allpfit_etl import settings
 from allpfit_etl.db import sql
 from allpfit_etl.errors import AllpfitError, ConfigError, DatabaseUnreachableError, redact, root_cause_line
 from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME
-from allpfit_etl.partitions import TENANT_TAG, partition_key, register_tenant_partitions, run_tags
+from allpfit_etl.partitions import TENANT_TAG, range_tags, register_tenant_partitions, run_tags
 from allpfit_etl.tenants.registry import Tenant
 
 # What a run changed, summed over the per-partition materializations it recorded.
@@ -391,8 +391,7 @@ def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instanc
     summary = RunSummary()
     for tenant in tenants:
         tags = {
-            "dagster/asset_partition_range_start": partition_key(first, tenant.slug),
-            "dagster/asset_partition_range_end": partition_key(last, tenant.slug),
+            **range_tags(first, last, tenant.slug),
             **run_tags(tenant.slug, "cli"),
             **(extra_tags or {}),
         }

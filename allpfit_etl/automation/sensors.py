@@ -13,7 +13,7 @@ from allpfit_etl.automation.activity import (
     runs_of, settle_checked_until, settled_provisional_days,
 )
 from allpfit_etl.jobs import lead_analysis_job
-from allpfit_etl.partitions import TENANT_PARTITIONS_NAME, partition_key, run_tags, tenant_partitions
+from allpfit_etl.partitions import TENANT_PARTITIONS_NAME, partition_key, range_tags, run_tags, tenant_partitions
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.tenants.registry import list_tenants
 
@@ -98,11 +98,7 @@ def run_request(plan: RunPlan, trigger: str, run_key: str, *, whole_job: bool = 
     if plan.first_day == plan.last_day:
         return dg.RunRequest(run_key=run_key, partition_key=partition_key(plan.first_day, plan.tenant), tags=tags,
                              run_config=INCREMENTAL_RUN_CONFIG, **selection)
-    tags = {
-        **tags,
-        "dagster/asset_partition_range_start": str(partition_key(plan.first_day, plan.tenant)),
-        "dagster/asset_partition_range_end": str(partition_key(plan.last_day, plan.tenant)),
-    }
+    tags = {**tags, **range_tags(plan.first_day, plan.last_day, plan.tenant)}
     return dg.RunRequest(run_key=run_key, tags=tags, run_config=INCREMENTAL_RUN_CONFIG, **selection)
 
 
