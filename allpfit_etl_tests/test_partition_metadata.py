@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.db import get_engine
 from allpfit_etl.definitions import ASSETS
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.jobs import lead_analysis_job
 from allpfit_etl.load.checks import ASSET_CHECKS
 from allpfit_etl.partitions import partition_key, register_tenant_partitions, tenant_day_partitions
