@@ -44,7 +44,7 @@ from allpfit_etl.errors import root_cause_line
 from allpfit_etl.extract.chatwoot_source import extract_day
 from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.settings import dagster_storage_env
+from allpfit_devtools.deployment import dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
 from allpfit_devtools.deployment import (

@@ -51,7 +51,7 @@ import sqlalchemy as sa
 from allpfit_devtools.bench import ALLPFIT_ETL, run_cli, throwaway_databases
 from allpfit_devtools.openai_process import ServerProcess, user_environment
 
-from allpfit_etl.settings import DAGSTER_STORAGE_VARIABLES, dagster_storage_env
+from allpfit_devtools.deployment import DAGSTER_STORAGE_VARIABLES, dagster_storage_env
 
 TIMEZONE = "America/Sao_Paulo"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

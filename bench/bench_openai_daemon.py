@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from allpfit_devtools.bench import run_cli, seed_in_subprocess, throwaway_databases
 from allpfit_devtools.openai_process import ServerProcess, user_environment
 
-from allpfit_etl.settings import dagster_storage_env
+from allpfit_devtools.deployment import dagster_storage_env
 from allpfit_devtools.deployment import dagster_processes, descendants, production_home
 FIRST_DAY = dt.date(2025, 11, 3)
 TENANTS = (("north", 1), ("south", 2))
