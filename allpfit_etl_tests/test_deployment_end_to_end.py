@@ -164,7 +164,10 @@ def test_graphql_loads_assets_partitions_checks_sensors_and_schedule(deployment)
         "conversations_analytics", "tenant_daily_kpis",
         "analyzer_agreement", "analyzer_disagreements", "analyzer_daily_kpis", "llm_spend_daily", "lead_report",
     }
-    for node in assets.values():
+    for name, node in assets.items():
+        if name == "lead_report":  # one file over all tenants and days
+            assert not node["isPartitioned"]
+            continue
         assert node["isPartitioned"]
         assert {d["name"] for d in node["partitionDefinition"]["dimensionTypes"]} == {"day", "tenant"}
     checks = {c["name"] for c in assets["conversations_analytics"]["assetChecksOrError"]["checks"]}
@@ -347,8 +350,9 @@ def test_a_backfill_completes_in_the_expected_runs_records_each_partitions_figur
     )
     assert result.returncode == 0, result.stderr
     backfill_id = result.stdout.split("submitted backfill ")[1].split(":")[0]
-    expected_runs = math.ceil(len(RECENT) / DAYS_PER_RUN)  # ALLPFIT_BACKFILL_DAYS_PER_RUN days per run
-    assert expected_runs == 2
+    range_runs = math.ceil(len(RECENT) / DAYS_PER_RUN)  # ALLPFIT_BACKFILL_DAYS_PER_RUN days per run
+    assert range_runs == 2
+    expected_runs = range_runs + 1  # and, once they are done, one run of the unpartitioned lead_report
 
     def finished_runs():
         found = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
@@ -357,9 +361,13 @@ def test_a_backfill_completes_in_the_expected_runs_records_each_partitions_figur
 
     # The backfill daemon marks the backfill done on its next 30-second loop: check the runs'
     # results meanwhile, then the backfill's own status at the end.
-    runs = wait_for(finished_runs, 420, f"the runs of backfill {backfill_id}", 2)
-    assert len(runs) == expected_runs
-    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    all_runs = wait_for(finished_runs, 420, f"the runs of backfill {backfill_id}", 2)
+    assert len(all_runs) == expected_runs
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in all_runs)
+    runs = [r for r in all_runs if "dagster/asset_partition_range_start" in r.tags]
+    (report_run,) = [r for r in all_runs if r not in runs]
+    assert report_run.asset_selection == {dg.AssetKey("lead_report")}
+    assert len(runs) == range_runs
     assert all(r.tags.get("allpfit/tenant") == "allpfit" for r in runs)
     run_of = {}  # each day → the one run whose partition range covers it
     for r in runs:
