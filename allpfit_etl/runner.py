@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -87,17 +88,27 @@ def get_instance() -> dg.DagsterInstance:
     return instance
 
 
-def parse_day(text: str, label: str) -> dt.date:
+DAY_FORMS = "YYYY-MM-DD, today, yesterday or N-days-ago"
+_DAYS_AGO = re.compile(r"(\d+)-days?-ago")
+
+
+def parse_day(text: str, label: str, today: dt.date) -> dt.date:
+    """A local day: a date, or one relative to ``today`` (so scripts and docs need no fixed dates)."""
+    word = text.strip().lower()
+    if word in ("today", "yesterday"):
+        return today - dt.timedelta(days=word == "yesterday")
+    if days_ago := _DAYS_AGO.fullmatch(word):
+        return today - dt.timedelta(days=int(days_ago.group(1)))
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"bad {label} date {text!r}: expected YYYY-MM-DD") from None
+        raise ConfigError(f"bad {label} date {text!r}: expected {DAY_FORMS}") from None
 
 
 def resolve_day_range(start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
     today = dt.datetime.now(ZoneInfo(settings.timezone_name())).date()
-    first = parse_day(start, "--from") if start else today - dt.timedelta(days=1)
-    last = parse_day(end, "--to") if end else (first if start else today)
+    first = parse_day(start, "--from", today) if start else today - dt.timedelta(days=1)
+    last = parse_day(end, "--to", today) if end else (first if start else today)
     earliest = dt.date.fromisoformat(settings.partitions_start_date())
     if first > last:
         raise ConfigError(f"bad date range: --from {first} is after --to {last}")

@@ -15,6 +15,8 @@ from allpfit_etl.errors import AllpfitError, ConfigError, redact
 # Exit statuses (README, "Command line"): 0 done; 1 a run failed (one line per failed run names its
 # tenant, step and cause; the run is in the Dagster UI); 2 bad input, nothing changed.
 RUN_FAILED, BAD_INPUT = 1, 2
+# What --from/--to take (runner.parse_day); spelled here so that --help does not import Dagster.
+DAY_FORMS = "YYYY-MM-DD, today, yesterday or N-days-ago"
 
 
 def analytics_engine(*, require_schema: bool = True):
@@ -244,7 +246,7 @@ def cmd_batches(args) -> int:
 
 def cmd_demo(args) -> int:
     from allpfit_etl.demo.seed import DEMO_DAYS, DEMO_TENANTS, create_chatwoot_schema, seed_demo
-    from allpfit_etl.runner import dagster_home, range_totals, run_partitions
+    from allpfit_etl.runner import range_totals, run_partitions
     from allpfit_etl.schema import apply_migrations
     from allpfit_etl.tenants import registry
 
@@ -264,10 +266,25 @@ def cmd_demo(args) -> int:
     tenants = [registry.get_tenant(engine, d.slug) for d in DEMO_TENANTS]
     summary = run_partitions(tenants, first, last)
     print_summary(summary, range_totals(engine, tenants, first, last), first, last)
-    home = dagster_home()
     print(f"analytics database: {redact(settings.analytics_database_url())}")
-    print(f"open these runs in the Dagster UI:  DAGSTER_HOME={home} ALLPFIT_HOME={settings.allpfit_home()} dagster dev")
+    print(f"open these runs in the Dagster UI:  {dagster_dev_command()}")
     return RUN_FAILED if summary.failed_runs else 0
+
+
+def dagster_dev_command() -> str:
+    """The ``dagster dev`` line that opens the CLI's runs from any folder: a workspace file beside the
+    embedded defaults names the code location as the runs' origin does (pyproject's [tool.dagster]
+    is only in the clone)."""
+    import shlex
+
+    from allpfit_etl.runner import CODE_LOCATION_NAME, DEFINITIONS_MODULE, dagster_home
+
+    home = settings.allpfit_home()
+    workspace = home / "workspace.yaml"
+    workspace.write_text("load_from:\n  - python_module:\n"
+                         f"      module_name: {DEFINITIONS_MODULE}\n      location_name: {CODE_LOCATION_NAME}\n")
+    return (f"DAGSTER_HOME={shlex.quote(str(dagster_home()))} ALLPFIT_HOME={shlex.quote(str(home))} "
+            f"dagster dev -w {shlex.quote(str(workspace))}")
 
 
 def cmd_backfill(args) -> int:
@@ -282,7 +299,7 @@ def cmd_backfill(args) -> int:
     backfill_id = submit_tenant_backfill(defs, instance, tenant, first, last, extra_tags=batch_tags(args))
     days = (last - first).days + 1
     print(f"submitted backfill {backfill_id}: {tenant.slug}, {days} day(s) {first} → {last}; "
-          "the dagster-daemon runs it (see Overview → Backfills in the UI)")
+          "the dagster-daemon runs it (see Runs → Backfills in the UI)")
     return 0
 
 
@@ -362,8 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="materialize (tenant, day) partitions through Dagster")
     run.add_argument("--tenant", action="append", help="tenant slug (repeatable); default: every enabled tenant")
-    run.add_argument("--from", dest="date_from", help="first local day, YYYY-MM-DD (default: yesterday)")
-    run.add_argument("--to", dest="date_to", help="last local day, YYYY-MM-DD (default: --from, or today)")
+    run.add_argument("--from", dest="date_from", metavar="DAY", help=f"first local day, {DAY_FORMS} (default: yesterday)")
+    run.add_argument("--to", dest="date_to", metavar="DAY", help=f"last local day, {DAY_FORMS} (default: --from, or today)")
     run.add_argument("--rpm", type=int, help="the OpenAI account's requests/minute (default: learned from the server)")
     run.add_argument("--tpm", type=int, help="the OpenAI account's tokens/minute (default: learned from the server)")
     run.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
@@ -372,8 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     backfill = sub.add_parser("backfill", help="submit a tenant's history as a Dagster backfill")
     backfill.add_argument("slug")
-    backfill.add_argument("--from", dest="date_from", required=True)
-    backfill.add_argument("--to", dest="date_to", required=True)
+    backfill.add_argument("--from", dest="date_from", metavar="DAY", required=True, help=f"first local day, {DAY_FORMS}")
+    backfill.add_argument("--to", dest="date_to", metavar="DAY", required=True, help=f"last local day, {DAY_FORMS}")
     backfill.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
                           help="use (or not) the OpenAI Batch API (default: tenant's batch_api, i.e. yes for backfills)")
     backfill.set_defaults(func=cmd_backfill)
