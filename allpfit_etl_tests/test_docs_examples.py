@@ -78,7 +78,7 @@ def dangling_markers(markdown: str) -> list[int]:
     lines = markdown.splitlines()
     dangling = []
     for number, line in enumerate(lines):
-        if NOT_RUN.search(line):
+        if NOT_RUN.fullmatch(line.strip()):
             following = next((l.strip() for l in lines[number + 1:] if l.strip()), "")
             if not (following.startswith("```") and following[3:].strip().split(" ")[0].lower() in SHELL_LANGUAGES):
                 dangling.append(number + 1)
@@ -106,7 +106,8 @@ def test_blocks_are_found_with_their_markers():
 
 
 def test_a_marker_applies_only_to_the_block_right_below_it():
-    text = "<!-- not-run: a reason -->\nsome prose\n```bash\nallpfit-etl status\n```\n<!-- not-run: lost -->\n"
+    text = ("<!-- not-run: a reason -->\nsome prose\n```bash\nallpfit-etl status\n```\n<!-- not-run: lost -->\n"
+            "a table cell naming `<!-- not-run: reason -->` is prose\n")
     assert [b.not_run for b in shell_blocks(text)] == [None]
     assert dangling_markers(text) == [1, 6]
 
