@@ -33,6 +33,8 @@ DOCUMENTS = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console", "zsh"}
 NOT_RUN = re.compile(r"<!--\s*not-run:\s*(?P<reason>\S.*?)\s*-->")
 BLOCK_TIMEOUT_S = 300
+# An example that exits 0 can still miss the demo's data (dates outside its days): these say so.
+MISSED_THE_DATA = re.compile(r"\b0 run\(s\)|\b0 conversations extracted|nothing to compare yet|no tenants")
 # Variables that would point the examples away from the demo's folder or at real services.
 FOREIGN_ENV = re.compile(r"(ALLPFIT_|DAGSTER_|OPENAI_|CHATWOOT_DATABASE_URL|ANALYTICS_DATABASE_URL|ALERT_WEBHOOK_URL)")
 
@@ -93,6 +95,13 @@ RUNNABLE = [path for path in DOCUMENTS if any(b.not_run is None for b in documen
 
 
 # --- the extraction itself ---------------------------------------------------------------------
+
+def test_an_example_outside_the_demo_days_is_caught():
+    # what the README's old shadow-sample example printed: fixed dates a year before the demo's days
+    assert MISSED_THE_DATA.search("1 run(s), 2025-11-01 → 2025-11-16\n  this run:  0 conversations extracted, 0 analyzed")
+    assert MISSED_THE_DATA.search("nothing to compare yet")
+    assert not MISSED_THE_DATA.search("1 run(s), 2026-11-21 → 2026-12-04\n  this run:  420 conversations extracted, 10 runs")
+
 
 def test_blocks_are_found_with_their_markers():
     text = (
@@ -222,6 +231,8 @@ def test_the_shell_examples_run_on_the_demo(document: Path, demo, tmp_path):
             groups.append(group)
             print(f"{block}: exit {code} in {time.monotonic() - started:.1f} s")
             assert code == 0, f"{block} exited {code}:\n{block.code}\n--- output ---\n{output[-4000:]}"
+            missed = MISSED_THE_DATA.search(output)
+            assert missed is None, f"{block} missed the demo's data ({missed.group()!r}):\n{block.code}\n{output[-4000:]}"
             ran += 1
     finally:
         stop_groups(groups)
