@@ -261,10 +261,16 @@ def test_the_dagster_dev_line_demo_prints_loads_the_code_location_from_the_demo_
     assert "Validation successful for code location allpfit_etl." in done.stdout + done.stderr
 
 
-def test_the_readme_dagster_dev_line_loads_the_code_location_from_the_demo_folder(demo):
-    lines = [line for b in document_blocks(REPO / "README.md") for line in b.code.splitlines()
-             if "dagster dev" in line.split("#")[0]]
-    assert len(lines) == 1, lines
-    done = validate_instead_of_serving(lines[0], demo[0])
-    assert done.returncode == 0, done.stdout + done.stderr
+DAGSTER_DEV_LINES = [(block, line) for path in DOCUMENTS for block in document_blocks(path)
+                     for line in block.code.splitlines() if "dagster dev" in line.split("#")[0]]
+
+
+def test_the_docs_show_the_dagster_dev_line():
+    assert any(block.document == "README.md" for block, _ in DAGSTER_DEV_LINES)
+
+
+@pytest.mark.parametrize(("block", "line"), DAGSTER_DEV_LINES, ids=[str(b) for b, _ in DAGSTER_DEV_LINES])
+def test_the_docs_dagster_dev_lines_load_the_code_location_from_the_demo_folder(block, line, demo):
+    done = validate_instead_of_serving(line, demo[0])
+    assert done.returncode == 0, f"{block}: {line}\n{done.stdout}{done.stderr}"
     assert "Validation successful for code location allpfit_etl." in done.stdout + done.stderr
