@@ -127,6 +127,36 @@ def test_every_not_run_marker_sits_above_a_shell_block_and_the_readme_runs_examp
     assert REPO / "README.md" in RUNNABLE
 
 
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for a document's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = (line.lstrip("#").strip() for line in markdown.splitlines() if re.match(r"#{1,6} ", line))
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def test_heading_anchors_are_githubs():
+    assert heading_anchors("# Ops\n## Backfilling at half price: the Batch API\n### What each partition shows\n") == {
+        "ops", "backfilling-at-half-price-the-batch-api", "what-each-partition-shows"}
+
+
+@pytest.mark.parametrize("document", [*DOCUMENTS, REPO / "bench" / "README.md"], ids=lambda p: str(p.relative_to(REPO)))
+def test_every_relative_link_reaches_its_file_and_heading(document: Path):
+    broken = []
+    for match in LINK.finditer(document.read_text(encoding="utf-8")):
+        target = match.group("target")
+        if re.match(r"[a-z]+:", target):  # https:, mailto:
+            continue
+        path, _, fragment = target.partition("#")
+        linked = (document.parent / path).resolve() if path else document
+        if not linked.exists():
+            broken.append(target)
+        elif fragment and fragment not in heading_anchors(linked.read_text(encoding="utf-8")):
+            broken.append(target)
+    assert broken == [], f"{document.relative_to(REPO)}: broken links {broken}"
+
+
 # --- running them on the demo ------------------------------------------------------------------
 
 def clean_environment() -> dict[str, str]:
