@@ -37,7 +37,7 @@ def _admin_engine() -> sa.Engine:
 # The suite runs on several workers (pyproject's addopts) and ends when its longest tests do,
 # so they start first. Tests sharing a module fixture stay on one worker (xdist_group).
 LONGEST_FIRST = (
-    "test_live_operation.py", "test_deployment_end_to_end.py", "test_install.py", "test_cli_runs_in_ui.py", "test_batch_pipeline.py", "test_openai_account_errors.py",
+    "test_live_operation.py", "test_deployment_end_to_end.py", "test_docs_examples.py", "test_install.py", "test_cli_runs_in_ui.py", "test_batch_pipeline.py", "test_openai_account_errors.py",
     "test_daemon_on_sqlite.py", "test_openai_pipeline.py", "test_openai_shared_limit.py",
     "test_production_limits.py", "test_secrets_redaction.py", "test_live_sensor.py",
 )
