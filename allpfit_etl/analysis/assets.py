@@ -10,16 +10,16 @@ import dagster as dg
 from allpfit_etl import settings
 from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, stored_answers
 from allpfit_etl.analysis.batch.step import route_chunk
-from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget, month_to_date_spend_brl
+from allpfit_etl.analysis.budget import apply_budget, check_budget
 from allpfit_etl.analysis.chunks import ChunkSpec, default_chunk_size, split_into_chunks
-from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer, Usage
+from allpfit_etl.analysis.interface import Analyzer, Usage
 from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.analysis.partition_activity import partition_activity
 from allpfit_etl.analysis.provisional import answer_provisionally
 from allpfit_etl.analysis.shadow import analyze_shadow
 from allpfit_etl.analysis.worker_processes import WorkerProcessesAnalyzer, worker_count
-from allpfit_etl.analysis.summary import ANALYZED, DEFERRED, FAILED, REUSED, ChunkSummary
+from allpfit_etl.analysis.summary import ANALYZED, FAILED, REUSED, ChunkSummary
 from allpfit_etl.db import sql
 from allpfit_etl.identities import OPENAI_ANALYZER
 from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions, tenant_days
@@ -79,6 +79,9 @@ def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink,
         from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer
 
         return RegexAnalyzer()
+    if not openai.price(tenant.features.model, tenant.features).priced:
+        log.info(f"{tenant.slug}: model {tenant.features.model} has no known price on this server: its calls are "
+                 "ledgered at cost 0 with priced=false (spend unknown); set price_input/price_output to price it")
 
     def progress(p: dict) -> None:
         figures = f", {p['prompt_tokens'] + p['completion_tokens']} tokens, US$ {p['cost_usd']:.4f}" if "cost_usd" in p else ""
@@ -96,6 +99,8 @@ def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink,
             on_call=writer.submit_call,
             progress=on_progress,
             holders_at_start=together,
+            features=tenant.features,
+            notice=lambda line: log.info(f"{tenant.slug}: {line}"),
         )
 
     workers = worker_count(conversations, sink.engine.dialect.name)
@@ -132,23 +137,11 @@ def analyze_chunk(
     summary.mark(tenant.tenant_id, reused, REUSED)
     todo = route_chunk(context, engine, tenant, todo, openai, summary, sink)  # in batch mode: submitted, none left
 
-    if todo and identity.analyzer == OPENAI_ANALYZER and tenant.features.monthly_budget_brl is not None:
-        spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
-        estimate = estimate_chunk_cost_brl(
-            todo, model=identity.model, usd_brl=openai.usd_brl, price_overrides=openai.price_overrides
-        )
-        if exceeds_budget(tenant.features.monthly_budget_brl, spent, estimate):
-            context.log.warning(
-                f"budget: {tenant.slug} has spent R$ {spent:.2f} of R$ {tenant.features.monthly_budget_brl:.2f} this month; "
-                f"this chunk (~R$ {estimate:.2f}) would pass it, so its {len(todo)} conversations stay pending"
-            )
-            summary.deferred_by_budget = len(todo)
-            summary.mark(tenant.tenant_id, (c.conversation_id for c in todo), DEFERRED)
-            sink.save_failures([
-                AnalysisFailure(c.conversation_id, c.content_hash, "budget_exhausted", 0, "monthly budget reached")
-                for c in todo
-            ])
-            todo = []
+    if todo and identity.analyzer == OPENAI_ANALYZER:
+        check = check_budget(engine, tenant, todo, price=openai.price(identity.model, tenant.features),
+                             usd_brl=openai.usd_brl, max_prompt_tokens=openai.max_prompt_tokens,
+                             timezone=settings.timezone_name())
+        todo = apply_budget(check, tenant, todo, summary, sink, context.log)
 
     def shadow() -> Usage:  # the other analyzer's answer, to compare
         return analyze_shadow(engine, tenant, inputs, openai, context.log, run_id=context.run_id)

@@ -182,11 +182,14 @@ def print_summary(summary, totals, first, last) -> None:
 def cmd_run(args) -> int:
     from allpfit_etl.runner import range_totals, resolve_day_range, run_partitions
 
+    from allpfit_etl.cli.batches import check_openai_tenants, deployed_openai
+
     first, last = resolve_day_range(args.date_from, args.date_to)
     engine = analytics_engine()
     tenants = _selected_tenants(engine, args.tenant)
     chatwoot_engine()
     set_rate_limits(args)
+    check_openai_tenants(deployed_openai(), tenants)
     summary = run_partitions(tenants, first, last, extra_tags=batch_tags(args), run_config=rate_limit_config(args))
     print_summary(summary, range_totals(engine, tenants, first, last), first, last)
     return RUN_FAILED if summary.failed_runs else 0
@@ -277,8 +280,11 @@ def cmd_backfill(args) -> int:
     from allpfit_etl.runner import get_instance, resolve_day_range
     from allpfit_etl.tenants import registry
 
+    from allpfit_etl.cli.batches import check_openai_tenants, deployed_openai
+
     first, last = resolve_day_range(args.date_from, args.date_to)
     tenant = registry.get_tenant(analytics_engine(), args.slug)
+    check_openai_tenants(deployed_openai(), [tenant])
     instance = get_instance()
     backfill_id = submit_tenant_backfill(defs, instance, tenant, first, last, extra_tags=batch_tags(args))
     days = (last - first).days + 1
