@@ -45,6 +45,7 @@ SUMMARY_KEYS = {
         "analyzed": "analyzed", "reused_answers": "reused_answers", "failures": "failures",
         "deferred_by_budget": "deferred_by_budget", "in_batch": "in_batch",
         "openai.total_tokens": "tokens", "cost_usd": "cost_usd", "cost_brl": "cost_brl",
+        "openai.unpriced_calls": "unpriced_calls",
     },
     "conversations_analytics": {"loaded": "loaded"},
 }
@@ -404,6 +405,7 @@ class RangeTotals:
     visits: int
     cost_usd: float
     cost_brl: float
+    unpriced_calls: int = 0  # calls of a model with no known price: the spend is unknown, not the figures above
 
 
 def range_totals(engine: sa.Engine, tenants: list[Tenant], first: dt.date, last: dt.date) -> RangeTotals:
@@ -411,7 +413,7 @@ def range_totals(engine: sa.Engine, tenants: list[Tenant], first: dt.date, last:
     with engine.connect() as conn:
         row = conn.execute(query, {"tenant_ids": [t.tenant_id for t in tenants], "first": first, "last": last}).one()
     return RangeTotals(int(row.conversations), int(row.analyzed), int(row.leads), int(row.visits),
-                       float(row.cost_usd), float(row.cost_brl))
+                       float(row.cost_usd), float(row.cost_brl), int(row.unpriced_calls))
 
 
 def run_partition_keys(keys: list[str], trigger: str, instance: dg.DagsterInstance | None = None) -> RunSummary:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from allpfit_etl.analysis import chunk_steps
 from allpfit_etl.analysis.chunks import ChunkSpec
+from allpfit_etl.analysis.pricing import price_for
 from allpfit_etl.analysis.interface import AnalysisFailure, AnalysisResult, ChunkOutcome, LeadAnalysis
 from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer
 from allpfit_etl.analysis.summary import ANALYZED, DEFERRED, FAILED, REUSED
@@ -76,13 +77,26 @@ def test_failures_are_stored_counted_and_the_first_ones_logged(tmp_path):
         assert conn.execute(sa.text("SELECT COUNT(*) FROM analysis_failures")).scalar_one() == 7
 
 
+class Log:
+    def __init__(self):
+        self.warnings: list[str] = []
+
+    def warning(self, line: str) -> None:
+        self.warnings.append(line)
+
+
+def keep_budget(engine, work, log) -> None:
+    chunk_steps.keep_budget(engine, work, price=price_for("gpt-4o-mini"), usd_brl=5.0, max_prompt_tokens=6000, log=log)
+
+
 @pytest.mark.parametrize("budget, deferred", [(0.0, True), (1000.0, False), (None, False)])
 def test_an_openai_chunk_that_would_pass_the_monthly_budget_stays_pending(tmp_path, budget, deferred):
     engine, chunk = world(tmp_path, TenantFeatures(use_openai=True, monthly_budget_brl=budget))
-    work = chunk_steps.load_chunk(engine, chunk, "run-1")
-    warning = chunk_steps.defer_over_budget(engine, work, usd_brl=5.0, price_overrides={})
-    assert work.pays and (warning is not None) == deferred
+    work, log = chunk_steps.load_chunk(engine, chunk, "run-1"), Log()
+    keep_budget(engine, work, log)
+    assert work.pays and bool(log.warnings) == deferred
     if deferred:
+        (warning,) = log.warnings
         assert work.todo == [] and work.summary.deferred_by_budget == 6
         assert set(work.summary.outcomes.values()) == {DEFERRED}
         assert "gym has spent R$ 0.00 of R$ 0.00 this month" in warning
@@ -95,5 +109,6 @@ def test_an_openai_chunk_that_would_pass_the_monthly_budget_stays_pending(tmp_pa
 
 def test_a_regex_tenant_has_no_budget_to_keep(tmp_path):
     engine, chunk = world(tmp_path, TenantFeatures(monthly_budget_brl=0.0))
-    work = chunk_steps.load_chunk(engine, chunk, "run-1")
-    assert chunk_steps.defer_over_budget(engine, work, usd_brl=5.0, price_overrides={}) is None and len(work.todo) == 6
+    work, log = chunk_steps.load_chunk(engine, chunk, "run-1"), Log()
+    keep_budget(engine, work, log)
+    assert log.warnings == [] and len(work.todo) == 6

@@ -9,7 +9,7 @@ import pytest
 
 from allpfit_etl.analysis.shared_rate_limit import SAFETY
 
-from allpfit_etl.analysis import openai_analyzer
+from allpfit_etl.analysis import openai_analyzer, structured_output
 from allpfit_etl.analysis.interface import ConversationInput
 from allpfit_etl.analysis.openai_analyzer import (
     IN_FLIGHT_WITHOUT_LIMIT,
@@ -116,7 +116,7 @@ def test_account_errors_stop_the_chunk_and_keep_the_answers_received(server, cha
 def test_a_rejected_schema_stops_the_chunk(server, monkeypatch):
     schema = json.loads(json.dumps(RESPONSE_FORMAT))
     del schema["json_schema"]["schema"]["additionalProperties"]
-    monkeypatch.setattr(openai_analyzer, "RESPONSE_FORMAT", schema)  # a schema strict mode refuses
+    monkeypatch.setattr(structured_output, "RESPONSE_FORMAT", schema)  # a schema strict mode refuses
     with pytest.raises(OpenAIAccountError, match="rejected the request itself .400 invalid_json_schema.*additionalProperties"):
         analyzer(server).analyze_chunk(conversations(200))
     assert server.stats()["schema_rejections"] <= 30 and server.stats()["billed_calls"] == 0

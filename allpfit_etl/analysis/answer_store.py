@@ -24,7 +24,7 @@ from allpfit_etl.db import load_sql
 from allpfit_etl.pending.rules import is_settled
 from allpfit_etl.text import sanitize_text
 from allpfit_etl.timeutil import as_utc
-from allpfit_etl.tables import conversation_analyses, insert_ignore_duplicates, insert_rows, llm_usage
+from allpfit_etl.tables import conversation_analyses, insert_ignore_duplicates, insert_rows, ledger_row, llm_usage
 
 ANALYSIS_KEY = ("tenant_id", "conversation_id", "content_hash", "analyzer", "model", "prompt_version")
 
@@ -175,9 +175,7 @@ class AnswerSink:
                     _settle(future, None)
 
     def _call_row(self, record) -> dict:
-        row = {column: getattr(record, column, None) for column in llm_usage.columns.keys()}
-        row["run_id"] = self.run_id
-        return row
+        return ledger_row(record, self.run_id)
 
     def save_answers(self, results: list[AnalysisResult]) -> None:
         rows = [_analysis_row(self.tenant_id, self.identity, r) for r in results]

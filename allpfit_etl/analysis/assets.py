@@ -83,6 +83,7 @@ class OpenAIChunkAnalyzer:
     openai: LeadAnalysisOpenAI
     sink: AnswerSink
     run_id: str | None
+    log: object
     workers: int = 1
 
     def build(self, writer: AnswerSink, on_progress) -> Analyzer:
@@ -91,8 +92,11 @@ class OpenAIChunkAnalyzer:
             tenant_id=self.tenant.tenant_id, model=features.model, max_concurrency=features.max_concurrency,
             engine=writer.engine,  # the account's limit is shared through the analytics database
             run_id=self.run_id, on_answer=writer.submit_answer, on_call=writer.submit_call, progress=on_progress,
-            holders_at_start=self.workers,
+            holders_at_start=self.workers, features=features, notice=self.notice,
         )
+
+    def notice(self, line: str) -> None:
+        self.log.info(f"{self.tenant.slug}: {line}")
 
     def in_worker(self, on_progress) -> Analyzer:
         self.sink.engine.dispose(close=False)  # the parent's pooled connections are not this process's
@@ -107,9 +111,12 @@ def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink,
         from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer
 
         return RegexAnalyzer()
+    if not openai.price(tenant.features.model, tenant.features).priced:
+        log.info(f"{tenant.slug}: model {tenant.features.model} has no known price on this server: its calls are "
+                 "ledgered at cost 0 with priced=false (spend unknown); set price_input/price_output to price it")
     progress = _log_progress(log, tenant.slug)
     workers = worker_count(conversations, sink.engine.dialect.name)
-    factory = OpenAIChunkAnalyzer(tenant, openai, sink, run_id, workers)
+    factory = OpenAIChunkAnalyzer(tenant, openai, sink, run_id, log, workers)
     if workers == 1:
         return factory.build(sink, progress)
     log.info(f"{tenant.slug}: {conversations} conversations over {workers} worker processes")
@@ -127,8 +134,8 @@ def analyze_chunk(
     chunk_steps.reuse_stored_answers(engine, work)
     # Backfills of OpenAI tenants go to the Batch API: submitted there, none left here.
     work.todo = route_chunk(context, engine, work.tenant, work.todo, openai, work.summary, work.sink)
-    if warning := chunk_steps.defer_over_budget(engine, work, usd_brl=openai.usd_brl, price_overrides=openai.price_overrides):
-        context.log.warning(warning)
+    chunk_steps.keep_budget(engine, work, price=openai.price(work.identity.model, work.tenant.features),
+                            usd_brl=openai.usd_brl, max_prompt_tokens=openai.max_prompt_tokens, log=context.log)
     if work.todo:
         analyzer = build_analyzer(work.tenant, openai, work.sink, context.log, context.run_id, len(work.todo))
         try:

@@ -11,10 +11,11 @@ import sqlalchemy as sa
 
 from allpfit_etl import settings
 from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, stored_answers
-from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget, month_to_date_spend_brl
+from allpfit_etl.analysis.budget import apply_budget, check_budget
 from allpfit_etl.analysis.chunks import ChunkSpec
-from allpfit_etl.analysis.interface import AnalysisFailure, AnalyzerIdentity, ChunkOutcome, ConversationInput
-from allpfit_etl.analysis.summary import ANALYZED, DEFERRED, FAILED, REUSED, ChunkSummary
+from allpfit_etl.analysis.interface import AnalyzerIdentity, ChunkOutcome, ConversationInput
+from allpfit_etl.analysis.pricing import ModelPrice
+from allpfit_etl.analysis.summary import ANALYZED, FAILED, REUSED, ChunkSummary
 from allpfit_etl.identities import OPENAI_ANALYZER
 from allpfit_etl.tenants.registry import Tenant, get_tenant_by_id
 
@@ -59,26 +60,15 @@ def reuse_stored_answers(engine: sa.Engine, work: ChunkWork) -> None:
     work.summary.mark(work.tenant.tenant_id, reused, REUSED)
 
 
-def defer_over_budget(engine: sa.Engine, work: ChunkWork, *, usd_brl: float, price_overrides: dict) -> str | None:
+def keep_budget(engine: sa.Engine, work: ChunkWork, *, price: ModelPrice, usd_brl: float, max_prompt_tokens: int,
+                log) -> None:
     """When the chunk's estimated cost would take the tenant past its monthly budget, its
-    conversations stay pending (recorded as deferred): returns the warning to log."""
-    budget = work.tenant.features.monthly_budget_brl
-    if not work.todo or not work.pays or budget is None:
-        return None
-    spent = month_to_date_spend_brl(engine, work.tenant.tenant_id, settings.timezone_name())
-    estimate = estimate_chunk_cost_brl(work.todo, model=work.identity.model, usd_brl=usd_brl,
-                                       price_overrides=price_overrides)
-    if not exceeds_budget(budget, spent, estimate):
-        return None
-    deferred, work.todo = work.todo, []
-    work.summary.deferred_by_budget = len(deferred)
-    work.summary.mark(work.tenant.tenant_id, (c.conversation_id for c in deferred), DEFERRED)
-    work.sink.save_failures([
-        AnalysisFailure(c.conversation_id, c.content_hash, "budget_exhausted", 0, "monthly budget reached")
-        for c in deferred
-    ])
-    return (f"budget: {work.tenant.slug} has spent R$ {spent:.2f} of R$ {budget:.2f} this month; this chunk "
-            f"(~R$ {estimate:.2f}) would pass it, so its {len(deferred)} conversations stay pending")
+    conversations stay pending (recorded as deferred), with a warning in ``log``."""
+    if not work.todo or not work.pays:
+        return
+    check = check_budget(engine, work.tenant, work.todo, price=price, usd_brl=usd_brl,
+                         max_prompt_tokens=max_prompt_tokens, timezone=settings.timezone_name())
+    work.todo = apply_budget(check, work.tenant, work.todo, work.summary, work.sink, log)
 
 
 def record_outcome(work: ChunkWork, outcome: ChunkOutcome) -> list[str]:

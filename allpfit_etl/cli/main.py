@@ -164,6 +164,15 @@ def _selected_tenants(engine, slugs: list[str] | None):
     return tenants
 
 
+def spend_text(usd: float, brl: float, unpriced_calls: int, to_date: bool = False) -> str:
+    """Money as the ledger knows it: a model with no known price makes the spend unknown, never R$ 0."""
+    known = f"US$ {usd:.4f} (R$ {brl:.4f})"
+    if not unpriced_calls:
+        return f"{known} spent to date" if to_date else known
+    priced = f"; priced calls {known}" if usd else ""
+    return f"spend{' to date' if to_date else ''} unknown ({int(unpriced_calls)} call(s) of an unpriced model{priced})"
+
+
 def print_summary(summary, totals, first, last) -> None:
     """What this run changed, then what the range holds now (read from the tables)."""
     t = summary.totals
@@ -172,9 +181,9 @@ def print_summary(summary, totals, first, last) -> None:
         f"{len(summary.runs)} run(s), {first} → {last}\n"
         f"  this run:  {int(t.get('extracted', 0))} conversations extracted, {int(t.get('analyzed', 0))} analyzed, "
         f"{int(t.get('reused_answers', 0))} reused, {in_batch}{int(t.get('skipped', 0))} skipped, {int(t.get('failures', 0))} failed, "
-        f"{int(t.get('tokens', 0))} tokens, US$ {t.get('cost_usd', 0):.4f} (R$ {t.get('cost_brl', 0):.4f})\n"
+        f"{int(t.get('tokens', 0))} tokens, {spend_text(t.get('cost_usd', 0), t.get('cost_brl', 0), t.get('unpriced_calls', 0))}\n"
         f"  range now: {totals.conversations} conversations, {totals.analyzed} analyzed, {totals.leads} leads, "
-        f"{totals.visits} visits, US$ {totals.cost_usd:.4f} (R$ {totals.cost_brl:.4f}) spent to date"
+        f"{totals.visits} visits, {spend_text(totals.cost_usd, totals.cost_brl, totals.unpriced_calls, to_date=True)}"
     )
     for error in summary.errors:
         print(f"run failed: {error}", file=sys.stderr)
@@ -183,11 +192,14 @@ def print_summary(summary, totals, first, last) -> None:
 def cmd_run(args) -> int:
     from allpfit_etl.runner import range_totals, resolve_day_range, run_partitions
 
+    from allpfit_etl.cli.batches import check_openai_tenants, deployed_openai
+
     first, last = resolve_day_range(args.date_from, args.date_to)
     engine = analytics_engine()
     tenants = _selected_tenants(engine, args.tenant)
     chatwoot_engine()
     set_rate_limits(args)
+    check_openai_tenants(deployed_openai(), tenants)
     summary = run_partitions(tenants, first, last, extra_tags=batch_tags(args), run_config=rate_limit_config(args))
     print_summary(summary, range_totals(engine, tenants, first, last), first, last)
     return RUN_FAILED if summary.failed_runs else 0
@@ -293,8 +305,11 @@ def cmd_backfill(args) -> int:
     from allpfit_etl.runner import get_instance, resolve_day_range
     from allpfit_etl.tenants import registry
 
+    from allpfit_etl.cli.batches import check_openai_tenants, deployed_openai
+
     first, last = resolve_day_range(args.date_from, args.date_to)
     tenant = registry.get_tenant(analytics_engine(), args.slug)
+    check_openai_tenants(deployed_openai(), [tenant])
     instance = get_instance()
     backfill_id = submit_tenant_backfill(defs, instance, tenant, first, last, extra_tags=batch_tags(args))
     days = (last - first).days + 1

@@ -15,7 +15,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from allpfit_etl import dagster_compat, settings
-from allpfit_etl.analysis.budget import month_to_date_spend_brl
+from allpfit_etl.analysis.budget import month_to_date
 from allpfit_etl.db import sql
 from allpfit_etl.load.assets import conversations_analytics
 from allpfit_etl.partitions import partition_key, tenant_day_partitions
@@ -52,12 +52,15 @@ def _probability_range(conn: sa.Connection, tenant: Tenant, day) -> tuple[bool, 
 
 
 def _budget(conn: sa.Connection, tenant: Tenant, day) -> tuple[bool, dict]:
-    spent = month_to_date_spend_brl(conn.engine, tenant.tenant_id, settings.timezone_name())
+    month = month_to_date(conn.engine, tenant.tenant_id, settings.timezone_name())
     budget = tenant.features.monthly_budget_brl
     deferred = conn.execute(sql("analytics/budget_deferrals_for_partition"), {"tenant_id": tenant.tenant_id, "day": day}).scalar_one()
-    over = budget is not None and spent > budget
+    over = budget is not None and month.spent_brl > budget
+    # Calls of an unpriced model have an unknown cost: the month's spend is not a number then.
+    spent = f"unknown: {month.describe()}" if month.unpriced_calls else round(month.spent_brl, 6)
     return not over and deferred == 0, {
-        "spent_brl_month": round(spent, 6),
+        "spent_brl_month": spent,
+        "unpriced_calls_month": month.unpriced_calls,
         "budget_brl": budget if budget is not None else -1,
         "deferred_by_budget": deferred,
     }

@@ -31,7 +31,7 @@ from allpfit_etl.analysis.batch.requests import (
 )
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl
 from allpfit_etl.analysis.interface import AnalyzerIdentity, ConversationInput
-from allpfit_etl.analysis.pricing import BATCH_DISCOUNT
+from allpfit_etl.analysis.pricing import DEFAULT_USD_BRL, ModelPrice, batch_price, price_for
 from allpfit_etl.errors import ConfigError
 
 METADATA_KEY = "allpfit_batch_key"
@@ -58,10 +58,18 @@ class Submission:
 
 @dataclass(frozen=True)
 class SubmitOptions:
+    """What the Batch API path takes from the ``openai`` resource (``step.submit_options``)."""
+
     max_prompt_tokens: int = 6000
-    usd_brl: float = 5.40
-    price_overrides: dict | None = None
+    usd_brl: float = DEFAULT_USD_BRL
+    price_overrides: dict | None = None  # the resource's price table (OPENAI_PRICES under price_overrides)
     run_id: str | None = None
+    base_url: str | None = None
+
+    def price(self, model: str, features=None) -> ModelPrice:
+        """The batch (half) price, by the same lookup as real time."""
+        tenant_price = features.tenant_price() if features is not None else None
+        return batch_price(price_for(model, self.price_overrides, base_url=self.base_url, tenant_price=tenant_price))
 
 
 def derived_key(parent_key: str, part: str) -> str:
@@ -80,21 +88,23 @@ def submit(
     parent_key: str | None = None,
     attempts: dict[int, int] | None = None,
     part: str = "retry",
+    features=None,
 ) -> list[Submission]:
     """Submit these conversations (one request each) in as many batches as the limits need.
-    Conversations already in an open batch are skipped."""
+    Conversations already in an open batch are skipped. ``features``: the tenant's (its price)."""
     if not conversations:
         return []
     tenant_id = conversations[0].tenant_id
     by_id = {c.conversation_id: c for c in conversations}
-    lines = [build_request_line(c, identity.model, identity.prompt_version, options.max_prompt_tokens) for c in conversations]
+    lines = [build_request_line(c, identity.model, identity.prompt_version, options.max_prompt_tokens)
+             for c in conversations]
+    price = options.price(identity.model, features)
     submissions = []
     for index, group in enumerate(split_into_files(lines)):
         batch_key = derived_key(parent_key, f"{part}:{index}") if parent_key else uuid.uuid4().hex
         group_inputs = [by_id[line.key.conversation_id] for line in group]
-        estimate_brl = BATCH_DISCOUNT * estimate_chunk_cost_brl(
-            group_inputs, model=identity.model, usd_brl=options.usd_brl,
-            max_prompt_tokens=options.max_prompt_tokens, price_overrides=options.price_overrides)
+        estimate_brl = estimate_chunk_cost_brl(group_inputs, price=price, usd_brl=options.usd_brl,
+                                               max_prompt_tokens=options.max_prompt_tokens)
         intent = store.BatchIntent(batch_key, tenant_id, identity.model, identity.prompt_version,
                                    estimate_brl / options.usd_brl, estimate_brl, parent_key, options.run_id)
         planned = [store.PlannedRequest(line.custom_id, line.key.conversation_id, line.key.content_hash,
