@@ -96,9 +96,9 @@ def postgres_databases(admin: sa.Engine, base_url: str, *labels: str, owner: str
         url = make_url(base_url)
         yield {label: url.set(database=name).render_as_string(hide_password=False) for label, name in names.items()}
     finally:
-        from allpfit_etl.db import _cached_engine
+        from allpfit_etl.db import dispose_engines
 
-        _cached_engine.cache_clear()
+        dispose_engines()
         with admin.connect() as conn:
             for name in names.values():
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
