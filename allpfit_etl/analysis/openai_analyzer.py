@@ -257,7 +257,9 @@ class OpenAIAnalyzer:
             raise OpenAIAccountError(self.stop_reason)
         return outcome
 
-    def _target_in_flight(self) -> int:
+    def target_in_flight(self) -> int:
+        """How many requests to keep in flight now: Little's law on this holder's rate and the
+        observed latency, held to a slow start until the first answer."""
         cap = in_flight_cap(self.rate_limit.limiter.rpm / 60, self.latency_s, self.max_concurrency)
         return cap if self._latency_seen else min(cap, INITIAL_IN_FLIGHT)
 
@@ -266,11 +268,11 @@ class OpenAIAnalyzer:
         workers: set[asyncio.Task] = set()
 
         async def worker() -> None:
-            while queue and not self.stop_reason and len(workers) <= self._target_in_flight():
+            while queue and not self.stop_reason and len(workers) <= self.target_in_flight():
                 await self._one(client, queue.popleft(), outcome)
 
         while (queue or workers) and not self.stop_reason:
-            while queue and len(workers) < self._target_in_flight():
+            while queue and len(workers) < self.target_in_flight():
                 task = asyncio.create_task(worker())
                 workers.add(task)
                 task.add_done_callback(workers.discard)
@@ -373,7 +375,7 @@ class OpenAIAnalyzer:
                 model=self.model, messages=[], timeout=self.timeout_s,
                 extra_body={"messages": messages, "response_format": RESPONSE_FORMAT},
             )
-            self._observe_latency(time.monotonic() - started, raw.headers)
+            self.observe_latency(time.monotonic() - started, raw.headers)
             self.rate_limit.observe(raw.headers)
             completion = json.loads(raw.text)
         except openai.APIStatusError as exc:
@@ -398,7 +400,7 @@ class OpenAIAnalyzer:
             self._in_flight -= 1
         return await self._answer(completion, record, started, usage)
 
-    def _observe_latency(self, seconds: float, headers) -> None:
+    def observe_latency(self, seconds: float, headers) -> None:
         """The latency Little's law uses. Where the server states its own time
         (``openai-processing-ms``, as OpenAI does), the time an answer waited in this busy event
         loop does not count: counted, it would call for more requests in flight, which busies the
