@@ -72,15 +72,15 @@ def test_a_waiter_that_gave_up_still_gets_its_answer_stored_and_the_writer_goes_
     with sink.engine.connect() as holder:  # the writer's transaction waits on this lock, as on a busy table
         holder.execute(sa.text("LOCK TABLE conversation_analyses IN EXCLUSIVE MODE"))
         abandoned = sink.submit_answer(answer(1), call(1))
-        wait_for(lambda: lock_waiters(holder), 10, "the writer to wait on the table lock", 0.01)
+        wait_for(lambda: lock_waiters(sink.engine), 10, "the writer to wait on the table lock", 0.01)
         assert abandoned.cancel()
         holder.rollback()
     sink.submit_answer(answer(2), call(2)).result(timeout=30)  # hung when the writer died on the cancelled one
     assert counts(sink) == (2, 2)
 
 
-def lock_waiters(conn: sa.Connection) -> int:
-    """Other sessions of this database waiting for a lock."""
-    return conn.execute(sa.text(
-        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        " AND wait_event_type = 'Lock'")).scalar_one()
+def lock_waiters(engine: sa.Engine) -> int:
+    """Sessions of this database waiting for a lock (read afresh: a transaction keeps its first view)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).scalar_one()

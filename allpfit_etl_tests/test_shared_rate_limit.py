@@ -134,7 +134,7 @@ def test_a_run_stop_reaches_the_runs_other_holders_only(engine):
                 renewals.append(lease_expiry(engine, other.lease_id))
 
     asyncio.run(scenario())
-    assert stops == ["OpenAI quota exhausted"]
+    assert stops and set(stops) == {"OpenAI quota exhausted"}  # at every beat of its run's holder, never to the other
 
 
 def test_a_step_of_a_stopped_run_sends_nothing(engine):
