@@ -83,9 +83,9 @@ def make_pg_database(pg_admin: sa.Engine) -> Iterator[Callable[[str], str]]:
         return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
 
     yield factory
-    from allpfit_etl.db import _cached_engine
+    from allpfit_etl.db import dispose_engines
 
-    _cached_engine.cache_clear()
+    dispose_engines()
     with pg_admin.connect() as conn:
         for name in created:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

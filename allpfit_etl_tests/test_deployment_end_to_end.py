@@ -24,12 +24,11 @@ import sqlalchemy as sa
 from allpfit_etl.db import get_engine
 from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
-from allpfit_devtools.deployment import dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
 from allpfit_devtools.deployment import (
-    REPO, dagster_processes, instance_environment, postgres_databases, production_home, wait_for,
+    REPO, postgres_databases, production_deployment, wait_for,
 )
 from allpfit_etl_tests.headless_chromium import HeadlessChromium
 
@@ -98,13 +97,8 @@ def deployment(tmp_path_factory, pg_admin):
         threading.Thread(target=hook.serve_forever, daemon=True).start()
         stack.callback(hook.shutdown)
 
-        home = production_home(tmp)
         env = {
             **os.environ,
-            "DAGSTER_HOME": str(home),
-            **dagster_storage_env(urls["dagster"]),
-            "CHATWOOT_DATABASE_URL": urls["chatwoot"],
-            "ANALYTICS_DATABASE_URL": urls["analytics"],
             "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex,
             "OPENAI_BASE_URL": server.base_url,
             "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/{WEBHOOK_SECRET}",
@@ -113,13 +107,10 @@ def deployment(tmp_path_factory, pg_admin):
             "ALLPFIT_BACKFILL_DAYS_PER_RUN": str(DAYS_PER_RUN),
             "ALLPFIT_REPORT_PATH": str(tmp / "lead_report.html"),
         }
-        processes = stack.enter_context(dagster_processes(env, tmp))
-        stack.enter_context(instance_environment(env))
-        instance = dg.DagsterInstance.get()
-        stack.callback(instance.dispose)
+        deployed = stack.enter_context(production_deployment(urls, tmp, env))
         yield {
-            "port": processes.port, "env": env, "instance": instance, "server": server, "cw": cw, "gym": gym,
-            "analytics": analytics, "logs": processes.logs, "home": home, "client": processes.client(),
+            "port": deployed.port, "env": deployed.env, "instance": deployed.instance, "server": server, "cw": cw, "gym": gym,
+            "analytics": analytics, "logs": deployed.processes.logs, "home": deployed.home, "client": deployed.client(),
         }
 
 
@@ -276,12 +267,20 @@ def test_a_failed_run_posts_the_alert_webhook_without_leaking_its_url(deployment
     assert payload["partition"] == f"{SINGLE_DAY}|ghost"
     assert "ConfigError" in payload["error"] and "Chatwoot account 999999, which does not exist" in payload["error"]
 
-    time.sleep(2)
+    wait_for(lambda: latest_tick_ended(instance, "run_failure_alert_sensor"), 60, "the alert's sensor tick to end")
     texts = [p.read_text(errors="replace") for p in deployment["logs"].values()]
     texts += [str(e.message) + json.dumps(str(e.dagster_event)) for e in instance.all_logs(run_id)]
     texts += [p.read_text(errors="replace") for p in deployment["home"].rglob("*") if p.is_file() and p.suffix in (".out", ".err", ".log")]
     leaking = [t for t in texts if WEBHOOK_SECRET in t or deployment["env"]["OPENAI_API_KEY"] in t]
     assert not leaking
+
+
+def latest_tick_ended(instance: dg.DagsterInstance, sensor_name: str) -> bool:
+    """The sensor's latest tick has ended, and written what it logs (the tick posting an alert is
+    the latest once the alert has arrived)."""
+    (state,) = [s for s in instance.all_instigator_state() if s.instigator_name == sensor_name]
+    ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+    return bool(ticks) and ticks[0].status.value != "STARTED"
 
 
 def test_asset_graph_page_renders_in_headless_chromium(deployment):
@@ -418,7 +417,7 @@ def test_a_backfill_completes_in_the_expected_runs_records_each_partitions_figur
         browser.dismiss("Skip", 10)
         wait_for(lambda: browser.click_button("Plots"), 30, "the metadata Plots button")
         body = browser.wait_for_text(["conversations", "leads", "high_probability", "When graphing values by partition"])
-        time.sleep(2)  # let the charts draw
+        time.sleep(2)  # the charts animate in: a screenshot artifact for people, nothing asserted on it
         screenshot = ARTIFACTS / "tenant_daily_kpis_plots.png"
         browser.screenshot(screenshot)
     finally:

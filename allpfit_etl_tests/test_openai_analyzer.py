@@ -169,15 +169,15 @@ def test_littles_law_uses_the_servers_own_time_not_the_time_answers_waited_in_a_
                               rate_limits=RateLimits(30_000, 0))
 
     busy = fresh()
-    assert busy._target_in_flight() == openai_analyzer.INITIAL_IN_FLIGHT  # a slow start before any answer
-    busy._observe_latency(0.25, {"openai-processing-ms": "200"})  # 50 ms of network
+    assert busy.target_in_flight() == openai_analyzer.INITIAL_IN_FLIGHT  # a slow start before any answer
+    busy.observe_latency(0.25, {"openai-processing-ms": "200"})  # 50 ms of network
     for _ in range(200):  # then every answer waits 1.8 s in the busy client
-        busy._observe_latency(2.0, {"openai-processing-ms": "200"})
+        busy.observe_latency(2.0, {"openai-processing-ms": "200"})
     assert busy.latency_s == pytest.approx(0.25, abs=0.01)
 
     plain = fresh()
     for _ in range(200):
-        plain._observe_latency(2.0, {})
+        plain.observe_latency(2.0, {})
     assert plain.latency_s == pytest.approx(2.0)
     rate = 30_000 / 60
     assert openai_analyzer.in_flight_cap(rate, busy.latency_s) < openai_analyzer.in_flight_cap(rate, plain.latency_s) / 5

@@ -258,7 +258,9 @@ class OpenAIAnalyzer:
             raise OpenAIAccountError(self.stop_reason)
         return outcome
 
-    def _target_in_flight(self) -> int:
+    def target_in_flight(self) -> int:
+        """How many requests to keep in flight now: Little's law on this holder's rate and the
+        observed latency, held to a slow start until the first answer."""
         if self._probing:
             return 1
         cap = in_flight_cap(self.rate_limit.limiter.rpm / 60, self.latency_s, self.max_concurrency)
@@ -269,11 +271,11 @@ class OpenAIAnalyzer:
         workers: set[asyncio.Task] = set()
 
         async def worker() -> None:
-            while queue and not self.stop_reason and len(workers) <= self._target_in_flight():
+            while queue and not self.stop_reason and len(workers) <= self.target_in_flight():
                 await self._one(client, queue.popleft(), outcome)
 
         while (queue or workers) and not self.stop_reason:
-            while queue and len(workers) < self._target_in_flight():
+            while queue and len(workers) < self.target_in_flight():
                 task = asyncio.create_task(worker())
                 workers.add(task)
                 task.add_done_callback(workers.discard)
@@ -375,7 +377,7 @@ class OpenAIAnalyzer:
             try:
                 raw, completion = await send_raw_completion(client, self.model, request_fields(mode, messages),
                                                             self.timeout_s)
-                self._observe_latency(time.monotonic() - started, raw.headers)
+                self.observe_latency(time.monotonic() - started, raw.headers)
                 self.rate_limit.observe(raw.headers)
             except openai.APIStatusError as exc:
                 if await self._format_rejected(exc, mode, record, started, usage):
@@ -439,7 +441,7 @@ class OpenAIAnalyzer:
                         f"trying {following}")
         return True
 
-    def _observe_latency(self, seconds: float, headers) -> None:
+    def observe_latency(self, seconds: float, headers) -> None:
         """The latency Little's law uses. Where the server states its own time
         (``openai-processing-ms``, as OpenAI does), the time an answer waited in this busy event
         loop does not count: counted, it would call for more requests in flight, which busies the

@@ -109,9 +109,9 @@ def postgres_databases(admin: sa.Engine, base_url: str, *labels: str, owner: str
         url = make_url(base_url)
         yield {label: url.set(database=name).render_as_string(hide_password=False) for label, name in names.items()}
     finally:
-        from allpfit_etl.db import _cached_engine
+        from allpfit_etl.db import dispose_engines
 
-        _cached_engine.cache_clear()
+        dispose_engines()
         with admin.connect() as conn:
             for name in names.values():
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -200,3 +200,52 @@ def dagster_processes(env: Mapping[str, str], log_dir: Path, *, webserver: bool 
         stop_processes(started, timeout=10)
         for f in files.values():
             f.close()
+
+
+@dataclass
+class Deployment:
+    """A production-shaped deployment: the repo's dagster.yaml on PostgreSQL, the pipeline's databases."""
+    urls: dict[str, str]
+    env: dict[str, str]
+    home: Path
+    instance: object  # dagster.DagsterInstance (imported where a deployment starts: allpfit-etl brings it)
+    processes: DagsterProcesses | None
+
+    @property
+    def port(self) -> int | None:
+        return self.processes.port if self.processes else None
+
+    def client(self):
+        return self.processes.client()
+
+
+@contextlib.contextmanager
+def production_deployment(urls: Mapping[str, str], tmp: Path, env: Mapping[str, str], *, daemon: bool = True,
+                          webserver: bool = True, wait: bool = True) -> Iterator[Deployment]:
+    """The one way tests and benchmarks stand a deployment up: a DAGSTER_HOME under ``tmp`` holding
+    the repo's dagster.yaml, Dagster's storage in ``urls["dagster"]``, the pipeline pointed at
+    ``urls["chatwoot"]`` and ``urls["analytics"]`` (``env`` adds the rest: OpenAI, alerts, sensor
+    intervals…); ``dagster-daemon`` and ``dagster-webserver`` started as in ``dagster_processes``
+    unless ``daemon`` is false; this process's ``DagsterInstance.get()`` the deployment's. On exit,
+    the instance is closed, then the processes and whatever they started are stopped."""
+    import dagster as dg
+
+    home = production_home(tmp)
+    full_env = {**env, "DAGSTER_HOME": str(home), **dagster_storage_env(urls["dagster"]),
+                "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"]}
+    with contextlib.ExitStack() as stack:
+        processes = stack.enter_context(dagster_processes(full_env, tmp, webserver=webserver, wait=wait)) if daemon else None
+        stack.enter_context(instance_environment(full_env))
+        instance = dg.DagsterInstance.get()
+        stack.callback(instance.dispose)
+        yield Deployment(dict(urls), full_env, home, instance, processes)
+
+
+def sensor_ticks_since(instance, sensor_name: str, since: float) -> int:
+    """Ticks of ``sensor_name`` that started after ``since`` (a Unix timestamp) and have ended:
+    waiting for a few of them is waiting for the daemon to have looked again, not for time to pass."""
+    for state in instance.all_instigator_state():
+        if state.instigator_name == sensor_name:
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=since)
+            return sum(1 for tick in ticks if tick.status.value != "STARTED")
+    return 0

@@ -334,6 +334,15 @@ class FakeOpenAIServer:
             in_flight = self._stats.in_flight
             self._stats = _Stats(in_flight=in_flight)
 
+    def wait_until_idle(self, timeout: float = 30.0) -> None:
+        """Return once no client holds a connection open: every request received has been answered
+        (and billed) or dropped. A killed client's requests in flight still complete here first."""
+        deadline = time.monotonic() + timeout
+        while self._writers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self._writers)} client connection(s) still open after {timeout:.0f}s")
+            time.sleep(0.02)
+
     def prompts_billed_twice(self) -> list[str]:
         """Prompts that were paid for a good answer more than once."""
         with self._lock:
