@@ -5,7 +5,6 @@ the real-time budget estimate counts each transcript at most ``max_prompt_tokens
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -15,7 +14,7 @@ from allpfit_etl.analysis.budget import estimate_chunk_cost_brl
 from allpfit_etl.analysis.interface import ConversationInput
 from allpfit_etl.analysis.pricing import DEFAULT_PRICES
 from allpfit_etl.tenants.registry import TenantFeatures
-from allpfit_etl_tests.test_batch_pipeline import API_KEY, DAY, build_world, scalar
+from allpfit_etl_tests.worlds import API_KEY, DAY, build_world
 
 PRICES = {"gpt-4o-mini": {"input": 2.0, "output": 4.0}}
 WAIT_WITH_RESOURCE = (
@@ -27,51 +26,51 @@ WAIT_WITH_RESOURCE = (
 )
 
 
-def env_of(world, tmp_path) -> dict:
-    return {**{k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "OPENAI_PRICES")},
-            "CHATWOOT_DATABASE_URL": world["chatwoot_url"], "ANALYTICS_DATABASE_URL": world["analytics_url"],
-            "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": world["server"].base_url, "ALLPFIT_HOME": str(tmp_path)}
+def env_of(world, server, tmp_path) -> dict:
+    env = world.cli_env(server, tmp_path)
+    env.pop("OPENAI_PRICES", None)
+    return env
 
 
-def submit_batch(world, tmp_path) -> None:
+def submit_batch(world, server, tmp_path) -> None:
     """``allpfit-etl run --batch``: the conversations go to one batch (and the CLI's instance knows the tenant)."""
     run = subprocess.run([sys.executable, "-m", "allpfit_etl.cli.main", "run", "--tenant", "gym", "--from", DAY.isoformat(),
-                          "--batch"], env=env_of(world, tmp_path), capture_output=True, text=True, timeout=300)
+                          "--batch"], env=env_of(world, server, tmp_path), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert scalar(world, "SELECT COUNT(*) FROM llm_batches") == 1
+    assert world.scalar("SELECT COUNT(*) FROM llm_batches") == 1
 
 
-def ledger_cost(world) -> tuple[float, float, float]:
-    stats = world["server"].batches.stats()
+def ledger_cost(world, server) -> tuple[float, float, float]:
+    stats = server.batches.stats()
     half = (stats["prompt_tokens"] * PRICES["gpt-4o-mini"]["input"]
             + stats["completion_tokens"] * PRICES["gpt-4o-mini"]["output"]) / 2 / 1_000_000
-    usd = scalar(world, "SELECT SUM(cost_usd) FROM llm_usage WHERE mode = 'batch'")
-    brl = scalar(world, "SELECT SUM(cost_brl) FROM llm_usage WHERE mode = 'batch'")
+    usd = world.scalar("SELECT SUM(cost_usd) FROM llm_usage WHERE mode = 'batch'")
+    brl = world.scalar("SELECT SUM(cost_brl) FROM llm_usage WHERE mode = 'batch'")
     return half, usd, brl
 
 
 def test_batches_wait_uses_the_resources_price_overrides_and_exchange_rate(make_pg_database, server, tmp_path):
-    world = build_world(make_pg_database, server, 12, TenantFeatures(use_openai=True))
-    submit_batch(world, tmp_path)
+    world = build_world(make_pg_database, 12, TenantFeatures(use_openai=True))
+    submit_batch(world, server, tmp_path)
     done = subprocess.run([sys.executable, "-c", WAIT_WITH_RESOURCE, API_KEY, server.base_url, json.dumps(PRICES), "6.25"],
-                          env=env_of(world, tmp_path), capture_output=True, text=True, timeout=300)
+                          env=env_of(world, server, tmp_path), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "loaded 1 partition(s)" in done.stdout
-    half, usd, brl = ledger_cost(world)
+    half, usd, brl = ledger_cost(world, server)
     assert usd == pytest.approx(half, rel=1e-9) and half > 0
     assert brl == pytest.approx(half * 6.25, rel=1e-9)
-    assert scalar(world, "SELECT COUNT(*) FROM conversations_analytics WHERE analyzer = 'openai'") == 12
+    assert world.scalar("SELECT COUNT(*) FROM conversations_analytics WHERE analyzer = 'openai'") == 12
 
 
 def test_the_cli_batches_wait_takes_prices_from_the_code_locations_resource(make_pg_database, server, tmp_path):
     """The CLI's own resource: OPENAI_PRICES reaches it as it reaches the runs' (it used fixed options)."""
-    world = build_world(make_pg_database, server, 12, TenantFeatures(use_openai=True))
-    submit_batch(world, tmp_path)
-    env = {**env_of(world, tmp_path), "OPENAI_PRICES": json.dumps(PRICES)}
+    world = build_world(make_pg_database, 12, TenantFeatures(use_openai=True))
+    submit_batch(world, server, tmp_path)
+    env = {**env_of(world, server, tmp_path), "OPENAI_PRICES": json.dumps(PRICES)}
     done = subprocess.run([sys.executable, "-m", "allpfit_etl.cli.main", "batches", "--wait", "--interval", "0.2",
                            "--timeout", "120"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    half, usd, brl = ledger_cost(world)
+    half, usd, brl = ledger_cost(world, server)
     assert usd == pytest.approx(half, rel=1e-9) and brl == pytest.approx(half * 5.40, rel=1e-9)
 
 
