@@ -12,6 +12,7 @@ from allpfit_etl.analysis.openai_analyzer import OpenAIAnalyzer
 from allpfit_etl.analysis.pricing import DEFAULT_USD_BRL, RateLimits, price_for
 from allpfit_etl.analysis.shared_rate_limit import SharedRateLimit, account_key
 from allpfit_etl.errors import ConfigError
+from allpfit_etl.identities import PROMPT_VERSION
 
 RPM_ENV, TPM_ENV = "OPENAI_RPM", "OPENAI_TPM"
 
@@ -83,7 +84,8 @@ class LeadAnalysisOpenAI(dg.ConfigurableResource):
 
     def build_analyzer(self, *, tenant_id: int, model: str, max_concurrency: int | None = None,
                        engine: sa.Engine | None = None, run_id: str | None = None,
-                       on_answer=None, on_call=None, progress=None, holders_at_start: int = 1) -> OpenAIAnalyzer:
+                       on_answer=None, on_call=None, progress=None, holders_at_start: int = 1,
+                       prompt_version: str = PROMPT_VERSION) -> OpenAIAnalyzer:
         """With ``engine`` (the analytics database) the rate limit is shared with every other step,
         run and machine using the same key and model; without it, the analyser holds it alone.
         ``holders_at_start``: analyzers starting together with this one (a chunk's worker processes)."""
@@ -101,4 +103,5 @@ class LeadAnalysisOpenAI(dg.ConfigurableResource):
             on_answer=on_answer,
             on_call=on_call,
             progress=progress,
+            prompt_version=prompt_version,
         )

@@ -397,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write the self-contained HTML dashboard")
     report.add_argument("--out", help="FILE.html (default: $ALLPFIT_HOME/reports/lead_report.html)")
     report.set_defaults(func=cmd_report)
+
+    from allpfit_etl.cli.evaluate import add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 
