@@ -37,6 +37,7 @@ LAYERS = {
     "allpfit_etl.monitoring": LOGIC,
     "allpfit_etl.demo": LOGIC,
     "allpfit_etl.fake_openai": LOGIC,
+    "allpfit_etl.evaluation": LOGIC,
     # shared foundations (partitions, jobs: the Dagster objects every step shares)
     "allpfit_etl": FOUNDATION,  # the package's own __init__
     "allpfit_etl.settings": FOUNDATION,

@@ -96,6 +96,7 @@ def build_analyzer(tenant: Tenant, openai: LeadAnalysisOpenAI, sink: AnswerSink,
             on_call=writer.submit_call,
             progress=on_progress,
             holders_at_start=together,
+            prompt_version=tenant.features.prompt_version,
         )
 
     workers = worker_count(conversations, sink.engine.dialect.name)

@@ -44,8 +44,16 @@ def shadow_identity(tenant: Tenant) -> AnalyzerIdentity | None:
     if tenant.features.use_openai:
         return regex_identity()
     if tenant.features.shadow_openai_sample > 0:
-        return openai_identity(tenant.features.model)
+        return openai_identity(tenant.features.model, tenant.features.prompt_version)
     return None
+
+
+def answered_by(conn: sa.Connection, tenant_id: int, day, identity: AnalyzerIdentity) -> set[int]:
+    """Conversations of the (tenant, day) with a stored answer of ``identity`` for their current content."""
+    rows = conn.execute(sql("analytics/monitoring/shadow_answered_for_partition"), {
+        "tenant_id": tenant_id, "day": day, "analyzer": identity.analyzer, "model": identity.model,
+        "prompt_version": identity.prompt_version})
+    return {int(r.conversation_id) for r in rows}
 
 
 def missing_shadow_answers(conn: sa.Connection, tenant: Tenant, day, conversation_ids) -> set[int]:
@@ -118,6 +126,7 @@ def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationI
         analyzer = openai.build_analyzer(
             tenant_id=tenant.tenant_id, model=identity.model, max_concurrency=tenant.features.max_concurrency,
             engine=engine, run_id=run_id, on_answer=sink.submit_answer, on_call=sink.submit_call,
+            prompt_version=identity.prompt_version,
         )
         outcome = analyzer.analyze_chunk(affordable)
     except (ConfigError, OpenAIAccountError) as exc:  # the regex answers still load; the sample waits

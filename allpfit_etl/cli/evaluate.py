@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import sqlalchemy as sa
 
+from allpfit_etl.analysis.pricing import price_for
+from allpfit_etl.analysis.prompts import require_prompt_version
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.evaluation.dataset import BUNDLED_SETS, bundled_path, load_eval_set
 from allpfit_etl.evaluation.metrics import BinaryScores
-from allpfit_etl.evaluation.runner import EvalReport, EvalSpec, run_evaluation
+from allpfit_etl.evaluation.runner import NO_PRICE, EvalReport, EvalSpec, endpoint_label, run_evaluation
 from allpfit_etl.identities import PROMPT_VERSION
 
 
@@ -36,10 +39,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not sa.inspect(engine).has_table(TABLE):
         raise ConfigError("analytics schema predates evaluations: run `allpfit-etl init` to upgrade it")
     spec = EvalSpec(args.analyzer, args.model, args.prompt, settings.timezone_name())
-    report = run_evaluation(eval_set, spec)
+    if spec.analyzer == "openai":
+        require_prompt_version(spec.prompt_version)
+        base_url = os.environ.get("OPENAI_BASE_URL") or None
+        analyzer, priced = build_openai_analyzer(spec, os.environ.get("OPENAI_API_KEY"), base_url)
+        report = run_evaluation(eval_set, spec, analyzer, priced=priced, endpoint=endpoint_label(base_url))
+    else:
+        report = run_evaluation(eval_set, spec)
     report.evaluation_id = save_evaluation(engine, report)
     print(json.dumps(report.as_json(), ensure_ascii=False) if args.json else render(report))
     return 0
+
+
+def build_openai_analyzer(spec: EvalSpec, api_key: str | None, base_url: str | None):
+    """The pipeline's analyser and client factory (``LeadAnalysisOpenAI``), tenant 0, no ledger:
+    an evaluation's spend is recorded in ``prompt_evaluations`` only. Returns (analyzer, priced)."""
+    from allpfit_etl.analysis.openai_analyzer import OpenAIAnalyzer
+    from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
+
+    resource = LeadAnalysisOpenAI(api_key=api_key, base_url=base_url)
+    try:
+        price, priced = price_for(spec.model, resource.price_overrides), True
+    except ConfigError:  # a local model: its answers still count, its cost is unknown
+        price, priced = NO_PRICE, False
+    analyzer = OpenAIAnalyzer(
+        resource.client_factory(), tenant_id=0, model=spec.model, price=price,
+        rate_limits=resource.configured_limits(spec.model), timeout_s=resource.timeout_s,
+        max_attempts=resource.max_attempts, usd_brl=resource.usd_brl, max_prompt_tokens=resource.max_prompt_tokens,
+        prompt_version=spec.prompt_version,
+    )
+    return analyzer, priced
 
 
 def _figure(value: float | None, width: int = 9) -> str:

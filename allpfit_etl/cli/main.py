@@ -401,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     from allpfit_etl.cli.evaluate import add_eval_parser
 
     add_eval_parser(sub)
+    from allpfit_etl.cli.reanalyze import add_reanalyze_parser
+
+    add_reanalyze_parser(sub)
     return parser
 
 

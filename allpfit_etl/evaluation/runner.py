@@ -3,12 +3,11 @@ and, for OpenAI, the pipeline's client and analyser; the figures and what it cos
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from allpfit_etl.analysis.interface import Analyzer, LeadAnalysis, Usage
-from allpfit_etl.analysis.pricing import ModelPrice, price_for
+from allpfit_etl.analysis.pricing import ModelPrice
 from allpfit_etl.analysis.prompts import require_prompt_version
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.evaluation.dataset import EvalSet, LabelledConversation, analyzer_inputs
@@ -77,40 +76,16 @@ def endpoint_label(base_url: str | None) -> str:
     return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "?"
 
 
-def build_openai_analyzer(spec: EvalSpec, api_key: str | None, base_url: str | None):
-    """The pipeline's analyser and client factory (``LeadAnalysisOpenAI``), tenant 0, no ledger:
-    an evaluation's spend is recorded in ``prompt_evaluations`` only."""
-    from allpfit_etl.analysis.openai_analyzer import OpenAIAnalyzer
-    from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
-
-    resource = LeadAnalysisOpenAI(api_key=api_key, base_url=base_url)
-    try:
-        price, priced = price_for(spec.model, resource.price_overrides), True
-    except ConfigError:  # a local model: its answers still count, its cost is unknown
-        price, priced = NO_PRICE, False
-    analyzer = OpenAIAnalyzer(
-        resource.client_factory(), tenant_id=0, model=spec.model, price=price,
-        rate_limits=resource.configured_limits(spec.model), timeout_s=resource.timeout_s,
-        max_attempts=resource.max_attempts, usd_brl=resource.usd_brl, max_prompt_tokens=resource.max_prompt_tokens,
-        prompt_version=spec.prompt_version,
-    )
-    return analyzer, priced
-
-
 def run_evaluation(eval_set: EvalSet, spec: EvalSpec, analyzer: Analyzer | None = None, *, priced: bool = True,
                    endpoint: str | None = None) -> EvalReport:
-    """Analyse every conversation of the set (nothing is stored here) and compute the figures."""
+    """Analyse every conversation of the set with ``analyzer`` (the regex analyser when None and
+    ``spec`` says regex) and compute the figures. Nothing is stored here."""
     if spec.analyzer == REGEX_ANALYZER:
         from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer
 
         analyzer, model, version = analyzer or RegexAnalyzer(), "", REGEX_VERSION
-    elif spec.analyzer == OPENAI_ANALYZER:
-        require_prompt_version(spec.prompt_version)
-        if analyzer is None:
-            base_url = os.environ.get("OPENAI_BASE_URL") or None
-            analyzer, priced = build_openai_analyzer(spec, os.environ.get("OPENAI_API_KEY"), base_url)
-            endpoint = endpoint_label(base_url)
-        model, version = spec.model, spec.prompt_version
+    elif spec.analyzer == OPENAI_ANALYZER and analyzer is not None:
+        model, version = spec.model, require_prompt_version(spec.prompt_version)
     else:
         raise ConfigError(f"unknown analyzer {spec.analyzer!r}: use regex or openai")
     inputs = analyzer_inputs(eval_set, spec.timezone)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError, UnknownTenantError
-from allpfit_etl.identities import AnalyzerIdentity, analyzer_identity
+from allpfit_etl.identities import PROMPT_VERSION, PROMPT_VERSIONS, AnalyzerIdentity, analyzer_identity
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9_]+$")
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -45,6 +45,9 @@ class TenantFeatures:
     # OpenAI tenants: a conversation is paid for once it has settled, i.e. no new message for this
     # many minutes (or resolved in Chatwoot); until then its free regex answer is loaded as provisional.
     settle_minutes: float = DEFAULT_SETTLE_MINUTES
+    # OpenAI tenants: the prompt of new and changed conversations. A switch re-pays no history:
+    # `allpfit-etl reanalyze` does that, explicitly, through the Batch API.
+    prompt_version: str = PROMPT_VERSION
 
     def validated(self) -> "TenantFeatures":
         if not isinstance(self.use_openai, bool) or not isinstance(self.reanalyze_with_regex, bool):
@@ -68,6 +71,8 @@ class TenantFeatures:
         settle = self.settle_minutes
         if isinstance(settle, bool) or not isinstance(settle, (int, float)) or not 0 <= settle <= 7 * 24 * 60:
             raise ConfigError(f"feature settle_minutes must be a number of minutes between 0 and 10080, got {settle!r}")
+        if self.prompt_version not in PROMPT_VERSIONS:
+            raise ConfigError(f"feature prompt_version must be one of {', '.join(PROMPT_VERSIONS)}, got {self.prompt_version!r}")
         return self
 
 
@@ -144,7 +149,7 @@ class Tenant:
 
     def identity(self) -> AnalyzerIdentity:
         """The analyzer whose answers count as current for this tenant."""
-        return analyzer_identity(self.features.use_openai, self.features.model)
+        return analyzer_identity(self.features.use_openai, self.features.model, self.features.prompt_version)
 
 
 def validate_slug(slug: str) -> str:

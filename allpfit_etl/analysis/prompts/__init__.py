@@ -7,11 +7,11 @@ from functools import cache
 from pathlib import Path
 
 from allpfit_etl.errors import ConfigError
-from allpfit_etl.identities import PROMPT_VERSION
+from allpfit_etl.identities import PROMPT_VERSION, PROMPT_VERSIONS
 
 # lead-v2: rubric and worked examples, all static, so the prefix OpenAI caches is over 1,024 tokens.
 _PROMPT_FILES = {"lead-v1": "lead_analysis_v1.md", "lead-v2": "lead_analysis_v2.md"}
-PROMPT_VERSIONS = tuple(_PROMPT_FILES)
+assert tuple(_PROMPT_FILES) == PROMPT_VERSIONS, "identities.PROMPT_VERSIONS names every prompt file"
 
 
 def require_prompt_version(version: str) -> str:
