@@ -80,3 +80,47 @@ def test_prompt_switch_keeps_history_and_reanalyze_pays_it_once_at_batch_price(
     assert main(["reanalyze", "gym", "--from", DAY.isoformat(), "--to", DAY.isoformat()]) == 0  # nothing twice
     assert capsys.readouterr().out.startswith("nothing to re-analyse")
     assert isinstance(tick(world, instance), dg.SkipReason)
+
+
+def test_a_candidate_prompt_on_a_sample_is_never_loaded_never_paid_twice_and_compared(
+        make_pg_database, server, instance, monkeypatch, capsys):
+    from allpfit_etl.analysis.shadow import in_shadow_sample
+
+    features = TenantFeatures(use_openai=True, batch_api="never", candidate_prompt_version="lead-v2", candidate_sample=0.5)
+    world = build_world(make_pg_database, server, 20, features)
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", world["analytics_url"])
+    materialize(world, instance)
+    with world["analytics"].connect() as conn:
+        ids = conn.execute(sa.text("SELECT conversation_id FROM chatwoot_conversations")).scalars().all()
+    sampled = {c for c in ids if in_shadow_sample(1, c, 0.5)}
+    assert 0 < len(sampled) < 20
+    stats = server.stats()
+    assert stats["billed_calls"] == 20 + len(sampled)
+    assert versions(world, "conversation_analyses") == {"lead-v1": 20, "lead-v2": len(sampled)}
+    assert versions(world, "conversations_analytics") == {"lead-v1": 20}  # the candidate's answers are never loaded
+    assert scalar(world, "SELECT COUNT(*) FROM llm_usage") == stats["billed_calls"]
+    cost = ((stats["prompt_tokens"] - stats["cached_tokens"]) * 0.15 + stats["cached_tokens"] * 0.075
+            + stats["completion_tokens"] * 0.60) / 1e6
+    assert scalar(world, "SELECT SUM(cost_usd) FROM llm_usage") == pytest.approx(cost, rel=1e-9)
+
+    with world["analytics"].begin() as conn:  # every conversation pending again: both answers are reused
+        conn.execute(sa.text("DELETE FROM conversations_analytics"))
+    meta, _ = materialize(world, instance)
+    assert meta["conversation_analyses"]["reused_answers"] == 20
+    assert server.stats()["billed_calls"] == stats["billed_calls"] and server.prompts_billed_twice() == []
+    assert versions(world, "conversations_analytics") == {"lead-v1": 20}
+
+    capsys.readouterr()
+    assert main(["compare", "gym", "--candidate"]) == 0
+    out = capsys.readouterr().out
+    with world["analytics"].connect() as conn:
+        agree = conn.execute(sa.text(
+            "SELECT COUNT(*) FROM conversation_analyses a JOIN conversation_analyses b"
+            " ON a.conversation_id = b.conversation_id AND a.content_hash = b.content_hash"
+            " WHERE a.prompt_version = 'lead-v1' AND b.prompt_version = 'lead-v2' AND a.is_lead = b.is_lead")).scalar_one()
+        candidate_cost = conn.execute(sa.text(
+            "SELECT AVG(cost_usd) FROM conversation_analyses WHERE prompt_version = 'lead-v2'")).scalar_one()
+    assert "current prompt lead-v1 vs candidate lead-v2 (sample 50%)" in out
+    assert f"compared conversations: {len(sampled)}" in out
+    assert f"is_lead          agreement {agree / len(sampled):.1%}" in out
+    assert f"US$ {candidate_cost:.6f}" in out

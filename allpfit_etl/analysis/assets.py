@@ -10,6 +10,7 @@ import dagster as dg
 from allpfit_etl import settings
 from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, stored_answers
 from allpfit_etl.analysis.batch.step import route_chunk
+from allpfit_etl.analysis.candidate import analyze_candidate
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget, month_to_date_spend_brl
 from allpfit_etl.analysis.chunks import ChunkSpec, default_chunk_size, split_into_chunks
 from allpfit_etl.analysis.interface import AnalysisFailure, Analyzer, Usage
@@ -151,8 +152,9 @@ def analyze_chunk(
             ])
             todo = []
 
-    def shadow() -> Usage:  # the other analyzer's answer, to compare
-        return analyze_shadow(engine, tenant, inputs, openai, context.log, run_id=context.run_id)
+    def shadow() -> Usage:  # the other analyzer's answer, and a candidate prompt's, to compare
+        return (analyze_shadow(engine, tenant, inputs, openai, context.log, run_id=context.run_id)
+                .add(analyze_candidate(engine, tenant, inputs, openai, context.log, run_id=context.run_id)))
 
     with ThreadPoolExecutor(1, thread_name_prefix="shadow") as meanwhile:
         shadow_usage = None

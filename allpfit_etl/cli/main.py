@@ -305,6 +305,10 @@ def _monitoring_engine():
 def cmd_compare(args) -> int:
     from allpfit_etl.monitoring.compare import parse_month, run_compare
 
+    if args.candidate:
+        from allpfit_etl.monitoring.candidate import run_candidate_compare
+
+        return run_candidate_compare(_monitoring_engine(), args.slug)
     if args.month:
         parse_month(args.month)  # a malformed month fails before any database is touched
     return run_compare(_monitoring_engine(), args.slug, args.month)
@@ -392,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="regex vs OpenAI for one tenant: agreement, cost, disagreements")
     compare.add_argument("slug")
     compare.add_argument("--month", help="YYYY-MM (default: the latest month with both answers)")
+    compare.add_argument("--candidate", action="store_true",
+                         help="the tenant's candidate prompt against its current one, on the sampled conversations")
     compare.set_defaults(func=cmd_compare)
 
     report = sub.add_parser("report", help="write the self-contained HTML dashboard")

@@ -48,6 +48,10 @@ class TenantFeatures:
     # OpenAI tenants: the prompt of new and changed conversations. A switch re-pays no history:
     # `allpfit-etl reanalyze` does that, explicitly, through the Batch API.
     prompt_version: str = PROMPT_VERSION
+    # OpenAI tenants: a candidate prompt also answers this fraction of settled conversations, stored
+    # beside the current answers and never loaded, to compare before a switch (analysis/candidate.py).
+    candidate_prompt_version: str | None = None
+    candidate_sample: float = 0.0
 
     def validated(self) -> "TenantFeatures":
         if not isinstance(self.use_openai, bool) or not isinstance(self.reanalyze_with_regex, bool):
@@ -71,8 +75,13 @@ class TenantFeatures:
         settle = self.settle_minutes
         if isinstance(settle, bool) or not isinstance(settle, (int, float)) or not 0 <= settle <= 7 * 24 * 60:
             raise ConfigError(f"feature settle_minutes must be a number of minutes between 0 and 10080, got {settle!r}")
-        if self.prompt_version not in PROMPT_VERSIONS:
-            raise ConfigError(f"feature prompt_version must be one of {', '.join(PROMPT_VERSIONS)}, got {self.prompt_version!r}")
+        for name in ("prompt_version", "candidate_prompt_version"):
+            value = getattr(self, name)
+            if value not in PROMPT_VERSIONS and not (name == "candidate_prompt_version" and value is None):
+                raise ConfigError(f"feature {name} must be one of {', '.join(PROMPT_VERSIONS)}, got {value!r}")
+        sample = self.candidate_sample
+        if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not 0 <= sample <= 1:
+            raise ConfigError(f"feature candidate_sample must be a fraction between 0 and 1, got {sample!r}")
         return self
 
 
@@ -130,7 +139,9 @@ def coerce_feature_value(key: str, text: str) -> Any:
             return float(text)
         except ValueError:
             raise ConfigError(f"feature {key} takes a number of minutes, got {text!r}") from None
-    if key == "shadow_openai_sample":
+    if key == "candidate_prompt_version" and lowered in ("", "none", "null"):
+        return None
+    if key in ("shadow_openai_sample", "candidate_sample"):
         try:
             return float(text)
         except ValueError:
