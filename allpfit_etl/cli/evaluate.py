@@ -1,4 +1,7 @@
-"""``allpfit-etl eval``: an analyser (and prompt version) against a labelled set; stored, then printed."""
+"""``allpfit-etl eval``: an analyser (and prompt version) against a labelled set; stored, then printed.
+
+Only the parser is built at start-up: the evaluation modules (pandas among them) load when
+``eval`` runs, so other commands do not pay for them."""
 
 from __future__ import annotations
 
@@ -6,15 +9,10 @@ import argparse
 import json
 import os
 
-import sqlalchemy as sa
-
-from allpfit_etl.analysis.pricing import price_for
-from allpfit_etl.analysis.prompts import require_prompt_version
 from allpfit_etl.errors import ConfigError
-from allpfit_etl.evaluation.dataset import BUNDLED_SETS, bundled_path, load_eval_set
-from allpfit_etl.evaluation.metrics import BinaryScores
-from allpfit_etl.evaluation.runner import NO_PRICE, EvalReport, EvalSpec, endpoint_label, run_evaluation
 from allpfit_etl.identities import PROMPT_VERSION
+
+BUNDLED_SETS = ("heldout", "dev")  # evaluation/data/<name>.jsonl
 
 
 def add_eval_parser(sub) -> None:
@@ -30,14 +28,21 @@ def add_eval_parser(sub) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
     from allpfit_etl import settings
+    from allpfit_etl.analysis.prompts import require_prompt_version
     from allpfit_etl.cli.main import analytics_engine
+    from allpfit_etl.evaluation.dataset import bundled_path, load_eval_set
+    from allpfit_etl.evaluation.runner import endpoint_label, run_evaluation
     from allpfit_etl.evaluation.store import TABLE, save_evaluation
 
     eval_set = load_eval_set(args.file or bundled_path(args.set))  # a malformed file stops here: nothing spent
     engine = analytics_engine()
     if not sa.inspect(engine).has_table(TABLE):
         raise ConfigError("analytics schema predates evaluations: run `allpfit-etl init` to upgrade it")
+    from allpfit_etl.evaluation.runner import EvalSpec
+
     spec = EvalSpec(args.analyzer, args.model, args.prompt, settings.timezone_name())
     if spec.analyzer == "openai":
         require_prompt_version(spec.prompt_version)
@@ -51,11 +56,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_openai_analyzer(spec: EvalSpec, api_key: str | None, base_url: str | None):
+def build_openai_analyzer(spec, api_key: str | None, base_url: str | None):
     """The pipeline's analyser and client factory (``LeadAnalysisOpenAI``), tenant 0, no ledger:
     an evaluation's spend is recorded in ``prompt_evaluations`` only. Returns (analyzer, priced)."""
     from allpfit_etl.analysis.openai_analyzer import OpenAIAnalyzer
     from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
+    from allpfit_etl.analysis.pricing import price_for
+    from allpfit_etl.evaluation.runner import NO_PRICE
 
     resource = LeadAnalysisOpenAI(api_key=api_key, base_url=base_url)
     try:
@@ -75,7 +82,7 @@ def _figure(value: float | None, width: int = 9) -> str:
     return f"{'—' if value is None else f'{value:.3f}':>{width}}"
 
 
-def _row(name: str, s: BinaryScores) -> str:
+def _row(name: str, s) -> str:
     return (f"  {name:<16}{_figure(s.precision)}{_figure(s.recall)}{_figure(s.f1)}{_figure(s.kappa)}"
             f"{s.tp:>6}{s.fp:>6}{s.fn:>6}{s.tn:>6}")
 
@@ -85,7 +92,7 @@ def _answer(a: dict) -> str:
             f"p={a['probabilidade_conversao']} nome={a['nome'] or '—'}")
 
 
-def render(report: EvalReport) -> str:
+def render(report) -> str:
     q, u = report.quality, report.usage
     who = "regex" if report.analyzer == "regex" else f"openai {report.model} @ {report.endpoint}"
     lines = [
