@@ -94,7 +94,7 @@ def make_pg_database(pg_admin: sa.Engine) -> Iterator[Callable[[str], str]]:
 @pytest.fixture
 def server():
     """The bundled OpenAI-compatible server, over real HTTP, with its default behaviour."""
-    from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+    from fake_openai import FakeOpenAIServer, FakeServerConfig
 
     with FakeOpenAIServer(FakeServerConfig()) as fake:
         yield fake

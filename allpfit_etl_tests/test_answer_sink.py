@@ -60,8 +60,8 @@ def test_an_answer_whose_ledger_row_fails_is_not_stored_and_the_writer_goes_on(s
         broken.result(timeout=30)
     assert counts(sink) == (0, 0)  # neither the answer nor its ledger row
 
-    sink.save_answer(answer(2), call(2))
-    sink.save_call(call(3, status="rate_limited", prompt_tokens=0, completion_tokens=0, total_tokens=0))
+    sink.submit_answer(answer(2), call(2)).result(timeout=30)
+    sink.submit_call(call(3, status="rate_limited", prompt_tokens=0, completion_tokens=0, total_tokens=0)).result(timeout=30)
     assert counts(sink) == (1, 2)
 
 

@@ -22,7 +22,7 @@ from allpfit_etl.automation.batch_sensor import openai_batch_sensor
 from allpfit_etl.db import get_engine
 from allpfit_etl.definitions import ASSETS
 from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
-from allpfit_etl.fake_openai.server import prompt_tokens_of
+from fake_openai.server import prompt_tokens_of
 from allpfit_etl.load.checks import ASSET_CHECKS
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.schema import apply_migrations
@@ -245,15 +245,15 @@ def test_kill_minus_nine_then_restart_creates_one_batch_and_pays_once(make_pg_da
     cli = [sys.executable, "-m", "allpfit_etl.cli.main"]
     run = cli + ["run", "--tenant", "gym", "--from", DAY.isoformat(), "--batch"]
     wait = cli + ["batches", "--wait", "--interval", "0.2", "--timeout", "120"]
-    crash_env = {**env, "ALLPFIT_BATCH_CRASH_AT": crash_at}
+    crashing = [sys.executable, "-m", "allpfit_etl_tests.crashing_cli", crash_at]
 
     if crash_at == "mid_ingest":
         assert subprocess.run(run, env=env, capture_output=True, timeout=300).returncode == 0
-        killed = subprocess.run(wait, env=crash_env, capture_output=True, timeout=300)
+        killed = subprocess.run(crashing + wait[len(cli):], env=env, capture_output=True, timeout=300)
         answered = scalar(world, "SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'")
         assert killed.returncode == -9 and 0 < answered < n
     else:
-        killed = subprocess.run(run, env=crash_env, capture_output=True, timeout=300)
+        killed = subprocess.run(crashing + run[len(cli):], env=env, capture_output=True, timeout=300)
         assert killed.returncode == -9
         assert scalar(world, "SELECT COUNT(*) FROM llm_batches WHERE batch_id IS NULL") == 1
         restarted = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300)
@@ -361,7 +361,8 @@ def test_kill_minus_nine_while_resubmitting_an_expired_batch_resubmits_once(make
     assert subprocess.run(cli + ["run", "--tenant", "gym", "--from", DAY.isoformat(), "--batch"], env=env,
                           capture_output=True, timeout=300).returncode == 0
     server.batches.configure(p_expire=0.0)
-    killed = subprocess.run(wait, env={**env, "ALLPFIT_BATCH_CRASH_AT": crash_at}, capture_output=True, timeout=300)
+    crashing = [sys.executable, "-m", "allpfit_etl_tests.crashing_cli", crash_at]
+    killed = subprocess.run(crashing + wait[len(cli):], env=env, capture_output=True, timeout=300)
     assert killed.returncode == -9  # killed inside the ingestion of the expired batch, while resubmitting its rest
     done = subprocess.run(wait, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

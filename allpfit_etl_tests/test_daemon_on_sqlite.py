@@ -17,7 +17,7 @@ from allpfit_etl.cli.main import main
 from allpfit_etl.demo.seed import DEMO_TENANTS
 from allpfit_etl.errors import root_cause_line
 from allpfit_etl.runner import LOCAL_INSTANCE_YAML
-from allpfit_etl_tests.deployment import REPO, dagster_processes, wait_for
+from allpfit_devtools.deployment import REPO, dagster_processes, wait_for
 
 DAEMON_SECONDS = 60
 INTERVAL_SECONDS = 5

@@ -22,13 +22,13 @@ import requests
 import sqlalchemy as sa
 
 from allpfit_etl.db import get_engine
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.settings import dagster_storage_env
+from allpfit_devtools.deployment import dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
-from allpfit_etl_tests.deployment import (
+from allpfit_devtools.deployment import (
     REPO, dagster_processes, instance_environment, postgres_databases, production_home, wait_for,
 )
 from allpfit_etl_tests.headless_chromium import HeadlessChromium

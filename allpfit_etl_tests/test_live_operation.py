@@ -42,12 +42,12 @@ from allpfit_etl.demo.live import (
 from allpfit_etl.demo.seed import create_chatwoot_schema
 from allpfit_etl.errors import root_cause_line
 from allpfit_etl.extract.chatwoot_source import extract_day
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.settings import dagster_storage_env
+from allpfit_devtools.deployment import dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
-from allpfit_etl_tests.deployment import (
+from allpfit_devtools.deployment import (
     dagster_processes, instance_environment, postgres_databases, production_home, wait_for,
 )
 

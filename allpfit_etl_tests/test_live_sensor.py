@@ -458,7 +458,7 @@ def write_messages(chatwoot_db: Path, account_id: int, conversations: list[tuple
 def test_the_daemon_launches_the_sensors_range_run_in_one_process(tmp_path, monkeypatch, capsys):
     from allpfit_etl.cli.main import main
     from allpfit_etl.demo.seed import DEMO_TENANTS
-    from allpfit_etl_tests.deployment import REPO, dagster_processes, wait_for
+    from allpfit_devtools.deployment import REPO, dagster_processes, wait_for
 
     home = tmp_path / "dagster_home"
     home.mkdir()

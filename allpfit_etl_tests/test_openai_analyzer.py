@@ -20,8 +20,8 @@ from allpfit_etl.analysis.openai_analyzer import (
 )
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.errors import ConfigError
-from allpfit_etl.fake_openai import expected_answer
-from allpfit_etl.fake_openai.strict_schema import check_strict_schema
+from fake_openai import expected_answer
+from fake_openai.strict_schema import check_strict_schema
 
 
 def conversations(n: int) -> list[ConversationInput]:

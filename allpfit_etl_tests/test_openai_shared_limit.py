@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from allpfit_etl.db import get_engine
 from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 

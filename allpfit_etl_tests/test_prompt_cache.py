@@ -12,7 +12,7 @@ from allpfit_etl.analysis.openai_analyzer import OpenAIAnalyzer, build_messages
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.analysis.pricing import price_for
 from allpfit_etl.db import get_engine
-from allpfit_etl.fake_openai.prompt_cache import PromptCache
+from fake_openai.prompt_cache import PromptCache
 from allpfit_etl.identities import openai_identity
 from allpfit_etl.schema import apply_migrations
 

@@ -24,12 +24,12 @@ from sqlalchemy.engine import make_url
 from allpfit_etl.automation.alerts import AlertWebhook, run_failure_alert_sensor
 from allpfit_etl.db import get_engine
 from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.settings import dagster_storage_env
+from allpfit_devtools.deployment import dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
-from allpfit_etl_tests.deployment import instance_environment, postgres_databases, production_home
+from allpfit_devtools.deployment import instance_environment, postgres_databases, production_home
 DAYS = [dt.date(2025, 11, 10), dt.date(2025, 11, 11), dt.date(2025, 11, 12)]
 ASSET_METADATA = {  # what the README promises on every partition's materialization
     "chatwoot_conversations": {"extracted"},

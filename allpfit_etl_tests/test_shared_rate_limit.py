@@ -116,7 +116,7 @@ def test_a_step_of_a_stopped_run_sends_nothing(engine):
     from allpfit_etl.analysis.interface import ConversationInput
     from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
     from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
-    from allpfit_etl.fake_openai import FakeOpenAIServer
+    from fake_openai import FakeOpenAIServer
 
     asyncio.run(holder(engine, run_id="run-9").stop_run("OpenAI rejected the API key (401)"))
     with FakeOpenAIServer() as server:

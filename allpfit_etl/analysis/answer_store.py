@@ -128,10 +128,6 @@ class AnswerSink:
         """Queue a ledger row of an attempt that brought no answer (a 429, a timeout…)."""
         return self._submit(None, self._call_row(record))
 
-    def save_answer(self, result: AnalysisResult, record=None) -> None:
-        """The answer and the API call that paid for it, committed together before returning."""
-        self.submit_answer(result, record).result()
-
     def _submit(self, answer_row: dict | None, call_row: dict | None) -> Future:
         future: Future = Future()
         with self._writer_lock:
@@ -187,10 +183,6 @@ class AnswerSink:
         rows = [_analysis_row(self.tenant_id, self.identity, r) for r in results]
         with self._lock, self.engine.begin() as conn:
             insert_ignore_duplicates(conn, conversation_analyses, rows, ANALYSIS_KEY)
-
-    def save_call(self, record) -> None:
-        with self._lock, self.engine.begin() as conn:
-            insert_rows(conn, llm_usage, [self._call_row(record)])
 
     def save_failures(self, failures: list[AnalysisFailure]) -> None:
         if not failures:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import sys
 import warnings
 from dataclasses import asdict
@@ -425,14 +424,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry_point() -> None:
-    """The ``allpfit-etl`` command: ``main``, then a quick exit."""
-    code = main()
-    # The process ends here. Its last garbage collections would walk every object Dagster built
-    # (over a second after a run) only to free memory the OS takes back anyway: freeze them.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    gc.freeze()
-    sys.exit(code)
+    """The ``allpfit-etl`` command."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -9,17 +9,16 @@ that partition alone. The four checks share one step: a step of its own each wou
 process each in every daemon-launched run.
 """
 
-import json
 from collections.abc import Callable, Iterator
 
 import dagster as dg
 import sqlalchemy as sa
 
-from allpfit_etl import settings
+from allpfit_etl import dagster_compat, settings
 from allpfit_etl.analysis.budget import month_to_date_spend_brl
 from allpfit_etl.db import sql
 from allpfit_etl.load.assets import conversations_analytics
-from allpfit_etl.partitions import partition_key, tenant_day_partitions, tenant_days
+from allpfit_etl.partitions import partition_key, tenant_day_partitions
 from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.tenants.registry import Tenant
 
@@ -29,19 +28,11 @@ Evaluate = Callable[[sa.Connection, Tenant, object], tuple[bool, dict]]
 
 
 def latest_materialization_pointer(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str):
-    """Dagster's pointer to the partition's latest materialization, as ``AssetCheckResult``
-    builds it for single-partition runs. The record type is not exported by ``dagster`` in
-    1.13, so it is built from its serialized form (a storage format Dagster keeps stable)."""
+    """Dagster's pointer to the partition's latest materialization (None before the first)."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
     ).records
-    if not records:
-        return None
-    record = records[0]
-    return dg.deserialize_value(json.dumps({
-        "__class__": "AssetCheckEvaluationTargetMaterializationData",
-        "storage_id": record.storage_id, "run_id": record.run_id, "timestamp": record.timestamp,
-    }))
+    return dagster_compat.check_target(records[0]) if records else None
 
 
 def _nul_bytes(conn: sa.Connection, tenant: Tenant, day) -> tuple[bool, dict]:
@@ -97,7 +88,7 @@ def conversations_analytics_checks(context: dg.AssetCheckExecutionContext, analy
     check and partition, then the step's outputs."""
     engine = analytics.engine()
     failed: dict[str, list[str]] = {name: [] for name in CHECKS}
-    for tenant, days in tenant_days(engine, context.partition_keys):
+    for tenant, days in analytics.tenant_days(context.partition_keys):
         with engine.connect() as conn:
             for day in days:
                 key = str(partition_key(day, tenant.slug))

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, insert_answer
 from allpfit_etl.analysis.batch import store
 from allpfit_etl.analysis.batch.results import LineOutcome, parse_result_file
-from allpfit_etl.analysis.batch.submit import SubmitOptions, crash_point, resume_unsubmitted, submit
+from allpfit_etl.analysis.batch.submit import SubmitOptions, resume_unsubmitted, submit
 from allpfit_etl.analysis.interface import AnalysisFailure, AnalysisResult, AnalyzerIdentity
 from allpfit_etl.analysis.pricing import batch_price_for
 from allpfit_etl.db import sql
@@ -90,10 +90,7 @@ def ingest_batch(engine: sa.Engine, client: openai.OpenAI, row, batch, options: 
     outcomes = {**_read(client, batch.error_file_id), **_read(client, batch.output_file_id)}
     requests = store.rows(engine, "open_requests", batch_key=row.batch_key)
     retry, release = [], []
-    halfway = len(requests) // 2
-    for index, request in enumerate(requests):
-        if index == halfway:
-            crash_point("mid_ingest")
+    for request in requests:
         if deadline and time.monotonic() > deadline:
             report.still_open += 1  # not marked ingested: the next call resumes where this one stopped
             return report

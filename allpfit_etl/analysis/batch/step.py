@@ -21,10 +21,10 @@ from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget,
 from allpfit_etl.analysis.interface import AnalysisFailure, ConversationInput
 from allpfit_etl.analysis.pricing import BATCH_DISCOUNT
 from allpfit_etl.analysis.summary import DEFERRED, IN_BATCH, ChunkSummary
+from allpfit_etl.partitions import BACKFILL_TAG
 from allpfit_etl.tenants.registry import Tenant
 
 BATCH_TAG = "allpfit/batch"
-BACKFILL_TAG = "dagster/backfill"
 
 
 def use_batch_api(tenant: Tenant, tags: Mapping[str, str]) -> bool:

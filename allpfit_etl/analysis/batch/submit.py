@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import signal
 import uuid
 from dataclasses import dataclass
 from typing import Sequence
@@ -37,15 +35,8 @@ from allpfit_etl.analysis.pricing import BATCH_DISCOUNT
 from allpfit_etl.errors import ConfigError
 
 METADATA_KEY = "allpfit_batch_key"
-# Test hook only: kill this process with SIGKILL at a named point (after_upload, after_create, mid_ingest).
-CRASH_ENV = "ALLPFIT_BATCH_CRASH_AT"
 # A SQLite deployment has no advisory locks: an intent younger than this may still be in flight.
 SQLITE_RESUME_AFTER_S = 300
-
-
-def crash_point(name: str) -> None:
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def batch_client(api_key: str | None, base_url: str | None) -> openai.OpenAI:
@@ -133,14 +124,12 @@ def _upload_and_create(engine: sa.Engine, client: openai.OpenAI, batch_key: str,
         input_file_id = input_file_id or find_file(client, batch_key)
     if input_file_id is None:
         uploaded = client.files.create(file=(file_name(batch_key), content), purpose="batch")
-        crash_point("after_upload")
         input_file_id = uploaded.id
         store.record_upload(engine, batch_key, input_file_id)
     # No client-side retry of the create: a lost answer is settled by looking it up, never by a second create.
     batch = client.with_options(max_retries=0).batches.create(
         input_file_id=input_file_id, endpoint=ENDPOINT, completion_window=COMPLETION_WINDOW,
         metadata={METADATA_KEY: batch_key})
-    crash_point("after_create")
     store.record_created(engine, batch_key, input_file_id, batch.id, batch.status)
     return batch.id
 

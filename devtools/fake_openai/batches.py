@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from allpfit_etl.fake_openai.server import estimate_tokens, expected_answer, prompt_key, prompt_tokens_of
+from fake_openai.server import estimate_tokens, expected_answer, prompt_key, prompt_tokens_of
 
 MAX_LINES = 50_000
 MAX_FILE_BYTES = 200 * 1024 * 1024

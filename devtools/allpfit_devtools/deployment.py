@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -16,13 +15,38 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from allpfit_etl.settings import DAGSTER_STORAGE_VARIABLES
 
-REPO = Path(__file__).resolve().parent.parent
+
+
+# What dagster.yaml's PostgreSQL storage reads (see its comment on why these are fields, not a URL).
+DAGSTER_STORAGE_VARIABLES = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
+
+
+def dagster_storage_env(url: str) -> dict[str, str]:
+    """The ``DAGSTER_PG_*`` variables for Dagster's own storage, from one ``postgresql://`` URL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        raise ValueError("Dagster's storage needs a postgresql://user:password@host:5432/database URL")
+    values = (parsed.host or "localhost", str(parsed.port or 5432), parsed.username or "", parsed.password or "",
+              parsed.database)
+    return dict(zip(DAGSTER_STORAGE_VARIABLES, values))
+
+
+def _repo_root() -> Path:
+    """The allpfit-etl checkout the tests and benchmarks run from: the nearest folder, from the
+    working directory up, that holds the repo's ``dagster.yaml`` and ``workspace.yaml``."""
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "dagster.yaml").is_file() and (folder / "workspace.yaml").is_file():
+            return folder
+    raise RuntimeError(f"no allpfit-etl checkout (dagster.yaml and workspace.yaml) at or above {Path.cwd()}")
+
+
+REPO = _repo_root()
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
@@ -50,34 +74,27 @@ def server_up(port: int) -> bool:
 
 
 def descendants(root: int) -> list[int]:
-    """Every process below ``root`` (children, their children…), from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
+    """Every process below ``root`` (children, their children…)."""
+    try:
+        return [child.pid for child in psutil.Process(root).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def stop_processes(pids: list[int], timeout: float = 30) -> None:
     """SIGTERM, then SIGKILL whatever is still alive after ``timeout`` seconds."""
+    processes = []
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
-        time.sleep(0.2)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            processes.append(psutil.Process(pid))
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=5)
 
 
 @contextlib.contextmanager

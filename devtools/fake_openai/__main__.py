@@ -1,14 +1,14 @@
-"""``python -m allpfit_etl.fake_openai --port 8000 --latency 3 --latency-jitter 1 --rpm 3000``"""
+"""``python -m fake_openai --port 8000 --latency 3 --latency-jitter 1 --rpm 3000``"""
 
 import argparse
 import signal
 import threading
 
-from allpfit_etl.fake_openai.server import FakeOpenAIServer, FakeServerConfig
+from fake_openai.server import FakeOpenAIServer, FakeServerConfig
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m allpfit_etl.fake_openai", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fake-openai", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)

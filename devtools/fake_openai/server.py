@@ -23,8 +23,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from allpfit_etl.fake_openai.prompt_cache import PromptCache
-from allpfit_etl.fake_openai.strict_schema import SchemaRejected, check_strict_schema
+from fake_openai.prompt_cache import PromptCache
+from fake_openai.strict_schema import SchemaRejected, check_strict_schema
 
 MAX_BODY = 16 * 1024 * 1024
 
@@ -227,7 +227,7 @@ class FakeOpenAIServer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        from allpfit_etl.fake_openai.batches import BatchEndpoints  # imports this module's helpers
+        from fake_openai.batches import BatchEndpoints  # imports this module's helpers
 
         self.batches = BatchEndpoints()  # /v1/files and /v1/batches
         self._routes: dict[tuple[str, str], Route] = {}
