@@ -95,3 +95,16 @@ def test_v2_requests_after_the_first_carry_cached_tokens_and_the_ledger_prices_t
     input_cost = lambda r: ((r.prompt_tokens - r.cached_tokens) * 0.15 + r.cached_tokens * 0.075) / 1e6  # noqa: E731
     assert all(input_cost(r) < r.prompt_tokens * 0.15 / 1e6 * 0.6 for r in later)
     assert all(input_cost(r) < input_cost(first) for r in later)
+
+
+def test_the_budget_estimate_counts_the_tenants_prompt_version():
+    from allpfit_etl.analysis.budget import estimate_chunk_cost_brl
+    from allpfit_etl.analysis.prompts import system_prompt
+    from allpfit_etl.analysis.truncation import estimate_tokens
+
+    chunk = [conversation(1), conversation(2)]
+    v1, v2 = (estimate_chunk_cost_brl(chunk, model="gpt-4o-mini", usd_brl=5.0, prompt_version=v)
+              for v in ("lead-v1", "lead-v2"))
+    extra_tokens = estimate_tokens(system_prompt("lead-v2")) - estimate_tokens(system_prompt("lead-v1"))
+    assert extra_tokens > 1000
+    assert v2 - v1 == pytest.approx(2 * extra_tokens * 0.15 / 1e6 * 5.0)  # no cache discount: an upper bound

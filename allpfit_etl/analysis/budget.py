@@ -12,6 +12,7 @@ from allpfit_etl.analysis.pricing import estimate_cost_usd, price_for
 from allpfit_etl.analysis.prompts import system_prompt
 from allpfit_etl.analysis.truncation import estimate_tokens
 from allpfit_etl.db import sql
+from allpfit_etl.identities import PROMPT_VERSION
 
 
 def month_start_utc(now: dt.datetime, timezone: str) -> dt.datetime:
@@ -31,11 +32,11 @@ def month_to_date_spend_brl(engine: sa.Engine, tenant_id: int, timezone: str, no
 
 def estimate_chunk_cost_brl(
     conversations: list[ConversationInput], *, model: str, usd_brl: float, max_prompt_tokens: int = 6000,
-    price_overrides: dict | None = None,
+    price_overrides: dict | None = None, prompt_version: str = PROMPT_VERSION,
 ) -> float:
     """Upper-bound estimate of what sending these conversations would cost, without any network."""
     price = price_for(model, price_overrides)
-    system_tokens = estimate_tokens(system_prompt())
+    system_tokens = estimate_tokens(system_prompt(prompt_version))  # lead-v2's is five times lead-v1's
     total = 0.0
     for conversation in conversations:
         prompt_tokens = system_tokens + min(estimate_tokens(conversation.message_compiled), max_prompt_tokens)

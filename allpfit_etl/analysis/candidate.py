@@ -50,7 +50,8 @@ def analyze_candidate(engine: sa.Engine, tenant: Tenant, inputs: list[Conversati
         return Usage()
     spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
     affordable = fit_in_budget(todo, tenant.features.monthly_budget_brl, spent, model=identity.model,
-                               usd_brl=openai.usd_brl, price_overrides=openai.price_overrides)
+                               usd_brl=openai.usd_brl, price_overrides=openai.price_overrides,
+                               prompt_version=identity.prompt_version)
     if len(affordable) < len(todo):
         log.warning(f"candidate prompt: {tenant.slug} is near its monthly budget; "
                     f"{len(todo) - len(affordable)} sampled conversation(s) not sent")

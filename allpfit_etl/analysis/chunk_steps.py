@@ -67,7 +67,7 @@ def defer_over_budget(engine: sa.Engine, work: ChunkWork, *, usd_brl: float, pri
         return None
     spent = month_to_date_spend_brl(engine, work.tenant.tenant_id, settings.timezone_name())
     estimate = estimate_chunk_cost_brl(work.todo, model=work.identity.model, usd_brl=usd_brl,
-                                       price_overrides=price_overrides)
+                                       price_overrides=price_overrides, prompt_version=work.identity.prompt_version)
     if not exceeds_budget(budget, spent, estimate):
         return None
     deferred, work.todo = work.todo, []

@@ -25,7 +25,9 @@ from allpfit_etl.analysis.interface import ConversationInput, Usage
 from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
 from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError
-from allpfit_etl.identities import OPENAI_ANALYZER, REGEX_ANALYZER, AnalyzerIdentity, openai_identity, regex_identity
+from allpfit_etl.identities import (
+    OPENAI_ANALYZER, PROMPT_VERSION, REGEX_ANALYZER, AnalyzerIdentity, openai_identity, regex_identity,
+)
 from allpfit_etl.tenants.registry import Tenant
 
 
@@ -75,13 +77,15 @@ def missing_shadow_answers(conn: sa.Connection, tenant: Tenant, day, conversatio
 
 
 def fit_in_budget(conversations: list[ConversationInput], budget_brl: float | None, spent_brl: float, *,
-                  model: str, usd_brl: float, price_overrides: dict | None = None) -> list[ConversationInput]:
+                  model: str, usd_brl: float, price_overrides: dict | None = None,
+                  prompt_version: str = PROMPT_VERSION) -> list[ConversationInput]:
     """The longest prefix whose estimated cost keeps month-to-date spend within the budget."""
     if budget_brl is None:
         return conversations
     kept, total = [], spent_brl
     for conversation in conversations:
-        total += estimate_chunk_cost_brl([conversation], model=model, usd_brl=usd_brl, price_overrides=price_overrides)
+        total += estimate_chunk_cost_brl([conversation], model=model, usd_brl=usd_brl, price_overrides=price_overrides,
+                                         prompt_version=prompt_version)
         if total > budget_brl:
             break
         kept.append(conversation)
@@ -116,7 +120,8 @@ def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationI
 
     spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
     affordable = fit_in_budget(todo, tenant.features.monthly_budget_brl, spent, model=identity.model,
-                               usd_brl=openai.usd_brl, price_overrides=openai.price_overrides)
+                               usd_brl=openai.usd_brl, price_overrides=openai.price_overrides,
+                               prompt_version=identity.prompt_version)
     if len(affordable) < len(todo):
         log.warning(f"shadow sample: {tenant.slug} is near its monthly budget; "
                     f"{len(todo) - len(affordable)} sampled conversation(s) not sent to OpenAI")

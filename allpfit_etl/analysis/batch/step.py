@@ -67,7 +67,7 @@ def route_chunk(context: dg.OpExecutionContext, engine: sa.Engine, tenant: Tenan
         spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
         estimate = BATCH_DISCOUNT * estimate_chunk_cost_brl(
             todo, model=identity.model, usd_brl=options.usd_brl, max_prompt_tokens=options.max_prompt_tokens,
-            price_overrides=options.price_overrides)
+            price_overrides=options.price_overrides, prompt_version=identity.prompt_version)
         if exceeds_budget(budget, spent, estimate):
             context.log.warning(
                 f"budget: {tenant.slug} has spent or committed R$ {spent:.2f} of R$ {budget:.2f} this month; this batch "

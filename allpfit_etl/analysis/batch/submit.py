@@ -94,7 +94,8 @@ def submit(
         group_inputs = [by_id[line.key.conversation_id] for line in group]
         estimate_brl = BATCH_DISCOUNT * estimate_chunk_cost_brl(
             group_inputs, model=identity.model, usd_brl=options.usd_brl,
-            max_prompt_tokens=options.max_prompt_tokens, price_overrides=options.price_overrides)
+            max_prompt_tokens=options.max_prompt_tokens, price_overrides=options.price_overrides,
+            prompt_version=identity.prompt_version)
         intent = store.BatchIntent(batch_key, tenant_id, identity.model, identity.prompt_version,
                                    estimate_brl / options.usd_brl, estimate_brl, parent_key, options.run_id)
         planned = [store.PlannedRequest(line.custom_id, line.key.conversation_id, line.key.content_hash,
