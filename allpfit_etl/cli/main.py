@@ -88,6 +88,10 @@ def parse_account_id(text: str) -> int:
         raise ConfigError(f"account takes a Chatwoot account id (an integer), got {text!r}") from None
 
 
+def candidate_on(features) -> bool:
+    return features.use_openai and bool(features.candidate_prompt_version) and features.candidate_sample > 0
+
+
 def cmd_tenants(args) -> int:
     from allpfit_etl.tenants import registry
 
@@ -111,6 +115,8 @@ def cmd_tenants(args) -> int:
             print(
                 f"{t.slug:<16} id={t.tenant_id:<3} account={t.chatwoot_account_id:<4} "
                 f"{'enabled ' if t.enabled else 'disabled'} analyser={'openai:' + f.model if f.use_openai else 'regex'}"
+                f"{f' prompt={f.prompt_version}' if f.use_openai else ''}"
+                f"{f' candidate={f.candidate_prompt_version}@{f.candidate_sample:g}' if candidate_on(f) else ''}"
                 f"{f' shadow_openai_sample={f.shadow_openai_sample:g}' if f.shadow_openai_sample and not f.use_openai else ''} "
                 f"chunk_size={f.chunk_size or 'auto'} max_concurrency={f.max_concurrency or 'auto'} "
                 f"budget_brl={f.monthly_budget_brl} batch_api={f.batch_api}  {t.name}"
