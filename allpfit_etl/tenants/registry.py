@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError, UnknownTenantError
-from allpfit_etl.identities import AnalyzerIdentity, analyzer_identity
+from allpfit_etl.identities import PROMPT_VERSION, PROMPT_VERSIONS, AnalyzerIdentity, analyzer_identity
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9_]+$")
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -52,6 +52,13 @@ class TenantFeatures:
     # USD per 1M tokens, for a model the price table lacks (both or neither); None = the table's, or unpriced.
     price_input: float | None = None
     price_output: float | None = None
+    # OpenAI tenants: the prompt of new and changed conversations. A switch re-pays no history:
+    # `allpfit-etl reanalyze` does that, explicitly, through the Batch API.
+    prompt_version: str = PROMPT_VERSION
+    # OpenAI tenants: a candidate prompt also answers this fraction of settled conversations, stored
+    # beside the current answers and never loaded, to compare before a switch (analysis/candidate.py).
+    candidate_prompt_version: str | None = None
+    candidate_sample: float = 0.0
 
     def validated(self) -> "TenantFeatures":
         if not isinstance(self.use_openai, bool) or not isinstance(self.reanalyze_with_regex, bool):
@@ -84,6 +91,13 @@ class TenantFeatures:
                 raise ConfigError(f"feature {name} must be a non-negative number of USD per 1M tokens, got {value!r}")
         if (self.price_input is None) != (self.price_output is None):
             raise ConfigError("features price_input and price_output go together: set both (USD per 1M tokens)")
+        for name in ("prompt_version", "candidate_prompt_version"):
+            value = getattr(self, name)
+            if value not in PROMPT_VERSIONS and not (name == "candidate_prompt_version" and value is None):
+                raise ConfigError(f"feature {name} must be one of {', '.join(PROMPT_VERSIONS)}, got {value!r}")
+        sample = self.candidate_sample
+        if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not 0 <= sample <= 1:
+            raise ConfigError(f"feature candidate_sample must be a fraction between 0 and 1, got {sample!r}")
         return self
 
     def tenant_price(self) -> tuple[float, float] | None:
@@ -147,7 +161,9 @@ def coerce_feature_value(key: str, text: str) -> Any:
             return float(text)
         except ValueError:
             raise ConfigError(f"feature {key} takes a number of minutes, got {text!r}") from None
-    if key == "shadow_openai_sample":
+    if key == "candidate_prompt_version" and lowered in ("", "none", "null"):
+        return None
+    if key in ("shadow_openai_sample", "candidate_sample"):
         try:
             return float(text)
         except ValueError:
@@ -166,7 +182,7 @@ class Tenant:
 
     def identity(self) -> AnalyzerIdentity:
         """The analyzer whose answers count as current for this tenant."""
-        return analyzer_identity(self.features.use_openai, self.features.model)
+        return analyzer_identity(self.features.use_openai, self.features.model, self.features.prompt_version)
 
 
 def validate_slug(slug: str) -> str:
