@@ -7,6 +7,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -37,7 +38,7 @@ def _admin_engine() -> sa.Engine:
 # The suite runs on several workers (pyproject's addopts) and ends when its longest tests do,
 # so they start first. Tests sharing a module fixture stay on one worker (xdist_group).
 LONGEST_FIRST = (
-    "test_live_operation.py", "test_deployment_end_to_end.py", "test_docs_examples.py", "test_install.py", "test_cli_runs_in_ui.py", "test_batch_pipeline.py", "test_openai_account_errors.py",
+    "test_live_operation.py", "test_deployment_end_to_end.py", "test_docs_examples.py", "test_install.py", "test_grpc_topology.py", "test_cli_runs_in_ui.py", "test_batch_pipeline.py", "test_openai_account_errors.py",
     "test_daemon_on_sqlite.py", "test_openai_pipeline.py", "test_openai_shared_limit.py",
     "test_production_limits.py", "test_secrets_redaction.py", "test_live_sensor.py",
 )
@@ -89,6 +90,15 @@ def make_pg_database(pg_admin: sa.Engine) -> Iterator[Callable[[str], str]]:
     with pg_admin.connect() as conn:
         for name in created:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Path:
+    """The wheel installed in a fresh venv (its bin folder), once per worker: the modules that use it
+    share the xdist group ``installed_wheel``, so one worker builds it once."""
+    from allpfit_devtools.deployment import install_wheel
+
+    return install_wheel(tmp_path_factory.mktemp("install"))
 
 
 @pytest.fixture

@@ -4,55 +4,19 @@ a re-run — with plain ``postgresql://`` URLs."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import venv
-import zipfile
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from allpfit_devtools.deployment import user_env
+
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.xdist_group("installed_wheel")  # one worker builds and installs the wheel once
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """``pip wheel .`` then ``pip install <wheel>`` into a new venv; returns its bin folder."""
-    root = tmp_path_factory.mktemp("install")
-    wheel_dir = root / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(REPO)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )
-    (wheel,) = wheel_dir.glob("allpfit_etl-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "allpfit_etl/sql/analytics/migrations/001_initial.postgresql.sql" in names
-    assert "allpfit_etl/analysis/prompts/lead_analysis_v1.md" in names
-    assert not [n for n in names if n.startswith(("allpfit_etl_tests/", "fake_openai/", "allpfit_devtools/"))]
-    assert not [n for n in names if "fake_openai" in n]  # the fake server is a dev tool of its own
-
-    env_dir = root / "venv"
-    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-    bin_dir = env_dir / "bin"
-    result = subprocess.run(
-        # --no-compile: byte-compiling all of site-packages is 40 % of the install's CPU, and the
-        # modules the commands import are compiled (and cached) when first imported anyway.
-        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-compile", str(wheel)],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return bin_dir
-
-
-def user_env(home: Path, bin_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ALLPFIT_", "CHATWOOT_", "ANALYTICS_", "DAGSTER_", "OPENAI_", "PYTHON"))}
-    env.update(ALLPFIT_HOME=str(home), PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", **extra)
-    return env
+# One worker builds and installs the wheel once (conftest's session fixture `installed`) for the
+# modules that use it.
+pytestmark = pytest.mark.xdist_group("installed_wheel")
 
 
 def cli(bin_dir: Path, cwd: Path, env: dict, *args: str) -> subprocess.CompletedProcess:

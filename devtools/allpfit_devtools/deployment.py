@@ -9,8 +9,11 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
+import venv
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +118,43 @@ def postgres_databases(admin: sa.Engine, base_url: str, *labels: str, owner: str
         with admin.connect() as conn:
             for name in names.values():
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def install_wheel(root: Path) -> Path:
+    """``pip wheel .`` then ``pip install <wheel>`` into a new venv under ``root`` (what a user, or the
+    container image, installs: the package, not the checkout); returns the venv's bin folder."""
+    wheel_dir = root / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(REPO)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    (wheel,) = wheel_dir.glob("allpfit_etl-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "allpfit_etl/sql/analytics/migrations/001_initial.postgresql.sql" in names
+    assert "allpfit_etl/analysis/prompts/lead_analysis_v1.md" in names
+    assert not [n for n in names if n.startswith(("allpfit_etl_tests/", "fake_openai/", "allpfit_devtools/"))]
+    assert not [n for n in names if "fake_openai" in n]  # the fake server is a dev tool of its own
+
+    env_dir = root / "venv"
+    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+    bin_dir = env_dir / "bin"
+    result = subprocess.run(
+        # --no-compile: byte-compiling all of site-packages is 40 % of the install's CPU, and the
+        # modules the commands import are compiled (and cached) when first imported anyway.
+        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-compile", str(wheel)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return bin_dir
+
+
+def user_env(home: Path, bin_dir: Path, **extra: str) -> dict[str, str]:
+    """A user's shell with ``bin_dir`` (an installed venv) first on PATH: none of this process's project,
+    Dagster or Python settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ALLPFIT_", "CHATWOOT_", "ANALYTICS_", "DAGSTER_", "OPENAI_", "PYTHON"))}
+    env.update(ALLPFIT_HOME=str(home), PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", **extra)
+    return env
 
 
 def production_home(parent: Path) -> Path:
