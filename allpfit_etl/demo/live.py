@@ -144,6 +144,8 @@ def _new_conversation(conn: sa.Connection, account_id: int, inbox_id: int, conta
     contact = _insert(conn, "contacts", {
         "name": contact_name, "account_id": account_id, "created_at": at, "updated_at": at,
         "phone_number": f"+55849{random.randrange(10_000_000, 99_999_999)}"})
+    if conn.dialect.name == "postgresql":  # concurrent writers: one new display_id per account at a time
+        conn.execute(sa.text("SELECT 1 FROM accounts WHERE id = :a FOR UPDATE"), {"a": account_id})
     display = int(conn.execute(sa.text(
         "SELECT COALESCE(MAX(display_id), 0) + 1 FROM conversations WHERE account_id = :a"), {"a": account_id}).scalar_one())
     return _insert(conn, "conversations", {
