@@ -28,6 +28,7 @@ LAYERS = {
     "allpfit_etl.automation": DAGSTER,
     "allpfit_etl.resources": DAGSTER,
     "allpfit_etl.monitoring.assets": DAGSTER,
+    "allpfit_etl.monitoring.quality_assets": DAGSTER,
     # plain logic, tested without Dagster
     "allpfit_etl.extract": LOGIC,
     "allpfit_etl.pending": LOGIC,

@@ -89,6 +89,16 @@ def parse_account_id(text: str) -> int:
         raise ConfigError(f"account takes a Chatwoot account id (an integer), got {text!r}") from None
 
 
+def _label_features(features) -> str:
+    """The outcome mapping set on a tenant, as `tenants set` takes it (nothing when unset)."""
+    from allpfit_etl.tenants.outcomes import LABEL_FEATURES
+
+    parts = [f"{name}={getattr(features, name)}" for name in LABEL_FEATURES.values() if getattr(features, name)]
+    if features.outcome_attribute:
+        parts.append(f"outcome_attribute={features.outcome_attribute}")
+    return "".join(" " + part for part in parts)
+
+
 def cmd_tenants(args) -> int:
     from allpfit_etl.tenants import registry
 
@@ -114,7 +124,7 @@ def cmd_tenants(args) -> int:
                 f"{'enabled ' if t.enabled else 'disabled'} analyser={'openai:' + f.model if f.use_openai else 'regex'}"
                 f"{f' shadow_openai_sample={f.shadow_openai_sample:g}' if f.shadow_openai_sample and not f.use_openai else ''} "
                 f"chunk_size={f.chunk_size or 'auto'} max_concurrency={f.max_concurrency or 'auto'} "
-                f"budget_brl={f.monthly_budget_brl} batch_api={f.batch_api}  {t.name}"
+                f"budget_brl={f.monthly_budget_brl} batch_api={f.batch_api}{_label_features(f)}  {t.name}"
             )
     elif args.tenants_command == "set":
         changes, account = {}, None

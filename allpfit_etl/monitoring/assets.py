@@ -11,6 +11,7 @@ import datetime as dt
 import dagster as dg
 
 from allpfit_etl import settings
+from allpfit_etl.monitoring.quality_assets import GROUND_TRUTH_ASSETS
 from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
 from allpfit_etl.resources import AnalyticsDatabase
 
@@ -103,14 +104,16 @@ def llm_spend_daily(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 @dg.asset(
     partitions_def=tenant_day_partitions,
     backfill_policy=BACKFILL_POLICY,
-    deps=["tenant_daily_kpis", "analyzer_agreement", "analyzer_disagreements", "analyzer_daily_kpis", llm_spend_daily],
+    deps=["tenant_daily_kpis", "analyzer_agreement", "analyzer_disagreements", "analyzer_daily_kpis", llm_spend_daily,
+          "lead_funnel", "analyzer_quality", "analyzer_calibration"],
     group_name=GROUP,
     kinds={"html"},
     required_resource_keys={"analytics", "openai"},
 )
 def lead_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The self-contained HTML dashboard (all tenants): spend against budgets, lead rate and visits,
-    regex vs OpenAI agreement and disagreement examples. Its path is in the metadata."""
+    regex vs OpenAI agreement and disagreement examples, the funnel and each analyzer's calibration
+    against the labels. Its path is in the metadata."""
     from allpfit_etl.monitoring.report import collect_report_data, default_report_path, render_report, write_report
 
     analytics, openai = context.resources.analytics, context.resources.openai
@@ -120,4 +123,4 @@ def lead_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "tenants": len(data.outlooks)})
 
 
-MONITORING_ASSETS = [analyzer_comparison, llm_spend_daily, lead_report]
+MONITORING_ASSETS = [analyzer_comparison, llm_spend_daily, lead_report, *GROUND_TRUTH_ASSETS]

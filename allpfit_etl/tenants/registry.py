@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError, UnknownTenantError
 from allpfit_etl.identities import AnalyzerIdentity, analyzer_identity
+from allpfit_etl.tenants.outcomes import LabelMappingError, OutcomeMapping, build_mapping
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9_]+$")
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -45,6 +46,20 @@ class TenantFeatures:
     # OpenAI tenants: a conversation is paid for once it has settled, i.e. no new message for this
     # many minutes (or resolved in Chatwoot); until then its free regex answer is loaded as provisional.
     settle_minutes: float = DEFAULT_SETTLE_MINUTES
+    # What the sales team recorded (tenants/outcomes.py): comma-separated Chatwoot label titles per
+    # outcome, matched whatever their case and accents, and a custom_attributes key read as one more label.
+    labels_converted: str = ""
+    labels_visited: str = ""
+    labels_lead: str = ""
+    labels_not_lead: str = ""
+    outcome_attribute: str | None = None
+
+    def outcome_mapping(self) -> OutcomeMapping:
+        try:
+            return build_mapping({"converted": self.labels_converted, "visited": self.labels_visited,
+                                  "lead": self.labels_lead, "not_lead": self.labels_not_lead}, self.outcome_attribute)
+        except LabelMappingError as exc:
+            raise ConfigError(str(exc)) from None
 
     def validated(self) -> "TenantFeatures":
         if not isinstance(self.use_openai, bool) or not isinstance(self.reanalyze_with_regex, bool):
@@ -68,6 +83,7 @@ class TenantFeatures:
         settle = self.settle_minutes
         if isinstance(settle, bool) or not isinstance(settle, (int, float)) or not 0 <= settle <= 7 * 24 * 60:
             raise ConfigError(f"feature settle_minutes must be a number of minutes between 0 and 10080, got {settle!r}")
+        self.outcome_mapping()
         return self
 
 
@@ -125,6 +141,10 @@ def coerce_feature_value(key: str, text: str) -> Any:
             return float(text)
         except ValueError:
             raise ConfigError(f"feature {key} takes a number of minutes, got {text!r}") from None
+    if key == "outcome_attribute":
+        return None if lowered in ("", "none", "null") else text.strip()
+    if key.startswith("labels_"):
+        return ",".join(part.strip() for part in text.split(",") if part.strip())
     if key == "shadow_openai_sample":
         try:
             return float(text)

@@ -9,7 +9,12 @@ SELECT
     c.created_at       AS created_at,
     c.updated_at       AS updated_at,
     c.last_activity_at AS last_activity_at,
-    ct.name            AS contact_name
+    ct.name            AS contact_name,
+    -- What the sales team recorded (tenants/outcomes.py); JSON as text on both dialects, parsed
+    -- only for a tenant that maps a custom attribute.
+    c.cached_label_list AS labels,
+    CAST(c.custom_attributes AS TEXT)  AS conversation_attributes,
+    CAST(ct.custom_attributes AS TEXT) AS contact_attributes
 FROM conversations c
 LEFT JOIN inboxes i ON i.id = c.inbox_id
 LEFT JOIN contacts ct ON ct.id = c.contact_id
