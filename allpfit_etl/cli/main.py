@@ -307,7 +307,8 @@ def _monitoring_engine():
     import sqlalchemy as sa
 
     engine = analytics_engine()
-    if not sa.inspect(engine).has_table("analyzer_agreement"):
+    inspector = sa.inspect(engine)
+    if not (inspector.has_table("analyzer_agreement") and inspector.has_table("lead_funnel")):
         raise ConfigError("analytics schema predates monitoring: run `allpfit-etl init` to upgrade it")
     return engine
 

@@ -168,3 +168,28 @@ def fair_rows(quality: pd.DataFrame) -> pd.DataFrame:
     keep = [(row.scope == PAIRED) if row.month in has_pairs.index else (row.scope == ALL)
             for row in quality.itertuples()]
     return quality[keep].reset_index(drop=True)
+
+
+def openai_value(fair: pd.DataFrame, cost_per_conversation_brl: float | None) -> dict | None:
+    """Quality and cost together, on the labelled conversations both analyzers answered (one month's
+    ``fair_rows``): how many more leads OpenAI finds correctly than regex, how many more it gets
+    wrong, and what it costs per extra correctly found lead (its cost on those conversations ÷ the
+    extra true leads; None when it finds none more). None without paired rows of both analyzers."""
+    paired = fair[fair["scope"] == PAIRED] if not fair.empty else fair
+    sides = {}
+    for analyzer in ("regex", "openai"):
+        rows = paired[paired["analyzer"] == analyzer]
+        if rows.empty:
+            return None
+        sides[analyzer] = rows.sort_values("labelled", kind="stable").iloc[-1]  # the most-answered version
+    regex, openai = sides["regex"], sides["openai"]
+    labelled = int(openai["labelled"])
+    extra_true = int(openai["is_lead_tp"]) - int(regex["is_lead_tp"])
+    extra_false = int(openai["is_lead_fp"]) - int(regex["is_lead_fp"])
+    cost = None if cost_per_conversation_brl is None else cost_per_conversation_brl * labelled
+    return {
+        "labelled": labelled, "extra_true_leads": extra_true, "extra_false_leads": extra_false,
+        "openai_cost_brl": cost,
+        "cost_per_extra_lead_brl": cost / extra_true if cost is not None and extra_true > 0 else None,
+        "small_sample": is_small(labelled),
+    }
