@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from allpfit_etl.monitoring.ground_truth import (
-    auc_from_levels, calibration_rows, fair_rows, funnel_rows, quality_rows,
+    auc_from_levels, calibration_rows, fair_rows, funnel_rows, openai_value, quality_rows, shown_rows,
 )
 from allpfit_etl.monitoring.ground_truth_text import figure, quality_markdown
 
@@ -132,3 +132,30 @@ def test_figures_carry_their_count_and_the_small_sample_mark():
     assert figure(None, 0) == "— (n=0)*"
     text = quality_markdown(quality_rows(NOVEMBER))
     assert "85.7% (n=7)*" in text and "0.810 (n=3)*" in text and "small sample" in text
+
+
+def test_shown_rows_are_the_fair_ones_and_wider_coverage():
+    december = answers(
+        regex("2025-12-01", 1, False, False, 1, "converted"),
+        openai("2025-12-01", 1, True, True, 5, "converted"),
+        regex("2025-12-02", 0, True, False, 3, "converted"),
+    )
+    shown = shown_rows(quality_rows(december))
+    # OpenAI's 'all' row is its paired one again (1 conversation): left out; regex covers 2 in all
+    assert list(zip(shown["analyzer"], shown["scope"], shown["labelled"])) == [
+        ("openai", "paired", 1), ("regex", "all", 2), ("regex", "paired", 1)]
+
+
+def test_openai_value_counts_extra_true_leads_and_their_cost():
+    # both answered 3 labelled leads: regex found 1, OpenAI 3 and one false lead on a not_lead
+    both = answers(
+        regex("2025-12-01", 1, True, False, 3, "lead"), openai("2025-12-01", 1, True, False, 3, "lead"),
+        regex("2025-12-01", 1, False, False, 1, "visited"), openai("2025-12-01", 1, True, True, 4, "visited"),
+        regex("2025-12-02", 1, False, False, 0, "converted"), openai("2025-12-02", 1, True, True, 5, "converted"),
+        regex("2025-12-02", 1, False, False, 0, "not_lead"), openai("2025-12-02", 1, True, False, 2, "not_lead"),
+    )
+    value = openai_value(fair_rows(quality_rows(both)), cost_per_conversation_brl=0.01)
+    # OpenAI: TP 3, FP 1; regex: TP 1, FP 0. Cost on the 4 conversations: R$ 0.04, for 2 extra true leads
+    assert value == {"labelled": 4, "extra_true_leads": 2, "extra_false_leads": 1, "openai_cost_brl": pytest.approx(0.04),
+                     "cost_per_extra_lead_brl": pytest.approx(0.02), "small_sample": True}
+    assert openai_value(fair_rows(quality_rows(NOVEMBER)), 0.01) is None  # regex alone: nothing to weigh

@@ -46,10 +46,13 @@ def print_quality(engine: sa.Engine, tenant: Tenant, month: dt.date, timezone: s
     out(f"funnel: {f.conversations} conversations → {f.leads} leads → {f.visits_scheduled} visits scheduled → "
         f"{f.visited} visited → {f.converted} converted; lead conversion rate {figure(f.conversion_rate, f.leads)}")
     out("")
-    out(quality_markdown(truth.quality))
+    shown = ground_truth.shown_rows(truth.quality)
+    out(quality_markdown(shown))
     out("")
     out("conversion rate by probabilidade_conversao:")
-    out(calibration_markdown(truth.calibration))
+    keys = ground_truth.ANSWER_KEYS + ["scope"]
+    picked = truth.calibration.merge(shown[keys], on=keys, how="inner")
+    out(calibration_markdown(picked))
     value = ground_truth.openai_value(ground_truth.fair_rows(truth.quality),
                                       openai_cost_per_conversation(engine, tenant, month, timezone))
     if value is not None:
@@ -66,5 +69,5 @@ def openai_value_line(value: dict) -> str:
         return found + "; no OpenAI answer priced yet"
     cost = f"; OpenAI cost R$ {value['openai_cost_brl']:.4f} there"
     if value["cost_per_extra_lead_brl"] is None:
-        return found + cost + ", and found no lead regex missed: regex is enough on these labels"
+        return found + cost + ", for no more true leads than regex finds"
     return found + cost + f": R$ {value['cost_per_extra_lead_brl']:.4f} per extra correctly found lead"

@@ -193,3 +193,17 @@ def openai_value(fair: pd.DataFrame, cost_per_conversation_brl: float | None) ->
         "cost_per_extra_lead_brl": cost / extra_true if cost is not None and extra_true > 0 else None,
         "small_sample": is_small(labelled),
     }
+
+
+def shown_rows(quality: pd.DataFrame) -> pd.DataFrame:
+    """The rows a person reads: the fair ones, and an analyzer's 'all' row only where it covers
+    more conversations than its paired one (a regex tenant's sample leaves most unpaired)."""
+    fair = fair_rows(quality)
+    if fair.empty:
+        return fair
+    keys = ANSWER_KEYS
+    covered = {tuple(r[k] for k in keys): r["labelled"] for _, r in fair.iterrows()}
+    wider = [r["scope"] == ALL and r["labelled"] > covered.get(tuple(r[k] for k in keys), r["labelled"])
+             for _, r in quality.iterrows()]
+    extra = quality[pd.Series(wider, index=quality.index, dtype=bool)]
+    return pd.concat([fair, extra], ignore_index=True).sort_values(keys + ["scope"], kind="stable").reset_index(drop=True)
