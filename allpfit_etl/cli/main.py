@@ -255,6 +255,7 @@ def cmd_batches(args) -> int:
 
 def cmd_demo(args) -> int:
     from allpfit_etl.demo.seed import DEMO_DAYS, DEMO_TENANTS, create_chatwoot_schema, seed_demo
+    from allpfit_etl.demo.labels import demo_features
     from allpfit_etl.runner import dagster_home, range_totals, run_partitions
     from allpfit_etl.schema import apply_migrations
     from allpfit_etl.tenants import registry
@@ -268,10 +269,13 @@ def cmd_demo(args) -> int:
     print(f"seeded demo Chatwoot: {counts['conversations']} conversations, {counts['messages']} messages, {first} → {last}")
     engine = analytics_engine(require_schema=False)
     apply_migrations(engine)
-    existing = {t.slug for t in registry.list_tenants(engine)}
+    existing = {t.slug: t for t in registry.list_tenants(engine)}
     for demo in DEMO_TENANTS:
+        labels = demo_features(demo.slug)  # the demo's label mapping, so it shows the funnel and calibration
         if demo.slug not in existing:
-            registry.add_tenant(engine, demo.slug, demo.name, demo.account_id)
+            registry.add_tenant(engine, demo.slug, demo.name, demo.account_id, registry.TenantFeatures(**labels))
+        elif not existing[demo.slug].features.outcome_mapping().configured:
+            registry.update_features(engine, demo.slug, **labels)
     tenants = [registry.get_tenant(engine, d.slug) for d in DEMO_TENANTS]
     summary = run_partitions(tenants, first, last)
     print_summary(summary, range_totals(engine, tenants, first, last), first, last)
