@@ -113,7 +113,8 @@ def _batch_starts(source: sa.Engine, job: _BatchJob) -> list[int]:
 def _read_batch(conn: sa.Connection, job: _BatchJob, after_id: int) -> tuple[list, dict[int, list[SourceMessage]]]:
     """The ``batch_size`` conversations after ``after_id`` and their messages, by conversation id."""
     batch = conn.execute(sql("chatwoot/conversations_for_day"),
-                         job.params(after_id=after_id, batch_size=job.batch_size)).mappings().all()
+                         job.params(after_id=after_id, batch_size=job.batch_size,
+                                    read_attributes=job.outcomes.attribute is not None)).mappings().all()
     by_conversation: dict[int, list[SourceMessage]] = defaultdict(list)
     if batch:
         rows = conn.execute(sql("chatwoot/messages_for_conversations"),
