@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -84,8 +85,31 @@ def normalize_url(url: str) -> sa.URL:
     return parsed.set(drivername=driver) if driver else parsed
 
 
-@functools.cache
+_engines: dict[tuple[str, bool], sa.Engine] = {}
+_engines_lock = threading.Lock()
+
+
 def _cached_engine(url: str, read_only: bool) -> sa.Engine:
+    """One engine (one pool) per URL and mode for the whole process."""
+    with _engines_lock:
+        engine = _engines.get((url, read_only))
+        if engine is None:
+            engine = _engines[(url, read_only)] = _create_engine(url, read_only)
+        return engine
+
+
+def dispose_engines(*, close: bool = True) -> None:
+    """Forget every engine ``get_engine`` handed out and dispose of its pool, so the next call
+    connects afresh: after a database was dropped or replaced, or in a forked process, which passes
+    ``close=False`` because the pooled connections it inherited belong to its parent."""
+    with _engines_lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for engine in engines:
+        engine.dispose(close=close)
+
+
+def _create_engine(url: str, read_only: bool) -> sa.Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database

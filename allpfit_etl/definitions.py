@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from allpfit_etl.analysis.assets import MONITORING_MODULE, conversation_analyses
+from allpfit_etl.analysis.assets import conversation_analyses
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.automation.alerts import AlertWebhook, run_failure_alert_sensor
 from allpfit_etl.automation.batch_sensor import openai_batch_sensor
@@ -33,7 +33,7 @@ ASSETS = [
 # Dagster's default executor with only its default changed: run config can still choose
 # `in_process`, another start_method or max_concurrent (a configured dict would ignore them all).
 # The monitoring steps' pandas too: the code location itself imports it only in those steps.
-FORKSERVER = {"forkserver": {"preload_modules": ["allpfit_etl.definitions", MONITORING_MODULE]}}
+FORKSERVER = {"forkserver": {"preload_modules": ["allpfit_etl.definitions", "allpfit_etl.monitoring.store"]}}
 
 
 def _forkserver_unless_configured(config: dict) -> dict:

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator
 
 import dagster as dg
-import sqlalchemy as sa
 
 from allpfit_etl import settings
-from allpfit_etl.errors import ConfigError, UnknownTenantError
-from allpfit_etl.tenants.registry import Tenant, get_tenant
+from allpfit_etl.errors import ConfigError
+from allpfit_etl.tenants.registry import Tenant
 
 TENANT_PARTITIONS_NAME = "tenant"
 # Run tags: which tenant a run is for, and what started it (cli, schedule, activity_sensor, backfill).
 TENANT_TAG = "allpfit/tenant"
 TRIGGER_TAG = "allpfit/trigger"
+# Dagster's own tags on a run (set by Dagster, read by the sensors, the alerts and the CLI).
+PARTITION_TAG = "dagster/partition"
+PARTITION_TENANT_TAG = "dagster/partition/tenant"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+BACKFILL_TAG = "dagster/backfill"
 
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.backfill_days_per_run())
 
@@ -36,15 +40,18 @@ def partition_key(day: dt.date | str, tenant_slug: str) -> str:
     return dg.MultiPartitionKey({"day": day_text, "tenant": tenant_slug})
 
 
-def parse_partition_key(key: str) -> tuple[dt.date, str]:
+def parse_partition_key(key: str | dg.MultiPartitionKey) -> tuple[dt.date, str]:
     """``2025-11-10|allpfit`` → (date(2025, 11, 10), "allpfit"), with a clear error otherwise."""
-    parts = str(key).split("|")
-    if len(parts) != 2:
-        raise ConfigError(f"bad partition key {key!r}: expected 'YYYY-MM-DD|tenant_slug'")
+    if not isinstance(key, dg.MultiPartitionKey):
+        try:
+            key = tenant_day_partitions.get_partition_key_from_str(str(key))
+        except Exception:  # Dagster raises its internal CheckError on a key without two dimensions
+            raise ConfigError(f"bad partition key {key!r}: expected 'YYYY-MM-DD|tenant_slug'") from None
+    dimensions = key.keys_by_dimension
     try:
-        return dt.date.fromisoformat(parts[0]), parts[1]
+        return dt.date.fromisoformat(dimensions["day"]), dimensions["tenant"]
     except ValueError:
-        raise ConfigError(f"bad partition key {key!r}: {parts[0]!r} is not a date") from None
+        raise ConfigError(f"bad partition key {str(key)!r}: {dimensions['day']!r} is not a date") from None
 
 
 def days_by_tenant(keys) -> dict[str, list[dt.date]]:
@@ -56,31 +63,11 @@ def days_by_tenant(keys) -> dict[str, list[dt.date]]:
     return {slug: sorted(days) for slug, days in sorted(grouped.items())}
 
 
-def tenant_days(engine: sa.Engine, partition_keys) -> Iterator[tuple[Tenant, list[dt.date]]]:
-    """(tenant, its days) for every tenant among a run's (or a check's) partition keys.
-
-    A ``tenant`` partition added by hand in the UI may have no ``tenant_configs`` row: the run's
-    first step then fails with one line saying so (no step retry can fix it)."""
-    grouped = days_by_tenant(partition_keys)
-    tenants = {}
-    for slug in grouped:
-        try:
-            tenants[slug] = get_tenant(engine, slug)
-        except UnknownTenantError:
-            raise dg.Failure(
-                description=(f"tenant partition {slug!r} has no row in tenant_configs: add it with "
-                             f"`allpfit-etl tenants add {slug} --name NAME --account-id ID`, or delete the partition"),
-                allow_retries=False,
-            ) from None
-    for slug, days in grouped.items():
-        yield tenants[slug], days
-
-
 def range_tags(first: dt.date, last: dt.date, tenant_slug: str) -> dict[str, str]:
     """The tags that make a run cover one tenant's days ``first``..``last`` (a partition-range run)."""
     return {
-        "dagster/asset_partition_range_start": str(partition_key(first, tenant_slug)),
-        "dagster/asset_partition_range_end": str(partition_key(last, tenant_slug)),
+        RANGE_START_TAG: str(partition_key(first, tenant_slug)),
+        RANGE_END_TAG: str(partition_key(last, tenant_slug)),
     }
 
 
@@ -97,11 +84,12 @@ def register_tenant_partitions(instance: dg.DagsterInstance, tenants: list[Tenan
     return new
 
 
-def add_partition_metadata(context: dg.AssetExecutionContext, day: dt.date, tenant_slug: str, metadata: dict) -> None:
+def add_partition_metadata(context: dg.AssetExecutionContext, day: dt.date, tenant_slug: str, metadata: dict,
+                           asset_key: str | None = None) -> None:
     """Give one (day, tenant) partition of a run its own materialization metadata.
 
     A run over a range of partitions (the CLI's, a backfill's) records one materialization per
     partition, and a ``MaterializeResult``'s metadata is copied onto each of them; metadata added
     with ``add_asset_metadata(partition_key=...)`` lands on that partition's event alone.
     """
-    context.add_asset_metadata(metadata, partition_key=partition_key(day, tenant_slug))
+    context.add_asset_metadata(metadata, partition_key=partition_key(day, tenant_slug), asset_key=asset_key)

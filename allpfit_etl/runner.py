@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -29,11 +30,11 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import sqlalchemy as sa
 
-from allpfit_etl import settings
+from allpfit_etl import dagster_compat, settings
 from allpfit_etl.db import sql
 from allpfit_etl.errors import AllpfitError, ConfigError, DatabaseUnreachableError, redact, root_cause_line
 from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME
-from allpfit_etl.partitions import TENANT_TAG, range_tags, register_tenant_partitions, run_tags
+from allpfit_etl.partitions import PARTITION_TENANT_TAG, TENANT_TAG, parse_partition_key, range_tags, register_tenant_partitions, run_tags
 from allpfit_etl.tenants.registry import Tenant
 
 # What a run changed, summed over the per-partition materializations it recorded.
@@ -44,6 +45,7 @@ SUMMARY_KEYS = {
         "analyzed": "analyzed", "reused_answers": "reused_answers", "failures": "failures",
         "deferred_by_budget": "deferred_by_budget", "in_batch": "in_batch",
         "openai.total_tokens": "tokens", "cost_usd": "cost_usd", "cost_brl": "cost_brl",
+        "openai.unpriced_calls": "unpriced_calls",
     },
     "conversations_analytics": {"loaded": "loaded"},
 }
@@ -87,17 +89,27 @@ def get_instance() -> dg.DagsterInstance:
     return instance
 
 
-def parse_day(text: str, label: str) -> dt.date:
+DAY_FORMS = "YYYY-MM-DD, today, yesterday or N-days-ago"
+_DAYS_AGO = re.compile(r"(\d+)-days?-ago")
+
+
+def parse_day(text: str, label: str, today: dt.date) -> dt.date:
+    """A local day: a date, or one relative to ``today`` (so scripts and docs need no fixed dates)."""
+    word = text.strip().lower()
+    if word in ("today", "yesterday"):
+        return today - dt.timedelta(days=word == "yesterday")
+    if days_ago := _DAYS_AGO.fullmatch(word):
+        return today - dt.timedelta(days=int(days_ago.group(1)))
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"bad {label} date {text!r}: expected YYYY-MM-DD") from None
+        raise ConfigError(f"bad {label} date {text!r}: expected {DAY_FORMS}") from None
 
 
 def resolve_day_range(start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
     today = dt.datetime.now(ZoneInfo(settings.timezone_name())).date()
-    first = parse_day(start, "--from") if start else today - dt.timedelta(days=1)
-    last = parse_day(end, "--to") if end else (first if start else today)
+    first = parse_day(start, "--from", today) if start else today - dt.timedelta(days=1)
+    last = parse_day(end, "--to", today) if end else (first if start else today)
     earliest = dt.date.fromisoformat(settings.partitions_start_date())
     if first > last:
         raise ConfigError(f"bad date range: --from {first} is after --to {last}")
@@ -135,34 +147,23 @@ PROCESS_CHECK_INTERVAL_S = 5.0
 QUEUED_NOTICE_AFTER_S = 15.0
 # Runs of one tenant: the CLI's, the sensors' and backfills' carry allpfit/tenant; a single-partition
 # run launched from the UI carries only Dagster's own partition tag (as in dagster.yaml's limits).
-TENANT_TAGS = (TENANT_TAG, "dagster/partition/tenant")
+TENANT_TAGS = (TENANT_TAG, PARTITION_TENANT_TAG)
 
 
 def lead_analysis_recon_job():
     """The ``lead_analysis`` job as a code pointer (module and attribute), not an object."""
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
-
-    repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, DEFINITIONS_ATTRIBUTE)
-    return repository.get_reconstructable_job(LEAD_ANALYSIS_JOB_NAME)
+    return dagster_compat.reconstructable_job(DEFINITIONS_MODULE, DEFINITIONS_ATTRIBUTE, LEAD_ANALYSIS_JOB_NAME)
 
 
 def lead_analysis_remote_origin():
     """The origin the webserver and the daemon give the job: workspace.yaml's python_module entry."""
-    from dagster._core.remote_origin import (
-        ManagedGrpcPythonEnvCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin,
-    )
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-
-    location = ManagedGrpcPythonEnvCodeLocationOrigin(
-        LoadableTargetOrigin(module_name=DEFINITIONS_MODULE), location_name=CODE_LOCATION_NAME)
-    return RemoteJobOrigin(RemoteRepositoryOrigin(location, REPOSITORY_NAME), LEAD_ANALYSIS_JOB_NAME)
+    return dagster_compat.python_module_job_origin(DEFINITIONS_MODULE, CODE_LOCATION_NAME, REPOSITORY_NAME,
+                                                   LEAD_ANALYSIS_JOB_NAME)
 
 
 def daemon_serves_queue(instance: dg.DagsterInstance) -> bool:
     """True when the instance queues runs and a dagster-daemon dequeues them now (recent heartbeat)."""
-    from dagster._core.run_coordinator import QueuedRunCoordinator
-
-    if instance.is_ephemeral or not isinstance(instance.run_coordinator, QueuedRunCoordinator):
+    if not dagster_compat.queues_runs(instance):
         return False
     heartbeat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON_TYPE)
     return heartbeat is not None and time.time() - heartbeat.timestamp <= DAEMON_HEARTBEAT_MAX_AGE_S
@@ -240,13 +241,11 @@ PROCESS_MARK = "allpfit-etl process"
 
 
 def _mark_run_as_ours(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
-    from dagster._core.events import EngineEventData
-
     host, pid = socket.gethostname(), os.getpid()
     instance.report_engine_event(
         f"{PROCESS_MARK}: executed by allpfit-etl itself (no dagster-daemon serves the run queue), "
         f"pid {pid} on {host}", run,
-        EngineEventData(metadata={"host": host, "pid": pid, "process_start": _process_start(pid) or ""}))
+        dagster_compat.engine_event_data({"host": host, "pid": pid, "process_start": _process_start(pid) or ""}))
 
 
 def _left_by_a_vanished_process(instance: dg.DagsterInstance, run_id: str) -> str | None:
@@ -286,8 +285,6 @@ def _runs_in_the_way(instance: dg.DagsterInstance, run_id: str, slug: str, stora
 
 def _execute_here(instance: dg.DagsterInstance, recon_job, run_id: str, slug: str) -> dg.DagsterRun:
     """Execute the run in this process once no other run of the tenant is in progress."""
-    from dagster._core.execution.api import execute_run
-
     storage_id = instance.get_run_record_by_id(run_id).storage_id
     checked: dict[str, float] = {}  # blocking run → when its process was last checked
     try:
@@ -307,7 +304,7 @@ def _execute_here(instance: dg.DagsterInstance, recon_job, run_id: str, slug: st
             time.sleep(POLL_INTERVAL_S)
         run = instance.get_run_by_id(run_id)
         if run.status == dg.DagsterRunStatus.STARTING:  # not canceled from the UI meanwhile
-            execute_run(recon_job, run, instance)
+            dagster_compat.execute_run(recon_job, run, instance)
     except BaseException:  # Ctrl-C while waiting, say: the run must not hold the tenant's turn
         run = instance.get_run_by_id(run_id)
         if run.status == dg.DagsterRunStatus.STARTING:
@@ -322,8 +319,6 @@ def _launch(instance: dg.DagsterInstance, slug: str, tags: dict, *, partition: s
             run_config: dict | None = None) -> dg.DagsterRun:
     """Create one run of ``lead_analysis`` with the code location's origin; the daemon's queue runs
     it when a daemon serves it, this process otherwise. Returns the ended run."""
-    from dagster._core.execution.execute_in_process import merge_run_tags
-
     recon_job = lead_analysis_recon_job()
     job = recon_job.get_definition()
     queue = daemon_serves_queue(instance)
@@ -335,8 +330,7 @@ def _launch(instance: dg.DagsterInstance, slug: str, tags: dict, *, partition: s
         config["loggers"] = {"console": {"config": {"log_level": _console_log_level()}}}
     run = instance.create_run_for_job(
         job, run_config=config,
-        tags=merge_run_tags(job_def=job, partition_key=partition, tags=tags, asset_selection=None,
-                            instance=instance, run_config=config),
+        tags=dagster_compat.partition_run_tags(job, partition, tags, instance, config),
         status=dg.DagsterRunStatus.NOT_STARTED if queue else dg.DagsterRunStatus.STARTING,
         remote_job_origin=lead_analysis_remote_origin(), job_code_origin=recon_job.get_python_origin(),
     )
@@ -352,8 +346,9 @@ def _first_error(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
         event = entry.dagster_event
         if event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error
-            if error.cause is None and error.cls_name == "Failure":  # the step's own one-line verdict
-                cause = error.message.strip().splitlines()[0].split("Failure: ", 1)[-1]
+            verdict = event.step_failure_data.user_failure_data
+            if error.cause is None and verdict is not None and verdict.description:  # the step's own dg.Failure
+                cause = verdict.description
             else:
                 cause = root_cause_line(error)
             return f"{redact(cause)} (step {event.step_key})"
@@ -410,6 +405,7 @@ class RangeTotals:
     visits: int
     cost_usd: float
     cost_brl: float
+    unpriced_calls: int = 0  # calls of a model with no known price: the spend is unknown, not the figures above
 
 
 def range_totals(engine: sa.Engine, tenants: list[Tenant], first: dt.date, last: dt.date) -> RangeTotals:
@@ -417,7 +413,7 @@ def range_totals(engine: sa.Engine, tenants: list[Tenant], first: dt.date, last:
     with engine.connect() as conn:
         row = conn.execute(query, {"tenant_ids": [t.tenant_id for t in tenants], "first": first, "last": last}).one()
     return RangeTotals(int(row.conversations), int(row.analyzed), int(row.leads), int(row.visits),
-                       float(row.cost_usd), float(row.cost_brl))
+                       float(row.cost_usd), float(row.cost_brl), int(row.unpriced_calls))
 
 
 def run_partition_keys(keys: list[str], trigger: str, instance: dg.DagsterInstance | None = None) -> RunSummary:
@@ -425,7 +421,7 @@ def run_partition_keys(keys: list[str], trigger: str, instance: dg.DagsterInstan
     instance = instance or get_instance()
     summary = RunSummary()
     for key in keys:
-        slug = str(key).split("|")[-1]
+        _, slug = parse_partition_key(key)
         run = _launch(instance, slug, run_tags(slug, trigger), partition=str(key))
         _add_run(summary, instance, run, str(key))
     return summary

@@ -74,19 +74,3 @@ def activity_sensor_interval_seconds() -> int:
 
 def batch_sensor_interval_seconds() -> int:
     return _positive_int("ALLPFIT_BATCH_SENSOR_INTERVAL", 60)
-
-
-# What dagster.yaml's PostgreSQL storage reads (see its comment on why these are fields, not a URL).
-DAGSTER_STORAGE_VARIABLES = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
-
-
-def dagster_storage_env(url: str) -> dict[str, str]:
-    """The ``DAGSTER_PG_*`` variables for Dagster's own storage, from one ``postgresql://`` URL."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql" or not parsed.database:
-        raise ValueError("Dagster's storage needs a postgresql://user:password@host:5432/database URL")
-    values = (parsed.host or "localhost", str(parsed.port or 5432), parsed.username or "", parsed.password or "",
-              parsed.database)
-    return dict(zip(DAGSTER_STORAGE_VARIABLES, values))

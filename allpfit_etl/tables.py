@@ -22,12 +22,22 @@ ANALYSIS_COLUMNS = (
 LLM_USAGE_COLUMNS = (
     "tenant_id", "conversation_id", "model", "prompt_tokens", "cached_tokens", "completion_tokens",
     "total_tokens", "cost_usd", "cost_brl", "latency_ms", "attempt", "status", "error_kind", "run_id", "created_at",
+    "priced", "mode", "batch_id",
 )
 
 chatwoot_conversations = sa.table("chatwoot_conversations", *(sa.column(c) for c in CHATWOOT_CONVERSATION_COLUMNS))
 pending_conversations = sa.table("pending_conversations", *(sa.column(c) for c in PENDING_COLUMNS))
 conversation_analyses = sa.table("conversation_analyses", *(sa.column(c) for c in ANALYSIS_COLUMNS))
 llm_usage = sa.table("llm_usage", *(sa.column(c) for c in LLM_USAGE_COLUMNS))
+
+
+def ledger_row(record, run_id: str | None) -> dict:
+    """The ``llm_usage`` row of one API attempt (a ``CallRecord``), real time or batch alike."""
+    row = {column: getattr(record, column, None) for column in LLM_USAGE_COLUMNS}
+    row["run_id"] = run_id
+    row["mode"] = row["mode"] or "realtime"
+    row["priced"] = True if row["priced"] is None else bool(row["priced"])
+    return row
 
 
 def insert_rows(conn: sa.Connection, table: sa.TableClause, rows: list[dict]) -> int:

@@ -49,5 +49,3 @@ def _sanitize_any(value):
     return value
 
 
-def has_forbidden_characters(value: str | None) -> bool:
-    return value is not None and ("\x00" in value or bool(_SURROGATE.search(value)))

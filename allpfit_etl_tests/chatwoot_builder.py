@@ -17,6 +17,7 @@ class ChatwootBuilder:
         create_chatwoot_schema(engine)
         self._ids = {"accounts": 0, "inboxes": 0, "contacts": 0, "conversations": 0, "messages": 0, "attachments": 0}
         self._display = {}
+        self.inboxes: dict[int, int] = {}  # account id → its WhatsApp inbox
 
     def _next(self, table: str) -> int:
         self._ids[table] += 1
@@ -32,7 +33,7 @@ class ChatwootBuilder:
     def account(self, name: str) -> int:
         now = dt.datetime(2025, 1, 1)
         account_id = self._insert("accounts", {"id": self._next("accounts"), "name": name, "created_at": now, "updated_at": now})
-        self._inbox = self._insert("inboxes", {
+        self.inboxes[account_id] = self._insert("inboxes", {
             "id": self._next("inboxes"), "channel_id": 1, "account_id": account_id, "name": f"WhatsApp {name}",
             "created_at": now, "updated_at": now, "channel_type": "Channel::Whatsapp",
         })
@@ -48,7 +49,7 @@ class ChatwootBuilder:
             "custom_attributes": json.dumps(contact_attributes or {}),
         })
         self._display[account_id] += 1
-        inbox = self._inbox
+        inbox = self.inboxes[account_id]
         return self._insert("conversations", {
             "id": self._next("conversations"), "account_id": account_id, "inbox_id": inbox, "status": status,
             "created_at": created_at, "updated_at": created_at, "contact_id": contact,
@@ -69,7 +70,7 @@ class ChatwootBuilder:
     ) -> int:
         attributes = json.dumps(content_attributes or {})  # \u0000 stays escaped: json (not jsonb) keeps it
         message_id = self._insert("messages", {
-            "id": self._next("messages"), "content": content, "account_id": account_id, "inbox_id": self._inbox,
+            "id": self._next("messages"), "content": content, "account_id": account_id, "inbox_id": self.inboxes[account_id],
             "conversation_id": conversation_id, "message_type": message_type, "created_at": at, "updated_at": at,
             "private": private, "sender_type": sender_type, "content_attributes": attributes,
         })

@@ -37,7 +37,7 @@ def _admin_engine() -> sa.Engine:
 # The suite runs on several workers (pyproject's addopts) and ends when its longest tests do,
 # so they start first. Tests sharing a module fixture stay on one worker (xdist_group).
 LONGEST_FIRST = (
-    "test_live_operation.py", "test_deployment_end_to_end.py", "test_install.py", "test_cli_runs_in_ui.py", "test_batch_pipeline.py", "test_openai_account_errors.py",
+    "test_live_operation.py", "test_deployment_end_to_end.py", "test_docs_examples.py", "test_install.py", "test_cli_runs_in_ui.py", "test_batch_pipeline.py", "test_openai_account_errors.py",
     "test_daemon_on_sqlite.py", "test_openai_pipeline.py", "test_openai_shared_limit.py",
     "test_production_limits.py", "test_secrets_redaction.py", "test_live_sensor.py",
 )
@@ -83,9 +83,9 @@ def make_pg_database(pg_admin: sa.Engine) -> Iterator[Callable[[str], str]]:
         return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
 
     yield factory
-    from allpfit_etl.db import _cached_engine
+    from allpfit_etl.db import dispose_engines
 
-    _cached_engine.cache_clear()
+    dispose_engines()
     with pg_admin.connect() as conn:
         for name in created:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -94,7 +94,7 @@ def make_pg_database(pg_admin: sa.Engine) -> Iterator[Callable[[str], str]]:
 @pytest.fixture
 def server():
     """The bundled OpenAI-compatible server, over real HTTP, with its default behaviour."""
-    from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+    from fake_openai import FakeOpenAIServer, FakeServerConfig
 
     with FakeOpenAIServer(FakeServerConfig()) as fake:
         yield fake

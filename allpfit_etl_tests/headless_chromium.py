@@ -79,18 +79,22 @@ class HeadlessChromium:
             time.sleep(0.5)
         raise AssertionError(f"page never showed {texts}; it shows: {body[:500]!r}")
 
+    def _button(self, label: str) -> str:
+        return f"[...document.querySelectorAll('button')].find(b => b.innerText.trim() === {json.dumps(label)})"
+
     def click_button(self, label: str) -> bool:
-        return bool(self.evaluate(
-            f"(() => {{ const b = [...document.querySelectorAll('button')].find(b => b.innerText.trim() === {json.dumps(label)});"
-            " if (b) { b.click(); return true; } return false; })()"
-        ))
+        return bool(self.evaluate(f"(() => {{ const b = {self._button(label)}; if (b) {{ b.click(); return true; }} return false; }})()"))
+
+    def shows_button(self, label: str) -> bool:
+        return bool(self.evaluate(f"Boolean({self._button(label)})"))
 
     def dismiss(self, label: str, wait_s: float = 15) -> bool:
         """Click the button ``label`` of a dialog if one shows up within ``wait_s`` seconds."""
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if self.click_button(label):
-                time.sleep(0.5)
+                while self.shows_button(label) and time.monotonic() < deadline + 10:  # until the dialog has closed
+                    time.sleep(0.1)
                 return True
             time.sleep(0.5)
         return False

@@ -64,7 +64,7 @@ def insert_conversations(world, per_conversation_day: bool) -> None:
             " SELECT :first + n, :account, :inbox, 0, :day0 + (n * :step / :per_day) * interval '1 day' + interval '15 hours',"
             "        timestamp '2025-10-01', n + 1, timestamp '2025-10-01'"
             " FROM generate_series(0, :count - 1) AS n"),
-            {"first": FIRST_ID, "account": world["gym"], "inbox": world["cw"]._inbox, "day0": FIRST_DAY, "step": step,
+            {"first": FIRST_ID, "account": world["gym"], "inbox": world["cw"].inboxes[world["gym"]], "day0": FIRST_DAY, "step": step,
              "per_day": PER_DAY, "count": count})
 
 
@@ -81,7 +81,7 @@ def change_rows(world, stream: str) -> None:
                 " SELECT :first + n, 'oi', :account, :inbox, :first + n / :per_day, 0,"
                 "        :at + n * interval '1 second', :at + n * interval '1 second'"
                 " FROM generate_series(0, :rows - 1) AS n"),
-                {"first": FIRST_ID, "account": world["gym"], "inbox": world["cw"]._inbox, "per_day": PER_DAY,
+                {"first": FIRST_ID, "account": world["gym"], "inbox": world["cw"].inboxes[world["gym"]], "per_day": PER_DAY,
                  "at": CHANGED_AT, "rows": ROWS})
 
 

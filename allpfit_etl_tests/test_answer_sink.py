@@ -4,7 +4,6 @@ the ledger row of the call that paid for it — both or neither — on the real 
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +14,7 @@ from allpfit_etl.analysis.openai_analyzer import CallRecord
 from allpfit_etl.db import get_engine
 from allpfit_etl.identities import AnalyzerIdentity
 from allpfit_etl.schema import apply_migrations
+from allpfit_devtools.deployment import wait_for
 
 IDENTITY = AnalyzerIdentity("openai", "gpt-4o-mini", "v-test")
 
@@ -60,8 +60,8 @@ def test_an_answer_whose_ledger_row_fails_is_not_stored_and_the_writer_goes_on(s
         broken.result(timeout=30)
     assert counts(sink) == (0, 0)  # neither the answer nor its ledger row
 
-    sink.save_answer(answer(2), call(2))
-    sink.save_call(call(3, status="rate_limited", prompt_tokens=0, completion_tokens=0, total_tokens=0))
+    sink.submit_answer(answer(2), call(2)).result(timeout=30)
+    sink.submit_call(call(3, status="rate_limited", prompt_tokens=0, completion_tokens=0, total_tokens=0)).result(timeout=30)
     assert counts(sink) == (1, 2)
 
 
@@ -69,11 +69,18 @@ def test_a_waiter_that_gave_up_still_gets_its_answer_stored_and_the_writer_goes_
     # A chunk stopped by an account error cancels its tasks; asyncio.wrap_future then cancels
     # the futures of answers still being committed. Those answers were paid for: they are
     # stored, and the writer serves the answers that come after.
-    with sink._lock:  # the writer takes the group, then waits for the transaction lock
+    with sink.engine.connect() as holder:  # the writer's transaction waits on this lock, as on a busy table
+        holder.execute(sa.text("LOCK TABLE conversation_analyses IN EXCLUSIVE MODE"))
         abandoned = sink.submit_answer(answer(1), call(1))
-        deadline = time.monotonic() + 10
-        while not sink._queue.empty() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: lock_waiters(sink.engine), 10, "the writer to wait on the table lock", 0.01)
         assert abandoned.cancel()
+        holder.rollback()
     sink.submit_answer(answer(2), call(2)).result(timeout=30)  # hung when the writer died on the cancelled one
     assert counts(sink) == (2, 2)
+
+
+def lock_waiters(engine: sa.Engine) -> int:
+    """Sessions of this database waiting for a lock (read afresh: a transaction keeps its first view)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).scalar_one()

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import psutil
 import pytest
 
 from allpfit_etl.db import get_engine
 from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
-from allpfit_etl.extract import chatwoot_source
 from allpfit_etl.extract.chatwoot_source import extract_day
 
 DAY = dt.date(2025, 11, 10)
@@ -28,9 +28,12 @@ def source(make_pg_database):
     return engine
 
 
+def extract(source, workers: int, batch_size: int = BATCH):
+    return extract_day(source, tenant_id=7, account_id=1, day=DAY, timezone=TIMEZONE, batch_size=batch_size, workers=workers)
+
+
 def rows_of(source, workers: int, batch_size: int = BATCH) -> list[list[dict]]:
-    batches = list(extract_day(source, tenant_id=7, account_id=1, day=DAY, timezone=TIMEZONE,
-                               batch_size=batch_size, workers=workers))
+    batches = list(extract(source, workers, batch_size))
     for batch in batches:
         for row in batch:
             row.pop("extracted_at")
@@ -39,8 +42,13 @@ def rows_of(source, workers: int, batch_size: int = BATCH) -> list[list[dict]]:
 
 def test_forked_workers_hand_back_the_rows_one_process_reads_in_id_order(source):
     alone = rows_of(source, workers=1)
-    forked = rows_of(source, workers=2)
+    batches = extract(source, workers=2)
+    forked = [next(batches)]
+    assert psutil.Process().children(), "no worker process was forked"
+    forked += list(batches)
     flat = [row for batch in forked for row in batch]
+    for row in flat:
+        row.pop("extracted_at")
     assert flat == [row for batch in alone for row in batch]
     assert len(flat) == CONVERSATIONS and [r["conversation_id"] for r in flat] == sorted(r["conversation_id"] for r in flat)
     assert all(0 < len(batch) <= BATCH for batch in forked)
@@ -52,19 +60,19 @@ def test_a_day_of_whole_batches_yields_no_empty_batch(source):
     assert [len(batch) for batch in forked] == [23] * 10
 
 
-def test_conversations_created_after_the_boundaries_were_read_are_still_extracted(source, monkeypatch):
-    """The boundaries are read first; a conversation that arrives before the last batch is read
-    lands after the last boundary, beyond one batch: the tail is read to its end."""
-    read_boundaries = chatwoot_source._batch_starts
-    monkeypatch.setattr(chatwoot_source, "_batch_starts", lambda src, job: read_boundaries(src, job)[:-3])
-    forked = [row for batch in rows_of(source, workers=2) for row in batch]
-    assert [r["conversation_id"] for r in forked] == [r["conversation_id"] for b in rows_of(source, workers=1) for r in b]
+def test_conversations_created_after_the_boundaries_were_read_are_still_extracted(source):
+    """The boundaries are read first; conversations that arrive while the workers read land after
+    the last boundary, beyond one batch: the tail is read to its end."""
+    batches = extract(source, workers=2)
+    first = next(batches)  # the boundaries are read by now
+    seed_bulk(source, account_id=1, day=DAY, conversations=2 * BATCH + 5, messages_per_conversation=2, seed=3)
+    ids = [r["conversation_id"] for batch in [first, *batches] for r in batch]
+    assert len(ids) == CONVERSATIONS + 2 * BATCH + 5
+    assert ids == [r["conversation_id"] for b in rows_of(source, workers=1) for r in b]
 
 
-def test_a_small_day_is_not_worth_the_workers(source, monkeypatch):
-    def no_fork(*args, **kwargs):
-        raise AssertionError("a small day forked workers")
-
-    monkeypatch.setattr(chatwoot_source, "_in_forked_workers", no_fork)
-    rows = rows_of(source, workers=2, batch_size=CONVERSATIONS + 1)  # one batch < PARALLEL_MIN_BATCHES
-    assert sum(len(b) for b in rows) == CONVERSATIONS
+def test_a_small_day_is_not_worth_the_workers(source):
+    batches = extract(source, workers=2, batch_size=CONVERSATIONS + 1)  # one batch < PARALLEL_MIN_BATCHES
+    first = next(batches)
+    assert psutil.Process().children() == []  # read in this process
+    assert len(first) + sum(len(b) for b in batches) == CONVERSATIONS

@@ -21,16 +21,15 @@ import sqlalchemy as sa
 from allpfit_etl.automation.sensors import INCREMENTAL_RUN_CONFIG
 from allpfit_etl.db import get_engine
 from allpfit_etl.demo.seed import create_chatwoot_schema
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.partitions import run_tags
 from allpfit_etl.runner import daemon_serves_queue
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.settings import dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
-from allpfit_etl_tests.deployment import (
-    REPO, dagster_processes, instance_environment, postgres_databases, production_home, wait_for,
+from allpfit_devtools.deployment import (
+    REPO, postgres_databases, production_deployment, wait_for,
 )
 
 LOCATION, REPOSITORY, JOB = "allpfit_etl", "__repository__", "lead_analysis"
@@ -106,23 +105,16 @@ def deployment(tmp_path_factory, pg_admin):
         # created while it is in progress.
         server = stack.enter_context(FakeOpenAIServer(FakeServerConfig(latency_s=0.5)))
         env = {
-            **os.environ,
-            "DAGSTER_HOME": str(production_home(tmp)),
-            **dagster_storage_env(urls["dagster"]),
-            "CHATWOOT_DATABASE_URL": urls["chatwoot"],
-            "ANALYTICS_DATABASE_URL": urls["analytics"],
+            **{k: v for k, v in os.environ.items() if k != "ALLPFIT_LOG_LEVEL"},
             "OPENAI_API_KEY": SECRET_KEY,
             "OPENAI_BASE_URL": server.base_url,
             "ALLPFIT_START_DATE": "2025-11-01",
             "ALLPFIT_REPORT_PATH": str(tmp / "lead_report.html"),
         }
-        env.pop("ALLPFIT_LOG_LEVEL", None)
-        processes = stack.enter_context(dagster_processes(env, tmp))
-        stack.enter_context(instance_environment(env))
-        instance = dg.DagsterInstance.get()
-        stack.callback(instance.dispose)
-        wait_for(lambda: daemon_serves_queue(instance), 120, "the daemon's run queue heartbeat")
-        yield {"env": env, "instance": instance, "port": processes.port, "client": processes.client(), "logs": processes.logs}
+        deployed = stack.enter_context(production_deployment(urls, tmp, env))
+        wait_for(lambda: daemon_serves_queue(deployed.instance), 120, "the daemon's run queue heartbeat")
+        yield {"env": deployed.env, "instance": deployed.instance, "port": deployed.port, "client": deployed.client(),
+               "logs": deployed.processes.logs}
 
 
 def graphql(deployment, query: str, variables: dict | None = None) -> dict:
@@ -266,13 +258,10 @@ def production_instance_without_daemon(pg_admin, tmp_path, latency_s: float):
         apply_migrations(analytics)
         add_tenant(analytics, "allpfit", "AllpFit", gym, TenantFeatures(use_openai=True, max_concurrency=4))
         server = stack.enter_context(FakeOpenAIServer(FakeServerConfig(latency_s=latency_s)))
-        env = user_env(tmp_path / "allpfit", DAGSTER_HOME=str(production_home(tmp_path)), **dagster_storage_env(urls["dagster"]),
-                       CHATWOOT_DATABASE_URL=urls["chatwoot"], ANALYTICS_DATABASE_URL=urls["analytics"],
-                       OPENAI_API_KEY=SECRET_KEY, OPENAI_BASE_URL=server.base_url, ALLPFIT_START_DATE="2025-11-01")
-        stack.enter_context(instance_environment(env))
-        instance = dg.DagsterInstance.get()
-        stack.callback(instance.dispose)
-        yield env, instance, server
+        env = user_env(tmp_path / "allpfit", OPENAI_API_KEY=SECRET_KEY, OPENAI_BASE_URL=server.base_url,
+                       ALLPFIT_START_DATE="2025-11-01")
+        deployed = stack.enter_context(production_deployment(urls, tmp_path, env, daemon=False))
+        yield deployed.env, deployed.instance, server
 
 
 RUN_COMMAND = ["allpfit-etl", "run", "--tenant", "allpfit", *day_args(NO_DAEMON_DAY)]

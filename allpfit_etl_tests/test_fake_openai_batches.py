@@ -8,7 +8,7 @@ import json
 import openai
 import pytest
 
-from allpfit_etl.fake_openai import expected_answer
+from fake_openai import expected_answer
 
 
 def client(server):

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from allpfit_etl.analysis.openai_analyzer import RESPONSE_FORMAT, LeadAnswer
-from allpfit_etl.fake_openai import FakeOpenAIServer, expected_answer
+from fake_openai import FakeOpenAIServer, expected_answer
 
 MESSAGES = [{"role": "system", "content": "Você analisa leads."}, {"role": "user", "content": "Contato: qual o valor?"}]
 
@@ -129,7 +129,7 @@ def test_requests_without_a_key_get_401_and_admin_endpoints_work(server):
 
 
 def test_command_line_server_prints_its_url_and_answers():
-    process = subprocess.Popen([sys.executable, "-m", "allpfit_etl.fake_openai", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "fake_openai", "--port", "0"], stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline().strip()
         assert line.startswith("listening on http://127.0.0.1:")
@@ -224,8 +224,8 @@ def test_successful_answers_state_the_limits(server):
 
 
 def test_extensions_add_routes_behind_the_same_key_check():
-    from allpfit_etl.fake_openai import register_extension
-    from allpfit_etl.fake_openai import server as server_module
+    from fake_openai import register_extension
+    from fake_openai import server as server_module
 
     def register(server):
         async def echo(headers, body):

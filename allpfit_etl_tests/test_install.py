@@ -32,7 +32,8 @@ def installed(tmp_path_factory) -> Path:
     names = zipfile.ZipFile(wheel).namelist()
     assert "allpfit_etl/sql/analytics/migrations/001_initial.postgresql.sql" in names
     assert "allpfit_etl/analysis/prompts/lead_analysis_v1.md" in names
-    assert not [n for n in names if n.startswith("allpfit_etl_tests/")]
+    assert not [n for n in names if n.startswith(("allpfit_etl_tests/", "fake_openai/", "allpfit_devtools/"))]
+    assert not [n for n in names if "fake_openai" in n]  # the fake server is a dev tool of its own
 
     env_dir = root / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)

@@ -14,19 +14,18 @@ from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME, lead_analysis_job
 from allpfit_etl.load.checks import ASSET_CHECKS
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.tenants.registry import TenantFeatures
-from allpfit_etl_tests.test_openai_pipeline import API_KEY, KEY, build_world, materialize, scalar
+from allpfit_etl_tests.test_openai_pipeline import API_KEY, KEY, materialize, world_of
 
 
 def ledger_by_status(world) -> dict[str, int]:
-    with world["analytics"].connect() as conn:
+    with world.analytics.connect() as conn:
         return dict(conn.execute(sa.text("SELECT status, COUNT(*) FROM llm_usage GROUP BY status")).all())
 
 
 def test_every_attempt_is_in_the_ledger_with_its_status(make_pg_database, server, instance):
     server.configure(p_429=0.12, p_500=0.12, p_hang=0.08, hang_s=8.0, p_truncated=0.12, fault_seed=5)
-    world = build_world(make_pg_database, server, 40, TenantFeatures(use_openai=True, chunk_size=40, max_concurrency=20),
-                        timeout_s=3.0)  # generous: only the hangs may time out
-    meta, _ = materialize(world, instance)
+    world = world_of(make_pg_database, 40, TenantFeatures(use_openai=True, chunk_size=40, max_concurrency=20))
+    meta, _ = materialize(world, server, instance, timeout_s=3.0)  # generous: only the hangs may time out
     stats = server.stats()
 
     assert ledger_by_status(world) == {
@@ -37,10 +36,10 @@ def test_every_attempt_is_in_the_ledger_with_its_status(make_pg_database, server
         "timeout": stats["hangs"],
     }
     assert min(stats[k] for k in ("faulty_billed_calls", "rate_limited", "errors_500", "hangs")) > 0  # all four happened
-    assert scalar(world, "SELECT COUNT(*) FROM llm_usage") == stats["requests"]
+    assert world.scalar("SELECT COUNT(*) FROM llm_usage") == stats["requests"]
     assert meta["conversation_analyses"]["retries"] == stats["requests"] - 40
 
-    with world["analytics"].connect() as conn:
+    with world.analytics.connect() as conn:
         attempts = conn.execute(sa.text(
             "SELECT conversation_id, attempt, status, error_kind FROM llm_usage ORDER BY conversation_id, attempt")).all()
         failures = {r.conversation_id: r for r in conn.execute(sa.text(
@@ -82,9 +81,9 @@ def failing_world(make_pg_database, server, monkeypatch):
     """One chunk of six conversations, one request at a time; the analytics database refuses the
     sixth answer once (a dropped connection, a failover), which fails the chunk step after five
     answers were stored."""
-    world = build_world(make_pg_database, server, CONVERSATIONS,
-                        TenantFeatures(use_openai=True, chunk_size=CONVERSATIONS, max_concurrency=1))
-    with world["analytics"].begin() as conn:
+    world = world_of(make_pg_database, CONVERSATIONS,
+                     TenantFeatures(use_openai=True, chunk_size=CONVERSATIONS, max_concurrency=1))
+    with world.analytics.begin() as conn:
         conn.execute(sa.text("CREATE SEQUENCE answer_writes"))
         conn.execute(sa.text(f"""
             CREATE FUNCTION refuse_one_answer() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -96,7 +95,7 @@ def failing_world(make_pg_database, server, monkeypatch):
             END $$"""))
         conn.execute(sa.text("CREATE TRIGGER refuse_one_answer BEFORE INSERT ON conversation_analyses"
                              " FOR EACH ROW EXECUTE FUNCTION refuse_one_answer()"))
-    for name, value in (("CHATWOOT_DATABASE_URL", world["chatwoot_url"]), ("ANALYTICS_DATABASE_URL", world["analytics_url"]),
+    for name, value in (("CHATWOOT_DATABASE_URL", world.chatwoot_url), ("ANALYTICS_DATABASE_URL", world.analytics_url),
                         ("OPENAI_API_KEY", API_KEY), ("OPENAI_BASE_URL", server.base_url)):
         monkeypatch.setenv(name, value)
     return world
@@ -117,9 +116,9 @@ def analyses_metadata(instance, run_id: str) -> dict:
 def assert_paid_once_except_the_lost_answer(world, server):
     # six answers paid, plus the one whose write was refused; never the five already stored
     assert server.stats()["billed_calls"] == CONVERSATIONS + 1
-    assert scalar(world, "SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'") == CONVERSATIONS
-    assert scalar(world, "SELECT COUNT(*) FROM conversations_analytics WHERE analyzer = 'openai'") == CONVERSATIONS
-    assert scalar(world, "SELECT COUNT(*) FROM llm_usage WHERE status = 'ok'") == CONVERSATIONS
+    assert world.scalar("SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'") == CONVERSATIONS
+    assert world.scalar("SELECT COUNT(*) FROM conversations_analytics WHERE analyzer = 'openai'") == CONVERSATIONS
+    assert world.scalar("SELECT COUNT(*) FROM llm_usage WHERE status = 'ok'") == CONVERSATIONS
 
 
 def test_a_step_retry_reuses_the_answers_stored_before_the_failure(make_pg_database, server, instance, monkeypatch):
@@ -141,7 +140,7 @@ def test_a_reexecution_from_failure_reuses_the_answers_of_the_failed_run(make_pg
     failed = dg.execute_job(job, instance=instance, run_config=in_process(retries=False),
                             tags={"dagster/partition": KEY}, raise_on_error=False)
     assert not failed.success
-    assert scalar(world, "SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'") == CONVERSATIONS - 1
+    assert world.scalar("SELECT COUNT(*) FROM conversation_analyses WHERE analyzer = 'openai'") == CONVERSATIONS - 1
     assert server.stats()["billed_calls"] == CONVERSATIONS
 
     again = dg.execute_job(  # execute_job does not copy the parent's tags (the UI does): the partition goes in again

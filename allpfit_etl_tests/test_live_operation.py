@@ -42,13 +42,12 @@ from allpfit_etl.demo.live import (
 from allpfit_etl.demo.seed import create_chatwoot_schema
 from allpfit_etl.errors import root_cause_line
 from allpfit_etl.extract.chatwoot_source import extract_day
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.settings import dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
-from allpfit_etl_tests.deployment import (
-    dagster_processes, instance_environment, postgres_databases, production_home, wait_for,
+from allpfit_devtools.deployment import (
+    postgres_databases, production_deployment, sensor_ticks_since, wait_for,
 )
 
 pytestmark = pytest.mark.xdist_group("live")
@@ -196,18 +195,12 @@ def live(tmp_path_factory, pg_admin):
         server = stack.enter_context(FakeOpenAIServer(FakeServerConfig(latency_s=0.05)))
         env = {
             **os.environ,
-            "DAGSTER_HOME": str(production_home(tmp)),
-            **dagster_storage_env(urls["dagster"]),
-            "CHATWOOT_DATABASE_URL": urls["chatwoot"],
-            "ANALYTICS_DATABASE_URL": urls["analytics"],
             "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex,
             "OPENAI_BASE_URL": server.base_url,
             "ALLPFIT_ACTIVITY_SENSOR_INTERVAL": str(SENSOR_INTERVAL),
         }
-        processes = stack.enter_context(dagster_processes(env, tmp, webserver=False))
-        stack.enter_context(instance_environment(env))
-        instance = dg.DagsterInstance.get()
-        stack.callback(instance.dispose)
+        deployed = stack.enter_context(production_deployment(urls, tmp, env, webserver=False))
+        instance, processes = deployed.instance, deployed.processes
 
         # The activity sensor starts at the newest Chatwoot activity: traffic begins after its first tick.
         def sensor_started():
@@ -255,7 +248,7 @@ def resume_scenario(live) -> dict:
     steps = live_script(random.Random(7), "Academia North", 5, "Renata")
     conversation, first_at = open_conversation(source, account, live["inboxes"][account], "Renata Lima", steps[0])
     for step in steps[1:3]:
-        time.sleep(5)
+        time.sleep(5)  # the contact's typing pace: the traffic under test, not synchronisation
         write_step(source, conversation, step)
     days = {local_day(first_at)}
     first_hash, _ = final_hashes(source, account, days)[conversation]
@@ -263,12 +256,14 @@ def resume_scenario(live) -> dict:
     paid_before_resuming = paid_calls(live["analytics"]).get((tenant_id, conversation), 0)
     resumed = time.monotonic()
     write_message(source, conversation, "oi, voltei! ainda dá pra remarcar a aula pra sexta?")
-    time.sleep(5)
+    time.sleep(5)  # the bot's answer comes a few seconds later, as in a real chat
     write_message(source, conversation, "Claro! Remarcado para sexta às 19h. 😉", message_type=1, sender_type="AgentBot")
     second_hash, contacts = final_hashes(source, account, days)[conversation]
     assert second_hash != first_hash
     second_final = wait_for_answer(live, tenant_id, conversation, "final", second_hash, SETTLE_MINUTES * 60 + SLACK_S)
-    time.sleep(SENSOR_INTERVAL * 3)  # nothing more is paid for it afterwards
+    settled = time.time()  # nothing more is paid for it afterwards, however often the sensor looks again
+    wait_for(lambda: sensor_ticks_since(live["instance"], "chatwoot_activity_sensor", settled) >= 3,
+             SENSOR_INTERVAL * 30, "three activity-sensor ticks after the final answer")
     return {"conversation": conversation, "tenant_id": tenant_id, "hashes": (first_hash, second_hash), "contacts": contacts,
             "paid_before_resuming": paid_before_resuming, "first_final": first_final, "resumed": resumed,
             "second_final": second_final}
@@ -281,7 +276,7 @@ def resolve_scenario(live) -> dict:
     steps = live_script(random.Random(8), "Academia Resolved", 3, "Igor")
     conversation, first_at = open_conversation(source, account, live["inboxes"][account], "Igor", steps[0])
     for step in steps[1:]:
-        time.sleep(3)
+        time.sleep(3)  # the contact's typing pace: the traffic under test, not synchronisation
         write_step(source, conversation, step)
     content_hash, _ = final_hashes(source, account, {local_day(first_at)})[conversation]
     provisional = wait_for_answer(live, tenant_id, conversation, "provisional", content_hash, SLACK_S)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 from pathlib import Path
 
@@ -310,6 +309,8 @@ def test_a_change_while_the_tenants_run_is_queued_requests_no_second_run_and_is_
     start_run(instance, queued)  # it starts: it reads day 10; day 12 gets its own run...
     result, cursor = tick(world, cursor)
     assert result.run_requests == [] and waiting_days(cursor) == ["2025-11-12"]  # ...once the spacing has passed
+    # The sensor reads the wall clock and the spacing is wall-clock time: it must pass (not
+    # synchronisation; the rule itself runs on a given clock in the plan_tenant_runs tests above).
     time.sleep(1.5 * SENSOR_INTERVAL)
     result, cursor = tick(world, cursor)
     assert [r.partition_key for r in result.run_requests] == ["2025-11-12|allpfit"]
@@ -455,33 +456,19 @@ def write_messages(chatwoot_db: Path, account_id: int, conversations: list[tuple
     engine.dispose()
 
 
-def test_the_daemon_launches_the_sensors_range_run_in_one_process(tmp_path, monkeypatch, capsys):
-    from allpfit_etl.cli.main import main
+def test_the_daemon_launches_the_sensors_range_run_in_one_process(tmp_path, monkeypatch):
     from allpfit_etl.demo.seed import DEMO_TENANTS
-    from allpfit_etl_tests.deployment import REPO, dagster_processes, wait_for
+    from allpfit_devtools.deployment import sensor_ticks_since, wait_for
+    from allpfit_etl_tests.deployments import demo_home_daemon
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(DAEMON_YAML)
-    for name in ("CHATWOOT_DATABASE_URL", "ANALYTICS_DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ALERT_WEBHOOK_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ALLPFIT_HOME", str(tmp_path))
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("ALLPFIT_ACTIVITY_SENSOR_INTERVAL", "5")
     tenant = DEMO_TENANTS[2]
-    assert main(["seed-demo"]) == 0 and main(["init"]) == 0
-    assert main(["tenants", "add", tenant.slug, "--name", tenant.name, "--account-id", str(tenant.account_id)]) == 0
-    capsys.readouterr()
-    chatwoot_db = tmp_path / "chatwoot.db"
-    conversations = two_conversations_days_apart(chatwoot_db, tenant.account_id)
-
-    with dagster_processes(os.environ, tmp_path, webserver=False, cwd=tmp_path, workspace=str(REPO / "workspace.yaml")):
-        instance = dg.DagsterInstance.get()
-
+    with demo_home_daemon(tmp_path, monkeypatch, DAEMON_YAML, [tenant], sensor_interval=5) as instance:
         def sensor_cursor():
             states = [s for s in instance.all_instigator_state() if s.instigator_name == "chatwoot_activity_sensor"]
             return states and states[0].instigator_data and states[0].instigator_data.cursor
 
+        chatwoot_db = tmp_path / "chatwoot.db"
+        conversations = two_conversations_days_apart(chatwoot_db, tenant.account_id)
         wait_for(sensor_cursor, 90, "the activity sensor's first tick")
         write_messages(chatwoot_db, tenant.account_id, conversations)
         trigger = {"allpfit/trigger": "activity_sensor"}
@@ -489,7 +476,9 @@ def test_the_daemon_launches_the_sensors_range_run_in_one_process(tmp_path, monk
         finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
         done = wait_for(lambda: (r := instance.get_run_by_id(launched[0].run_id)) and r.status in finished and r, 240,
                         "that run to finish", 2)
-        time.sleep(6)  # a tick or so more: no second run for the same changes
+        ended = time.time()
+        wait_for(lambda: sensor_ticks_since(instance, "chatwoot_activity_sensor", ended) >= 1, 60,
+                 "a tick after the run")  # that sees the same changes: no second run for them
         runs = instance.get_runs(dg.RunsFilter(tags=trigger))
 
     assert len(runs) == 1, [r.tags for r in runs]

@@ -67,7 +67,7 @@ def test_live_traffic_writes_each_message_when_due_and_records_what_it_wrote(eng
     traffic.start()
     while traffic.is_alive():  # while it runs, conversations are visibly in progress
         seen_partial |= any(0 < r.messages < r.planned_messages for r in traffic.records())
-        time.sleep(0.02)
+        time.sleep(0.02)  # sampling the records while the traffic runs
     records = traffic.join()
     elapsed = time.monotonic() - started
     assert seen_partial

@@ -6,24 +6,18 @@ rest and pays nothing twice."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import subprocess
 import sys
 
-import pytest
-import sqlalchemy as sa
-
 import dagster as dg
+import pytest
 
 from allpfit_etl.analysis.worker_processes import worker_count
-from allpfit_etl.db import get_engine
-from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
-from allpfit_etl.schema import apply_migrations
-from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
+from allpfit_etl.tenants.registry import TenantFeatures
+from allpfit_etl_tests.worlds import DAY, build_world
+from fake_openai import FakeOpenAIServer, FakeServerConfig
 
-DAY = dt.date(2025, 11, 10)
 GOOD_KEY = "sk-good-key"
 CONVERSATIONS = 150
 
@@ -36,27 +30,17 @@ BROKEN_SCHEMA_RUN = (
 
 
 @contextlib.contextmanager
-def build_world(make_pg_database, tmp_path, conversations: int, rpm: int):
-    chatwoot_url, analytics_url = make_pg_database("chatwoot"), make_pg_database("analytics")
-    source = get_engine(chatwoot_url)
-    create_chatwoot_schema(source)
-    seed_bulk(source, account_id=1, day=DAY, conversations=conversations, messages_per_conversation=4)
-    analytics = get_engine(analytics_url)
-    apply_migrations(analytics)
-    add_tenant(analytics, "gym", "Gym", 1, TenantFeatures(use_openai=True))
-    with FakeOpenAIServer(FakeServerConfig(latency_s=0.05, rpm=rpm, api_keys=(GOOD_KEY,))) as server:  # states its limits, as OpenAI does
-        env = {  # no DAGSTER_HOME: the CLI's own instance under ALLPFIT_HOME, as a user gets it
-            **{k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "OPENAI_RPM", "OPENAI_TPM")},
-            "CHATWOOT_DATABASE_URL": chatwoot_url, "ANALYTICS_DATABASE_URL": analytics_url,
-            "OPENAI_API_KEY": GOOD_KEY, "OPENAI_BASE_URL": server.base_url,
-            "ALLPFIT_HOME": str(tmp_path),
-        }
-        yield {"server": server, "analytics": analytics, "env": env, "home": tmp_path}
+def cli_world(make_pg_database, tmp_path, conversations: int, rpm: int):
+    """Tenant ``gym`` on the world of every pipeline test, reached by ``allpfit-etl run`` processes,
+    and a server that states its limits, as OpenAI does."""
+    world = build_world(make_pg_database, conversations, TenantFeatures(use_openai=True))
+    with FakeOpenAIServer(FakeServerConfig(latency_s=0.05, rpm=rpm, api_keys=(GOOD_KEY,))) as server:
+        yield {"world": world, "server": server, "env": world.cli_env(server, tmp_path, GOOD_KEY), "home": tmp_path}
 
 
 @pytest.fixture
 def world(make_pg_database, tmp_path):
-    with build_world(make_pg_database, tmp_path, CONVERSATIONS, rpm=6000) as built:
+    with cli_world(make_pg_database, tmp_path, CONVERSATIONS, rpm=6000) as built:
         yield built
 
 
@@ -69,8 +53,7 @@ def run(world, *, key: str = GOOD_KEY, broken_schema: bool = False) -> subproces
 
 
 def count(world, query: str) -> int:
-    with world["analytics"].connect() as conn:
-        return conn.execute(sa.text(query)).scalar_one()
+    return world["world"].scalar(query)
 
 
 CASES = {
@@ -126,7 +109,7 @@ def test_worker_processes_of_a_big_chunk_stop_together_on_an_account_error_and_p
         make_pg_database, tmp_path):
     """A chunk big enough for several worker processes: all of them stop at the quota error, the
     run fails in one line, every paid answer is stored, and the next run finishes the rest."""
-    with build_world(make_pg_database, tmp_path, WORKER_CONVERSATIONS, rpm=60_000) as big:
+    with cli_world(make_pg_database, tmp_path, WORKER_CONVERSATIONS, rpm=60_000) as big:
         server = big["server"]
         server.configure(quota_calls=400)
         failed = run(big)

@@ -9,7 +9,7 @@ import pytest
 
 from allpfit_etl.analysis.shared_rate_limit import SAFETY
 
-from allpfit_etl.analysis import openai_analyzer
+from allpfit_etl.analysis import openai_analyzer, structured_output
 from allpfit_etl.analysis.interface import ConversationInput
 from allpfit_etl.analysis.openai_analyzer import (
     IN_FLIGHT_WITHOUT_LIMIT,
@@ -20,8 +20,8 @@ from allpfit_etl.analysis.openai_analyzer import (
 )
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.errors import ConfigError
-from allpfit_etl.fake_openai import expected_answer
-from allpfit_etl.fake_openai.strict_schema import check_strict_schema
+from fake_openai import expected_answer
+from fake_openai.strict_schema import check_strict_schema
 
 
 def conversations(n: int) -> list[ConversationInput]:
@@ -116,7 +116,7 @@ def test_account_errors_stop_the_chunk_and_keep_the_answers_received(server, cha
 def test_a_rejected_schema_stops_the_chunk(server, monkeypatch):
     schema = json.loads(json.dumps(RESPONSE_FORMAT))
     del schema["json_schema"]["schema"]["additionalProperties"]
-    monkeypatch.setattr(openai_analyzer, "RESPONSE_FORMAT", schema)  # a schema strict mode refuses
+    monkeypatch.setattr(structured_output, "RESPONSE_FORMAT", schema)  # a schema strict mode refuses
     with pytest.raises(OpenAIAccountError, match="rejected the request itself .400 invalid_json_schema.*additionalProperties"):
         analyzer(server).analyze_chunk(conversations(200))
     assert server.stats()["schema_rejections"] <= 30 and server.stats()["billed_calls"] == 0
@@ -169,15 +169,15 @@ def test_littles_law_uses_the_servers_own_time_not_the_time_answers_waited_in_a_
                               rate_limits=RateLimits(30_000, 0))
 
     busy = fresh()
-    assert busy._target_in_flight() == openai_analyzer.INITIAL_IN_FLIGHT  # a slow start before any answer
-    busy._observe_latency(0.25, {"openai-processing-ms": "200"})  # 50 ms of network
+    assert busy.target_in_flight() == openai_analyzer.INITIAL_IN_FLIGHT  # a slow start before any answer
+    busy.observe_latency(0.25, {"openai-processing-ms": "200"})  # 50 ms of network
     for _ in range(200):  # then every answer waits 1.8 s in the busy client
-        busy._observe_latency(2.0, {"openai-processing-ms": "200"})
+        busy.observe_latency(2.0, {"openai-processing-ms": "200"})
     assert busy.latency_s == pytest.approx(0.25, abs=0.01)
 
     plain = fresh()
     for _ in range(200):
-        plain._observe_latency(2.0, {})
+        plain.observe_latency(2.0, {})
     assert plain.latency_s == pytest.approx(2.0)
     rate = 30_000 / 60
     assert openai_analyzer.in_flight_cap(rate, busy.latency_s) < openai_analyzer.in_flight_cap(rate, plain.latency_s) / 5

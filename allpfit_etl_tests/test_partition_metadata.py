@@ -14,14 +14,15 @@ import sqlalchemy as sa
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.db import get_engine
 from allpfit_etl.definitions import ASSETS
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.jobs import lead_analysis_job
 from allpfit_etl.load.checks import ASSET_CHECKS
+from allpfit_etl.monitoring.assets import MONITORING_ASSETS
 from allpfit_etl.partitions import partition_key, register_tenant_partitions, tenant_day_partitions
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.runner import run_partitions
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.tenants.registry import TenantFeatures, add_tenant, get_tenant
+from allpfit_etl.tenants.registry import add_tenant, get_tenant
 from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
 
 DAYS = [dt.date(2025, 11, 3) + dt.timedelta(days=i) for i in range(4)]
@@ -246,3 +247,41 @@ def test_checks_are_recorded_per_partition_and_one_tenants_bad_day_fails_only_th
     assert current[("no_nul_bytes_stored", bad)] == ("FAILED", True)
     assert current[("no_nul_bytes_stored", str(partition_key(DAYS[1], "cdt_mossoro")))] == ("SUCCEEDED", True)
     assert all(is_current for _, is_current in current.values())
+
+
+def agreement_table(analytics: sa.Engine, tenant_id: int) -> dict[str, int]:
+    with analytics.connect() as conn:
+        return {str(month)[:7]: compared for month, compared in conn.execute(sa.text(
+            "SELECT month, compared FROM analyzer_agreement WHERE tenant_id = :t"), {"t": tenant_id})}
+
+
+def test_a_range_run_over_two_months_gives_each_partition_its_own_months_agreement(world):
+    """Regex vs OpenAI is compared per tenant-month: each day partition of a range run that
+    crosses a month shows its own month's figures, the ones the agreement table holds."""
+    instance, analytics, tenant = world["instance"], world["analytics"], world["tenants"][0]
+    october = [dt.date(2025, 10, 30), dt.date(2025, 10, 31)]
+    seed(world["cw"], world["gym"], {october[0]: 1, october[1]: 2})  # 3 in October, 5 + 2 on the first November days
+    with analytics.begin() as conn:
+        conn.execute(sa.text("UPDATE tenant_configs SET features = :f WHERE tenant_id = :t"),
+                     {"f": '{"use_openai": true, "chunk_size": 4}', "t": tenant.tenant_id})
+    register_tenant_partitions(instance, [tenant])
+    with FakeOpenAIServer(FakeServerConfig()) as server:
+        defs = dg.Definitions(assets=ASSETS + MONITORING_ASSETS, jobs=[lead_analysis_job], resources={
+            "chatwoot": ChatwootDatabase(url=world["chatwoot_url"]), "analytics": AnalyticsDatabase(url=world["analytics_url"]),
+            "openai": LeadAnalysisOpenAI(api_key="sk-test-months", base_url=server.base_url)})
+        result = defs.resolve_job_def("lead_analysis").execute_in_process(
+            instance=instance, tags=range_tags(october[0], DAYS[1], "allpfit"))
+    assert result.success
+
+    compared = agreement_table(analytics, tenant.tenant_id)
+    assert compared == {"2025-10": 3, "2025-11": 7}
+    for day in [*october, DAYS[0], DAYS[1]]:
+        key = partition_key(day, "allpfit")
+        agreement = latest_metadata(instance, "analyzer_agreement", key)
+        assert agreement["month"] == f"{day:%Y-%m}" and agreement["compared"] == compared[f"{day:%Y-%m}"]
+        disagreements = latest_metadata(instance, "analyzer_disagreements", key)
+        with analytics.connect() as conn:
+            stored = conn.execute(sa.text(
+                "SELECT COUNT(*) FROM analyzer_disagreements WHERE tenant_id = :t AND month = :m"),
+                {"t": tenant.tenant_id, "m": day.replace(day=1)}).scalar_one()
+        assert disagreements["disagreements"] == stored

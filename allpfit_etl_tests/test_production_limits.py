@@ -18,14 +18,13 @@ import yaml
 
 from allpfit_etl.analysis.assets import OPENAI_POOL
 from allpfit_etl.db import get_engine
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.settings import dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
-from allpfit_etl_tests.deployment import (
-    REPO, dagster_processes, instance_environment, postgres_databases, production_home, wait_for,
+from allpfit_devtools.deployment import (
+    REPO, postgres_databases, production_deployment, wait_for,
 )
 DAY = dt.date(2025, 11, 10)
 SOLO, BACKFILLED, OTHERS = "solo", ("bf_a", "bf_b", "bf_c"), ("other_a", "other_b")
@@ -57,13 +56,9 @@ def deployment(tmp_path, pg_admin):
     submitted: list[str] = []
     try:
         with postgres_databases(pg_admin, TEST_DATABASE_URL, "dagster", "chatwoot", "analytics") as urls:
-            env = {
-                **os.environ, "DAGSTER_HOME": str(production_home(tmp_path)), **dagster_storage_env(urls["dagster"]),
-                "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"],
-                "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex, "OPENAI_BASE_URL": server.base_url,
-                "ALLPFIT_START_DATE": "2025-11-01",
-            }
-            with dagster_processes(env, tmp_path, wait=False) as processes, instance_environment(env):
+            env = {**os.environ, "OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex, "OPENAI_BASE_URL": server.base_url,
+                   "ALLPFIT_START_DATE": "2025-11-01"}
+            with production_deployment(urls, tmp_path, env, wait=False) as deployed:
                 cw = ChatwootBuilder(get_engine(urls["chatwoot"]))  # while the processes start
                 analytics = get_engine(urls["analytics"])
                 apply_migrations(analytics)
@@ -75,11 +70,10 @@ def deployment(tmp_path, pg_admin):
                     # Real time everywhere: backfill runs must hold pool slots, not hand their work to the Batch API.
                     add_tenant(analytics, slug, slug, account,
                                TenantFeatures(use_openai=True, chunk_size=1, max_concurrency=1, batch_api="never"))
-                instance = dg.DagsterInstance.get()
+                instance = deployed.instance
                 instance.add_dynamic_partitions("tenant", [SOLO, *BACKFILLED, *OTHERS])  # the tenant sensor's job, done now
-                processes.wait_until_up()
-                yield {"instance": instance, "client": processes.client(), "server": server, "runs": submitted}
-                instance.dispose()
+                deployed.processes.wait_until_up()
+                yield {"instance": instance, "client": deployed.client(), "server": server, "runs": submitted}
                 # Leaving the block stops the daemon and webserver, then the runs still waiting on the server.
     finally:
         server.stop()
@@ -123,7 +117,7 @@ def test_queue_and_pool_limits_of_dagster_yaml_hold(deployment):
 
     wait_for(steady, 150, "five started runs with their chunk steps at the pool", 0.5)
     for _ in range(4):  # and it stays so: the queue keeps the rest waiting, the pool the fifth step
-        time.sleep(1)
+        time.sleep(1)  # a steady state is one that lasts: this observation window is the behaviour under test
         assert steady()
     assert seen == {"solo": limits["tenant"], "backfill": limits["backfill"], "pool": limits["pool"]}
     queued = {r.run_id for r in instance.get_runs(dg.RunsFilter(run_ids=deployment["runs"], statuses=[dg.DagsterRunStatus.QUEUED]))}

@@ -24,12 +24,11 @@ from sqlalchemy.engine import make_url
 from allpfit_etl.automation.alerts import AlertWebhook, run_failure_alert_sensor
 from allpfit_etl.db import get_engine
 from allpfit_etl.demo.seed import create_chatwoot_schema, seed_bulk
-from allpfit_etl.fake_openai import FakeOpenAIServer, FakeServerConfig
+from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.schema import apply_migrations
-from allpfit_etl.settings import dagster_storage_env
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.conftest import TEST_DATABASE_URL
-from allpfit_etl_tests.deployment import instance_environment, postgres_databases, production_home
+from allpfit_devtools.deployment import postgres_databases, production_deployment
 DAYS = [dt.date(2025, 11, 10), dt.date(2025, 11, 11), dt.date(2025, 11, 12)]
 ASSET_METADATA = {  # what the README promises on every partition's materialization
     "chatwoot_conversations": {"extracted"},
@@ -90,15 +89,14 @@ def secret_run(pg_admin, tmp_path_factory):
         hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
         threading.Thread(target=hook.serve_forever, daemon=True).start()
         stack.callback(hook.shutdown)
-        home = production_home(tmp)
         secrets = {"password": password, "api_key": "sk-" + uuid.uuid4().hex, "hook_token": "hook-" + uuid.uuid4().hex}
-        env = {
-            **os.environ, "DAGSTER_HOME": str(home), **dagster_storage_env(urls["dagster"]), "ALLPFIT_HOME": str(tmp),
-            "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"],
+        deployed = stack.enter_context(production_deployment(urls, tmp, {
+            **os.environ, "ALLPFIT_HOME": str(tmp),
             "OPENAI_API_KEY": secrets["api_key"], "OPENAI_BASE_URL": server.base_url,
             "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/{secrets['hook_token']}",
             "ALLPFIT_LOG_LEVEL": "DEBUG",  # every Dagster event and log line on the console
-        }
+        }, daemon=False))
+        env = deployed.env
         command = [sys.executable, "-m", "allpfit_etl.cli.main"]
         run = subprocess.run([*command, "run", "--tenant", "gym", "--tenant", "ghost", "--from", DAYS[0].isoformat(),
                               "--to", DAYS[-1].isoformat()], env=env, capture_output=True, text=True, timeout=300)
@@ -106,11 +104,8 @@ def secret_run(pg_admin, tmp_path_factory):
             [*command, "run", "--tenant", "gym"], capture_output=True, text=True, timeout=120,
             env={**env, "CHATWOOT_DATABASE_URL": base.set(port=1, database="chatwoot").render_as_string(hide_password=False)},
         )
-        stack.enter_context(instance_environment(env))
-        instance = dg.DagsterInstance.get()
-        stack.callback(instance.dispose)
-        yield {"run": run, "unreachable": unreachable, "instance": instance, "secrets": secrets, "home": home,
-               "tmp": tmp, "server": server, "webhook": env["ALERT_WEBHOOK_URL"]}
+        yield {"run": run, "unreachable": unreachable, "instance": deployed.instance, "secrets": secrets,
+               "home": deployed.home, "tmp": tmp, "server": server, "webhook": env["ALERT_WEBHOOK_URL"]}
 
 
 def test_no_secret_in_output_events_metadata_logs_or_alerts(secret_run, capfd):

@@ -5,6 +5,7 @@ every holder."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -29,6 +30,25 @@ def holder(engine, run_id="run-1", configured=None) -> SharedRateLimit:
     return SharedRateLimit(engine, ACCOUNT, configured=configured, run_id=run_id)
 
 
+async def until(condition, timeout: float = 15.0) -> None:
+    """Yield to the event loop (where the holders' beats run) until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for a beat"
+        await asyncio.sleep(0.02)
+
+
+def stored_limits(engine) -> tuple | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT rpm, tpm FROM openai_account_limits WHERE account_key = :a"), {"a": ACCOUNT}).first()
+    return tuple(row) if row else None
+
+
+def lease_expiry(engine, lease_id: str) -> float:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT expires_at FROM openai_rate_leases WHERE lease_id = :l"), {"l": lease_id}).scalar_one()
+
+
 def test_holders_split_the_limit_and_give_it_back(engine):
     async def scenario():
         a = holder(engine, configured=RateLimits(3000, 0))
@@ -36,11 +56,11 @@ def test_holders_split_the_limit_and_give_it_back(engine):
         async with a:
             assert a.limiter.rpm == pytest.approx(3000 * SAFETY)  # alone: the whole limit
             async with b:
-                a._take_beat(a._beat())
+                await until(lambda: a.holders == 2)  # a's next beat sees b's lease
                 assert (a.holders, b.holders) == (2, 2)
                 assert a.limiter.rpm == b.limiter.rpm == pytest.approx(1500 * SAFETY)
                 await b.release()  # b has nothing left to start
-                a._take_beat(a._beat())
+                await until(lambda: a.holders == 1)
                 assert a.limiter.rpm == pytest.approx(3000 * SAFETY)
             with engine.connect() as conn:
                 assert conn.execute(sa.text("SELECT COUNT(*) FROM openai_rate_leases")).scalar_one() == 1
@@ -60,7 +80,7 @@ def test_holders_starting_together_take_their_share_from_the_first_request(engin
             second = SharedRateLimit(engine, ACCOUNT, configured=RateLimits(3000, 0), run_id="run-1", holders_at_start=2)
             async with second:
                 assert second.limiter.rpm == pytest.approx(1500 * SAFETY)
-            first._take_beat(first._beat())  # from the next beat on, the live leases decide
+            await until(lambda: first.holders == 1)  # from the next beat on, the live leases decide
             assert first.limiter.rpm == pytest.approx(3000 * SAFETY)
 
     asyncio.run(scenario())
@@ -87,7 +107,7 @@ def test_limits_start_at_tier_one_and_are_learned_by_every_holder(engine):
             assert a.limiter.rpm == pytest.approx(INITIAL_LIMITS.rpm * SAFETY)
             a.observe({"x-ratelimit-limit-requests": "10000", "x-ratelimit-limit-tokens": "4000000"})
             assert a.account_limits == RateLimits(10000, 4_000_000)
-            await asyncio.gather(*a._pending_writes)
+            await until(lambda: stored_limits(engine) == (10000, 4_000_000))
             async with b:  # a later step (or run, or machine) starts from what was learned
                 assert b.account_limits == RateLimits(10000, 4_000_000)
                 assert b.limiter.rpm == pytest.approx(5000 * SAFETY)
@@ -105,18 +125,23 @@ def test_a_run_stop_reaches_the_runs_other_holders_only(engine):
         same.on_stop, other.on_stop = stops.append, lambda reason: stops.append(("other", reason))
         async with same, other:
             await holder(engine, run_id="run-1").stop_run("OpenAI quota exhausted")
-            same._take_beat(same._beat())
-            other._take_beat(other._beat())
+            await until(lambda: stops)  # same's next beat reads the stop
+            # Three renewals of other's lease: the second beat began after the stop was written, and a
+            # beat starts once the one before was taken, so the third says the second was taken.
+            renewals = [lease_expiry(engine, other.lease_id)]
+            for _ in range(3):
+                await until(lambda: lease_expiry(engine, other.lease_id) != renewals[-1])
+                renewals.append(lease_expiry(engine, other.lease_id))
 
     asyncio.run(scenario())
-    assert stops == ["OpenAI quota exhausted"]
+    assert stops and set(stops) == {"OpenAI quota exhausted"}  # at every beat of its run's holder, never to the other
 
 
 def test_a_step_of_a_stopped_run_sends_nothing(engine):
     from allpfit_etl.analysis.interface import ConversationInput
     from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
     from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
-    from allpfit_etl.fake_openai import FakeOpenAIServer
+    from fake_openai import FakeOpenAIServer
 
     asyncio.run(holder(engine, run_id="run-9").stop_run("OpenAI rejected the API key (401)"))
     with FakeOpenAIServer() as server:

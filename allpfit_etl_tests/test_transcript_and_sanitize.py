@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from allpfit_etl.extract.hashing import content_hash
-from allpfit_etl.text import has_forbidden_characters, sanitize_record, sanitize_text
+from allpfit_etl.text import sanitize_record, sanitize_text
 from allpfit_etl.extract.transcript import (
     ACTIVITY,
     INCOMING,
@@ -52,9 +52,14 @@ def test_sanitize_record_walks_nested_values():
     assert "\\u0000" in json.dumps({"a": "x\x00"})  # the check above would see a NUL that survived
 
 
-def test_has_forbidden_characters_sees_nul_and_lone_surrogates():
-    assert has_forbidden_characters("x\x00y") and has_forbidden_characters("lone \ud83d")
-    assert not has_forbidden_characters("clean 🏋️ text\n") and not has_forbidden_characters(None)
+def has_forbidden_characters(value: str) -> bool:
+    return "\x00" in value or any(0xD800 <= ord(ch) <= 0xDFFF for ch in value)
+
+
+def test_sanitize_text_removes_nul_and_lone_surrogates_and_keeps_clean_text():
+    assert sanitize_text("clean 🏋️ text\n") == "clean 🏋️ text\n"
+    for dirty in ("x\x00y", "lone \ud83d"):
+        assert has_forbidden_characters(dirty) and not has_forbidden_characters(sanitize_text(dirty))
 
 
 def test_transcript_labels_speakers_and_drops_private_notes_and_activity():

@@ -24,7 +24,7 @@ class PacedAnalyzer:
         outcome = ChunkOutcome()
         while queue:
             conversation = queue.popleft()
-            time.sleep(self.seconds)
+            time.sleep(self.seconds)  # the work itself (an answer taking this long), not synchronisation
             outcome.results.append(AnalysisResult(conversation.conversation_id, f"{os.getpid()}", ANSWER))
         return outcome
 

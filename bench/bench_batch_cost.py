@@ -3,25 +3,22 @@ the batch sensor, the follow-up run), against the bundled server; prints both co
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import dagster as dg  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
-from _common import seed_in_subprocess, throwaway_databases  # noqa: E402
+import dagster as dg
+import sqlalchemy as sa
+from allpfit_devtools.bench import seed_in_subprocess, throwaway_databases
 
-from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI  # noqa: E402
-from allpfit_etl.automation.alerts import AlertWebhook  # noqa: E402
-from allpfit_etl.automation.batch_sensor import openai_batch_sensor  # noqa: E402
-from allpfit_etl.db import get_engine  # noqa: E402
-from allpfit_etl.definitions import ASSETS  # noqa: E402
-from allpfit_etl.fake_openai import FakeOpenAIServer  # noqa: E402
-from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase  # noqa: E402
-from allpfit_etl.schema import apply_migrations  # noqa: E402
-from allpfit_etl.tenants.registry import TenantFeatures, add_tenant  # noqa: E402
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
+from allpfit_etl.automation.alerts import AlertWebhook
+from allpfit_etl.automation.batch_sensor import openai_batch_sensor
+from allpfit_etl.db import get_engine
+from allpfit_etl.definitions import ASSETS
+from fake_openai import FakeOpenAIServer
+from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
+from allpfit_etl.schema import apply_migrations
+from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 
 N, DAY = 1000, "2025-11-10"
 KEY = f"{DAY}|gym"

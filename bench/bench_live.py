@@ -45,14 +45,13 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import sqlalchemy as sa  # noqa: E402
+import sqlalchemy as sa
 
-from _common import ALLPFIT_ETL, run_cli, throwaway_databases  # noqa: E402
-from bench_openai_throughput import ServerProcess, user_environment  # noqa: E402
+from allpfit_devtools.bench import ALLPFIT_ETL, run_cli, throwaway_databases
+from allpfit_devtools.openai_process import ServerProcess, user_environment
 
-from allpfit_etl.settings import DAGSTER_STORAGE_VARIABLES, dagster_storage_env  # noqa: E402
+from allpfit_devtools.deployment import DAGSTER_STORAGE_VARIABLES, dagster_storage_env
 
 TIMEZONE = "America/Sao_Paulo"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -21,16 +21,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.append(str(REPO))  # the tests' deployment helper; allpfit_etl itself stays the installed one
 
-import sqlalchemy as sa  # noqa: E402
+import sqlalchemy as sa
 
-from _common import run_cli, seed_in_subprocess, throwaway_databases  # noqa: E402
-from bench_openai_throughput import ServerProcess, user_environment  # noqa: E402
+from allpfit_devtools.bench import run_cli, seed_in_subprocess, throwaway_databases
+from allpfit_devtools.openai_process import ServerProcess, user_environment
 
-from allpfit_etl.settings import dagster_storage_env  # noqa: E402
-from allpfit_etl_tests.deployment import dagster_processes, descendants, production_home  # noqa: E402
+from allpfit_devtools.deployment import dagster_storage_env
+from allpfit_devtools.deployment import dagster_processes, descendants, production_home
 FIRST_DAY = dt.date(2025, 11, 3)
 TENANTS = (("north", 1), ("south", 2))
 

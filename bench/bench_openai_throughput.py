@@ -22,55 +22,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import openai  # noqa: E402
-import requests  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
+import openai
+import sqlalchemy as sa
 
-from _common import cli_env, dagster_run_seconds, run_cli, seed_in_subprocess, throwaway_databases  # noqa: E402
-from allpfit_etl.analysis.openai_analyzer import LeadAnswer  # noqa: E402
-from allpfit_etl.analysis.prompts import system_prompt  # noqa: E402
+from allpfit_devtools.openai_process import API_KEY, ServerProcess, user_environment
+from allpfit_devtools.bench import dagster_run_seconds, run_cli, seed_in_subprocess, throwaway_databases
+from allpfit_etl.analysis.openai_analyzer import LeadAnswer
+from allpfit_etl.analysis.prompts import system_prompt
 
 DAY = dt.date(2025, 11, 10)
-API_KEY = "sk-bench"
-class ServerProcess:
-    """The bundled server in its own process, as a real endpoint would be: the client's CPU is
-    the pipeline's alone."""
-
-    def __init__(self, *args: str):
-        self.process = subprocess.Popen([sys.executable, "-m", "allpfit_etl.fake_openai", "--port", "0", *args],
-                                        stdout=subprocess.PIPE, text=True)
-        self.base_url = self.process.stdout.readline().strip().removeprefix("listening on ")
-        self.root = self.base_url.removesuffix("/v1")
-
-    def stats(self) -> dict:
-        return requests.get(f"{self.root}/_stats", timeout=10).json()
-
-    def configure(self, **changes) -> None:
-        requests.post(f"{self.root}/_config", json=changes, timeout=10).raise_for_status()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-def user_environment(chatwoot_url: str, analytics_url: str, base_url: str, home: str) -> dict:
-    """What a user exports: the two databases, the key and the endpoint. Nothing else."""
-    return cli_env(home, CHATWOOT_DATABASE_URL=chatwoot_url, ANALYTICS_DATABASE_URL=analytics_url,
-                   OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=base_url)
-
-
 def analysis_window(analytics_url: str) -> tuple[int, float]:
     """(OpenAI answers stored, seconds from the first request to the last answer stored).
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 import tempfile
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import sqlalchemy as sa  # noqa: E402
+import sqlalchemy as sa
 
-from _common import cli_env, dagster_run_seconds, run_cli, seed_in_subprocess, throwaway_databases  # noqa: E402
+from allpfit_devtools.bench import cli_env, dagster_run_seconds, run_cli, seed_in_subprocess, throwaway_databases
 
 DAY = dt.date(2025, 11, 10)
 

@@ -24,7 +24,7 @@ from allpfit_etl.db import load_sql
 from allpfit_etl.pending.rules import is_settled
 from allpfit_etl.text import sanitize_text
 from allpfit_etl.timeutil import as_utc
-from allpfit_etl.tables import conversation_analyses, insert_ignore_duplicates, insert_rows, llm_usage
+from allpfit_etl.tables import conversation_analyses, insert_ignore_duplicates, insert_rows, ledger_row, llm_usage
 
 ANALYSIS_KEY = ("tenant_id", "conversation_id", "content_hash", "analyzer", "model", "prompt_version")
 
@@ -128,10 +128,6 @@ class AnswerSink:
         """Queue a ledger row of an attempt that brought no answer (a 429, a timeout…)."""
         return self._submit(None, self._call_row(record))
 
-    def save_answer(self, result: AnalysisResult, record=None) -> None:
-        """The answer and the API call that paid for it, committed together before returning."""
-        self.submit_answer(result, record).result()
-
     def _submit(self, answer_row: dict | None, call_row: dict | None) -> Future:
         future: Future = Future()
         with self._writer_lock:
@@ -179,18 +175,12 @@ class AnswerSink:
                     _settle(future, None)
 
     def _call_row(self, record) -> dict:
-        row = {column: getattr(record, column, None) for column in llm_usage.columns.keys()}
-        row["run_id"] = self.run_id
-        return row
+        return ledger_row(record, self.run_id)
 
     def save_answers(self, results: list[AnalysisResult]) -> None:
         rows = [_analysis_row(self.tenant_id, self.identity, r) for r in results]
         with self._lock, self.engine.begin() as conn:
             insert_ignore_duplicates(conn, conversation_analyses, rows, ANALYSIS_KEY)
-
-    def save_call(self, record) -> None:
-        with self._lock, self.engine.begin() as conn:
-            insert_rows(conn, llm_usage, [self._call_row(record)])
 
     def save_failures(self, failures: list[AnalysisFailure]) -> None:
         if not failures:

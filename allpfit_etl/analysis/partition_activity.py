@@ -17,7 +17,7 @@ from allpfit_etl.db import sql
 USAGE_KEYS = {
     "calls": "openai.calls", "prompt_tokens": "openai.prompt_tokens", "cached_tokens": "openai.cached_tokens",
     "completion_tokens": "openai.completion_tokens", "total_tokens": "openai.total_tokens",
-    "cost_usd": "cost_usd", "cost_brl": "cost_brl", "retries": "retries",
+    "cost_usd": "cost_usd", "cost_brl": "cost_brl", "retries": "retries", "unpriced_calls": "openai.unpriced_calls",
 }
 
 
@@ -29,6 +29,7 @@ def empty_activity() -> dict:
     figures: dict = {outcome: 0 for outcome in OUTCOMES}
     figures.update({key: 0 for key in USAGE_KEYS.values()})
     figures["cost_usd"] = figures["cost_brl"] = 0.0
+    figures["priced"] = True  # False: some calls were of a model with no known price, so cost_* is not the spend
     return figures
 
 
@@ -56,4 +57,5 @@ def partition_activity(
         for column, key in USAGE_KEYS.items():
             value = getattr(row, column)
             figures[key] = round(float(value), 8) if key.startswith("cost") else int(value)
+        figures["priced"] = figures["openai.unpriced_calls"] == 0
     return activity

@@ -5,12 +5,11 @@ signals are read from the contact's lines only. Visits count when somebody confi
 appointment. Patterns match accent-free, lower-cased text; names are taken from the original.
 """
 
-import multiprocessing
 import re
 import unicodedata
-from concurrent.futures import ProcessPoolExecutor
 from typing import Sequence
 
+from allpfit_etl.forking import can_fork, forked_pool
 from allpfit_etl.analysis.interface import (
     AnalysisFailure,
     AnalysisResult,
@@ -213,11 +212,11 @@ def _analyze_each(items: list[tuple[str, str | None]]) -> list[LeadAnalysis | st
 
 def _analyze_all(items: list[tuple[str, str | None]]) -> list[LeadAnalysis | str]:
     workers = worker_process_limit()
-    if len(items) < PARALLEL_MIN_CONVERSATIONS or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if len(items) < PARALLEL_MIN_CONVERSATIONS or workers < 2 or not can_fork():
         return _analyze_each(items)
     size = -(-len(items) // (workers * 4))  # a few parts per worker evens out their speeds
     parts = [items[i:i + size] for i in range(0, len(items), size)]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with forked_pool(workers) as pool:
         return [answer for part in pool.map(_analyze_each, parts) for answer in part]
 
 

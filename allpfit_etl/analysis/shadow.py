@@ -67,13 +67,15 @@ def missing_shadow_answers(conn: sa.Connection, tenant: Tenant, day, conversatio
 
 
 def fit_in_budget(conversations: list[ConversationInput], budget_brl: float | None, spent_brl: float, *,
-                  model: str, usd_brl: float, price_overrides: dict | None = None) -> list[ConversationInput]:
+                  model: str, usd_brl: float, price_overrides: dict | None = None,
+                  price=None) -> list[ConversationInput]:
     """The longest prefix whose estimated cost keeps month-to-date spend within the budget."""
     if budget_brl is None:
         return conversations
     kept, total = [], spent_brl
     for conversation in conversations:
-        total += estimate_chunk_cost_brl([conversation], model=model, usd_brl=usd_brl, price_overrides=price_overrides)
+        total += estimate_chunk_cost_brl([conversation], model=model, usd_brl=usd_brl, price_overrides=price_overrides,
+                                         price=price)
         if total > budget_brl:
             break
         kept.append(conversation)
@@ -108,7 +110,7 @@ def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationI
 
     spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
     affordable = fit_in_budget(todo, tenant.features.monthly_budget_brl, spent, model=identity.model,
-                               usd_brl=openai.usd_brl, price_overrides=openai.price_overrides)
+                               usd_brl=openai.usd_brl, price=openai.price(identity.model, tenant.features))
     if len(affordable) < len(todo):
         log.warning(f"shadow sample: {tenant.slug} is near its monthly budget; "
                     f"{len(todo) - len(affordable)} sampled conversation(s) not sent to OpenAI")
@@ -118,6 +120,7 @@ def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationI
         analyzer = openai.build_analyzer(
             tenant_id=tenant.tenant_id, model=identity.model, max_concurrency=tenant.features.max_concurrency,
             engine=engine, run_id=run_id, on_answer=sink.submit_answer, on_call=sink.submit_call,
+            features=tenant.features,
         )
         outcome = analyzer.analyze_chunk(affordable)
     except (ConfigError, OpenAIAccountError) as exc:  # the regex answers still load; the sample waits

@@ -23,6 +23,7 @@ import multiprocessing.connection
 import time
 from typing import Callable, Sequence
 
+from allpfit_etl.forking import can_fork, fork_context
 from allpfit_etl.analysis.interface import Analyzer, ChunkOutcome, ConversationInput
 from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
 from allpfit_etl.errors import redact
@@ -37,7 +38,7 @@ FEED_BATCH = 8
 
 def worker_count(conversations: int, dialect: str) -> int:
     """How many processes analyze a chunk of ``conversations``: 1 keeps it in this process."""
-    if dialect == "sqlite" or "fork" not in multiprocessing.get_all_start_methods():
+    if dialect == "sqlite" or not can_fork():
         return 1  # SQLite has a single writer; Windows cannot fork
     return max(1, min(worker_process_limit(), conversations // MIN_CONVERSATIONS_PER_WORKER))
 
@@ -87,7 +88,7 @@ class WorkerProcessesAnalyzer:
         self.progress, self.progress_every_s = progress, progress_every_s
 
     def analyze_chunk(self, conversations: Sequence[ConversationInput]) -> ChunkOutcome:
-        context = multiprocessing.get_context("fork")
+        context = fork_context()
         done = context.Array("q", self.workers)  # conversations finished, per worker
         position = context.Value("q", 0)  # the next conversation to take (SharedFeed)
         conversations = list(conversations)

@@ -22,7 +22,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from allpfit_etl.db import load_sql, sql
-from allpfit_etl.partitions import TENANT_TAG
+from allpfit_etl.errors import ConfigError
+from allpfit_etl.partitions import (
+    BACKFILL_TAG, PARTITION_TAG, PARTITION_TENANT_TAG, RANGE_END_TAG, RANGE_START_TAG, TENANT_TAG, parse_partition_key,
+)
 from allpfit_etl.timeutil import as_utc
 
 SETTLE_TOKEN_PREFIX = "s"  # a waiting day's change that is a settled provisional answer, not a Chatwoot row
@@ -231,11 +234,6 @@ STATUS_STATES = {
     "STARTED": RUNNING, "CANCELING": RUNNING,
     "SUCCESS": FINISHED, "FAILURE": FINISHED, "CANCELED": FINISHED,
 }
-PARTITION_TAG = "dagster/partition"
-PARTITION_TENANT_TAG = "dagster/partition/tenant"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-BACKFILL_TAG = "dagster/backfill"
 EXTRACT_ASSET = "chatwoot_conversations"
 
 
@@ -256,12 +254,9 @@ class TenantRun:
 
 
 def _split_key(key: str | None) -> tuple[dt.date, str] | None:
-    parts = (key or "").split("|")
-    if len(parts) != 2:
-        return None
     try:
-        return dt.date.fromisoformat(parts[0]), parts[1]
-    except ValueError:
+        return parse_partition_key(key or "")
+    except ConfigError:
         return None
 
 

@@ -8,7 +8,7 @@ import urllib.request
 import dagster as dg
 
 from allpfit_etl.errors import AllpfitError, redact, root_cause_line
-from allpfit_etl.partitions import TENANT_TAG, parse_partition_key
+from allpfit_etl.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, TENANT_TAG, parse_partition_key
 
 
 class AlertWebhook(dg.ConfigurableResource):
@@ -33,7 +33,7 @@ class AlertWebhook(dg.ConfigurableResource):
 
 def _tenant_of(tags: dict) -> str | None:
     """The tenant slug of a single-partition or partition-range run, from its partition key."""
-    key = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_start")
+    key = tags.get(PARTITION_TAG) or tags.get(RANGE_START_TAG)
     if not key:
         return None
     try:
@@ -45,9 +45,9 @@ def _tenant_of(tags: dict) -> str | None:
 def failure_payload(context: dg.RunFailureSensorContext) -> dict:
     run = context.dagster_run
     tags = run.tags or {}
-    partition = tags.get("dagster/partition") or (
-        f"{tags['dagster/asset_partition_range_start']}…{tags['dagster/asset_partition_range_end']}"
-        if "dagster/asset_partition_range_start" in tags
+    partition = tags.get(PARTITION_TAG) or (
+        f"{tags[RANGE_START_TAG]}…{tags[RANGE_END_TAG]}"
+        if RANGE_START_TAG in tags
         else None
     )
     error = context.failure_event.message if context.failure_event else "run failed"

@@ -13,6 +13,7 @@ from allpfit_etl.analysis.batch import store
 from allpfit_etl.analysis.batch.ingest import IngestReport, poll_and_ingest
 from allpfit_etl.analysis.batch.step import submit_options
 from allpfit_etl.analysis.batch.submit import batch_client
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.automation.alerts import AlertWebhook
 from allpfit_etl.jobs import lead_analysis_job
 from allpfit_etl.partitions import partition_key, run_tags
@@ -54,7 +55,7 @@ def openai_batch_sensor(
     context: dg.SensorEvaluationContext,
     analytics: AnalyticsDatabase,
     alert_webhook: AlertWebhook,
-    openai: dg.ConfigurableResource,  # the analysis step's resource, by key (wrappers never import each other)
+    openai: LeadAnalysisOpenAI,
 ):
     engine = analytics.engine()
     if not has_batch_work(engine):

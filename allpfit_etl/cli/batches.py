@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -10,8 +9,26 @@ import sqlalchemy as sa
 
 from allpfit_etl.analysis.batch import store
 from allpfit_etl.analysis.batch.ingest import IngestReport, poll_and_ingest
-from allpfit_etl.analysis.batch.submit import SubmitOptions, batch_client
+from allpfit_etl.analysis.batch.step import submit_options
+from allpfit_etl.analysis.batch.submit import batch_client
 from allpfit_etl.analysis.pricing import BATCH_DISCOUNT
+
+
+def deployed_openai():
+    """The code location's ``openai`` resource with its environment variables resolved: the
+    CLI's own OpenAI work (``batches --wait``, the checks before a run) uses what the runs use."""
+    from allpfit_etl.definitions import defs
+
+    return defs.resources["openai"].process_config_and_initialize()
+
+
+def check_openai_tenants(openai, tenants) -> None:
+    """Before any run starts: each OpenAI tenant's price and structured output resolve (an
+    unknown model on OpenAI's URL is one line, and nothing runs)."""
+    for tenant in tenants:
+        if tenant.features.use_openai:
+            openai.price(tenant.features.model, tenant.features)
+            openai.structured_output_for(tenant.features)
 
 
 def list_batches(engine: sa.Engine) -> None:
@@ -39,14 +56,16 @@ def _print_report(report: IngestReport) -> None:
               f"{report.released} back to pending, {report.failed_lines} failed")
 
 
-def wait_and_ingest(engine: sa.Engine, *, interval_s: float = 10.0, timeout_s: float | None = None) -> int:
+def wait_and_ingest(engine: sa.Engine, *, openai=None, interval_s: float = 10.0, timeout_s: float | None = None) -> int:
     """Poll and ingest until no batch is open, then materialize the partitions that got answers,
-    as ``openai_batch_sensor``'s runs would."""
+    as ``openai_batch_sensor``'s runs would. ``openai``: the resource whose key, endpoint, prices
+    and exchange rate apply (default: the code location's, ``deployed_openai``)."""
     from allpfit_etl.automation.batch_sensor import TRIGGER, follow_up_partitions
     from allpfit_etl.runner import run_partition_keys
 
-    client = batch_client(os.environ.get("OPENAI_API_KEY"), os.environ.get("OPENAI_BASE_URL"))
-    options = SubmitOptions()
+    openai = openai if openai is not None else deployed_openai()
+    client = batch_client(openai.api_key, openai.base_url)
+    options = submit_options(openai)
     deadline = time.monotonic() + timeout_s if timeout_s else None
     while True:
         report = poll_and_ingest(engine, client, options)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import sys
 import warnings
 from dataclasses import asdict
@@ -16,6 +15,8 @@ from allpfit_etl.errors import AllpfitError, ConfigError, redact
 # Exit statuses (README, "Command line"): 0 done; 1 a run failed (one line per failed run names its
 # tenant, step and cause; the run is in the Dagster UI); 2 bad input, nothing changed.
 RUN_FAILED, BAD_INPUT = 1, 2
+# What --from/--to take (runner.parse_day); spelled here so that --help does not import Dagster.
+DAY_FORMS = "YYYY-MM-DD, today, yesterday or N-days-ago"
 
 
 def analytics_engine(*, require_schema: bool = True):
@@ -173,6 +174,15 @@ def _selected_tenants(engine, slugs: list[str] | None):
     return tenants
 
 
+def spend_text(usd: float, brl: float, unpriced_calls: int, to_date: bool = False) -> str:
+    """Money as the ledger knows it: a model with no known price makes the spend unknown, never R$ 0."""
+    known = f"US$ {usd:.4f} (R$ {brl:.4f})"
+    if not unpriced_calls:
+        return f"{known} spent to date" if to_date else known
+    priced = f"; priced calls {known}" if usd else ""
+    return f"spend{' to date' if to_date else ''} unknown ({int(unpriced_calls)} call(s) of an unpriced model{priced})"
+
+
 def print_summary(summary, totals, first, last) -> None:
     """What this run changed, then what the range holds now (read from the tables)."""
     t = summary.totals
@@ -181,9 +191,9 @@ def print_summary(summary, totals, first, last) -> None:
         f"{len(summary.runs)} run(s), {first} → {last}\n"
         f"  this run:  {int(t.get('extracted', 0))} conversations extracted, {int(t.get('analyzed', 0))} analyzed, "
         f"{int(t.get('reused_answers', 0))} reused, {in_batch}{int(t.get('skipped', 0))} skipped, {int(t.get('failures', 0))} failed, "
-        f"{int(t.get('tokens', 0))} tokens, US$ {t.get('cost_usd', 0):.4f} (R$ {t.get('cost_brl', 0):.4f})\n"
+        f"{int(t.get('tokens', 0))} tokens, {spend_text(t.get('cost_usd', 0), t.get('cost_brl', 0), t.get('unpriced_calls', 0))}\n"
         f"  range now: {totals.conversations} conversations, {totals.analyzed} analyzed, {totals.leads} leads, "
-        f"{totals.visits} visits, US$ {totals.cost_usd:.4f} (R$ {totals.cost_brl:.4f}) spent to date"
+        f"{totals.visits} visits, {spend_text(totals.cost_usd, totals.cost_brl, totals.unpriced_calls, to_date=True)}"
     )
     for error in summary.errors:
         print(f"run failed: {error}", file=sys.stderr)
@@ -192,11 +202,14 @@ def print_summary(summary, totals, first, last) -> None:
 def cmd_run(args) -> int:
     from allpfit_etl.runner import range_totals, resolve_day_range, run_partitions
 
+    from allpfit_etl.cli.batches import check_openai_tenants, deployed_openai
+
     first, last = resolve_day_range(args.date_from, args.date_to)
     engine = analytics_engine()
     tenants = _selected_tenants(engine, args.tenant)
     chatwoot_engine()
     set_rate_limits(args)
+    check_openai_tenants(deployed_openai(), tenants)
     summary = run_partitions(tenants, first, last, extra_tags=batch_tags(args), run_config=rate_limit_config(args))
     print_summary(summary, range_totals(engine, tenants, first, last), first, last)
     return RUN_FAILED if summary.failed_runs else 0
@@ -256,7 +269,7 @@ def cmd_batches(args) -> int:
 def cmd_demo(args) -> int:
     from allpfit_etl.demo.seed import DEMO_DAYS, DEMO_TENANTS, create_chatwoot_schema, seed_demo
     from allpfit_etl.demo.labels import demo_features
-    from allpfit_etl.runner import dagster_home, range_totals, run_partitions
+    from allpfit_etl.runner import range_totals, run_partitions
     from allpfit_etl.schema import apply_migrations
     from allpfit_etl.tenants import registry
 
@@ -279,10 +292,25 @@ def cmd_demo(args) -> int:
     tenants = [registry.get_tenant(engine, d.slug) for d in DEMO_TENANTS]
     summary = run_partitions(tenants, first, last)
     print_summary(summary, range_totals(engine, tenants, first, last), first, last)
-    home = dagster_home()
     print(f"analytics database: {redact(settings.analytics_database_url())}")
-    print(f"open these runs in the Dagster UI:  DAGSTER_HOME={home} ALLPFIT_HOME={settings.allpfit_home()} dagster dev")
+    print(f"open these runs in the Dagster UI:  {dagster_dev_command()}")
     return RUN_FAILED if summary.failed_runs else 0
+
+
+def dagster_dev_command() -> str:
+    """The ``dagster dev`` line that opens the CLI's runs from any folder: a workspace file beside the
+    embedded defaults names the code location as the runs' origin does (pyproject's [tool.dagster]
+    is only in the clone)."""
+    import shlex
+
+    from allpfit_etl.runner import CODE_LOCATION_NAME, DEFINITIONS_MODULE, dagster_home
+
+    home = settings.allpfit_home()
+    workspace = home / "workspace.yaml"
+    workspace.write_text("load_from:\n  - python_module:\n"
+                         f"      module_name: {DEFINITIONS_MODULE}\n      location_name: {CODE_LOCATION_NAME}\n")
+    return (f"DAGSTER_HOME={shlex.quote(str(dagster_home()))} ALLPFIT_HOME={shlex.quote(str(home))} "
+            f"dagster dev -w {shlex.quote(str(workspace))}")
 
 
 def cmd_backfill(args) -> int:
@@ -291,13 +319,16 @@ def cmd_backfill(args) -> int:
     from allpfit_etl.runner import get_instance, resolve_day_range
     from allpfit_etl.tenants import registry
 
+    from allpfit_etl.cli.batches import check_openai_tenants, deployed_openai
+
     first, last = resolve_day_range(args.date_from, args.date_to)
     tenant = registry.get_tenant(analytics_engine(), args.slug)
+    check_openai_tenants(deployed_openai(), [tenant])
     instance = get_instance()
     backfill_id = submit_tenant_backfill(defs, instance, tenant, first, last, extra_tags=batch_tags(args))
     days = (last - first).days + 1
     print(f"submitted backfill {backfill_id}: {tenant.slug}, {days} day(s) {first} → {last}; "
-          "the dagster-daemon runs it (see Overview → Backfills in the UI)")
+          "the dagster-daemon runs it (see Runs → Backfills in the UI)")
     return 0
 
 
@@ -378,8 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="materialize (tenant, day) partitions through Dagster")
     run.add_argument("--tenant", action="append", help="tenant slug (repeatable); default: every enabled tenant")
-    run.add_argument("--from", dest="date_from", help="first local day, YYYY-MM-DD (default: yesterday)")
-    run.add_argument("--to", dest="date_to", help="last local day, YYYY-MM-DD (default: --from, or today)")
+    run.add_argument("--from", dest="date_from", metavar="DAY", help=f"first local day, {DAY_FORMS} (default: yesterday)")
+    run.add_argument("--to", dest="date_to", metavar="DAY", help=f"last local day, {DAY_FORMS} (default: --from, or today)")
     run.add_argument("--rpm", type=int, help="the OpenAI account's requests/minute (default: learned from the server)")
     run.add_argument("--tpm", type=int, help="the OpenAI account's tokens/minute (default: learned from the server)")
     run.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
@@ -388,8 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     backfill = sub.add_parser("backfill", help="submit a tenant's history as a Dagster backfill")
     backfill.add_argument("slug")
-    backfill.add_argument("--from", dest="date_from", required=True)
-    backfill.add_argument("--to", dest="date_to", required=True)
+    backfill.add_argument("--from", dest="date_from", metavar="DAY", required=True, help=f"first local day, {DAY_FORMS}")
+    backfill.add_argument("--to", dest="date_to", metavar="DAY", required=True, help=f"last local day, {DAY_FORMS}")
     backfill.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
                           help="use (or not) the OpenAI Batch API (default: tenant's batch_api, i.e. yes for backfills)")
     backfill.set_defaults(func=cmd_backfill)
@@ -427,14 +458,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry_point() -> None:
-    """The ``allpfit-etl`` command: ``main``, then a quick exit."""
-    code = main()
-    # The process ends here. Its last garbage collections would walk every object Dagster built
-    # (over a second after a run) only to free memory the OS takes back anyway: freeze them.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    gc.freeze()
-    sys.exit(code)
+    """The ``allpfit-etl`` command."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

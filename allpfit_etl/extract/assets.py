@@ -7,7 +7,7 @@ from allpfit_etl import settings
 from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.extract.chatwoot_source import extract_day
-from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions, tenant_days
+from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions
 from allpfit_etl.resources import AnalyticsDatabase, ChatwootDatabase
 from allpfit_etl.tables import chatwoot_conversations as conversations_table
 from allpfit_etl.tables import insert_rows
@@ -35,7 +35,7 @@ def chatwoot_conversations(
     source, target = chatwoot.engine(), analytics.engine()
     timezone = settings.timezone_name()
     total = 0
-    for tenant, days in tenant_days(target, context.partition_keys):
+    for tenant, days in analytics.tenant_days(context.partition_keys):
         require_account(source, tenant.chatwoot_account_id, tenant.slug)
         for day in days:
             extracted = contact_messages = labelled = 0

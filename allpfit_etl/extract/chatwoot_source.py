@@ -12,17 +12,16 @@ batch in a thread while this one is compiled.
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
 import queue
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from allpfit_etl.forking import can_fork, forked_pool
 from allpfit_etl.db import sql
 from allpfit_etl.extract.hashing import content_hash
 from allpfit_etl.settings import worker_process_limit
@@ -65,7 +64,7 @@ def extract_day(
     job = _BatchJob(source, account_id, day, timezone, batch_size, tenant_id, extracted_at,
                     outcomes or OutcomeMapping({}))
     workers = worker_process_limit() if workers is None else workers
-    starts = _batch_starts(source, job) if workers > 1 and "fork" in multiprocessing.get_all_start_methods() else []
+    starts = _batch_starts(source, job) if workers > 1 and can_fork() else []
     after_id = 0
     if len(starts) >= PARALLEL_MIN_BATCHES:
         for rows in _in_forked_workers(job, starts, min(workers, len(starts))):
@@ -144,8 +143,7 @@ def _compile_in_worker(after_id: int) -> list[dict]:
 def _in_forked_workers(job: _BatchJob, starts: list[int], workers: int) -> Iterator[list[dict]]:
     """Each batch compiled in a forked worker, yielded in id order; at most two batches per
     worker are in flight or waiting, so memory stays bounded when the caller is slower."""
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(job,)) as pool:
+    with forked_pool(workers, initializer=_start_worker, initargs=(job,)) as pool:
         waiting: deque = deque()
         remaining = iter(starts)
         try:

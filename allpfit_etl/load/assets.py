@@ -6,7 +6,7 @@ import dagster as dg
 
 from allpfit_etl.db import sql
 from allpfit_etl.identities import regex_identity
-from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions, tenant_days
+from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions
 from allpfit_etl.resources import AnalyticsDatabase
 
 # What a partition holds now, recorded on both load assets' materializations.
@@ -32,7 +32,7 @@ def conversations_analytics(context: dg.AssetExecutionContext, analytics: Analyt
     materialization records what it holds now, and how many rows this run loaded."""
     engine = analytics.engine()
     now = dt.datetime.now(dt.timezone.utc)
-    for tenant, days in tenant_days(engine, context.partition_keys):
+    for tenant, days in analytics.tenant_days(context.partition_keys):
         identity, stand_in = tenant.identity(), regex_identity()
         params = {"tenant_id": tenant.tenant_id, "analyzer": identity.analyzer, "model": identity.model,
                   "prompt_version": identity.prompt_version}
@@ -62,7 +62,7 @@ def tenant_daily_kpis(context: dg.AssetExecutionContext, analytics: AnalyticsDat
     probability (4–5) and named contacts."""
     engine = analytics.engine()
     now = dt.datetime.now(dt.timezone.utc)
-    for tenant, days in tenant_days(engine, context.partition_keys):
+    for tenant, days in analytics.tenant_days(context.partition_keys):
         for day in days:
             params = {"tenant_id": tenant.tenant_id, "day": day}
             with engine.begin() as conn:

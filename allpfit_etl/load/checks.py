@@ -9,17 +9,16 @@ that partition alone. The four checks share one step: a step of its own each wou
 process each in every daemon-launched run.
 """
 
-import json
 from collections.abc import Callable, Iterator
 
 import dagster as dg
 import sqlalchemy as sa
 
-from allpfit_etl import settings
-from allpfit_etl.analysis.budget import month_to_date_spend_brl
+from allpfit_etl import dagster_compat, settings
+from allpfit_etl.analysis.budget import month_to_date
 from allpfit_etl.db import sql
 from allpfit_etl.load.assets import conversations_analytics
-from allpfit_etl.partitions import partition_key, tenant_day_partitions, tenant_days
+from allpfit_etl.partitions import partition_key, tenant_day_partitions
 from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.tenants.registry import Tenant
 
@@ -29,19 +28,11 @@ Evaluate = Callable[[sa.Connection, Tenant, object], tuple[bool, dict]]
 
 
 def latest_materialization_pointer(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str):
-    """Dagster's pointer to the partition's latest materialization, as ``AssetCheckResult``
-    builds it for single-partition runs. The record type is not exported by ``dagster`` in
-    1.13, so it is built from its serialized form (a storage format Dagster keeps stable)."""
+    """Dagster's pointer to the partition's latest materialization (None before the first)."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
     ).records
-    if not records:
-        return None
-    record = records[0]
-    return dg.deserialize_value(json.dumps({
-        "__class__": "AssetCheckEvaluationTargetMaterializationData",
-        "storage_id": record.storage_id, "run_id": record.run_id, "timestamp": record.timestamp,
-    }))
+    return dagster_compat.check_target(records[0]) if records else None
 
 
 def _nul_bytes(conn: sa.Connection, tenant: Tenant, day) -> tuple[bool, dict]:
@@ -61,12 +52,15 @@ def _probability_range(conn: sa.Connection, tenant: Tenant, day) -> tuple[bool, 
 
 
 def _budget(conn: sa.Connection, tenant: Tenant, day) -> tuple[bool, dict]:
-    spent = month_to_date_spend_brl(conn.engine, tenant.tenant_id, settings.timezone_name())
+    month = month_to_date(conn.engine, tenant.tenant_id, settings.timezone_name())
     budget = tenant.features.monthly_budget_brl
     deferred = conn.execute(sql("analytics/budget_deferrals_for_partition"), {"tenant_id": tenant.tenant_id, "day": day}).scalar_one()
-    over = budget is not None and spent > budget
+    over = budget is not None and month.spent_brl > budget
+    # Calls of an unpriced model have an unknown cost: the month's spend is not a number then.
+    spent = f"unknown: {month.describe()}" if month.unpriced_calls else round(month.spent_brl, 6)
     return not over and deferred == 0, {
-        "spent_brl_month": round(spent, 6),
+        "spent_brl_month": spent,
+        "unpriced_calls_month": month.unpriced_calls,
         "budget_brl": budget if budget is not None else -1,
         "deferred_by_budget": deferred,
     }
@@ -97,7 +91,7 @@ def conversations_analytics_checks(context: dg.AssetCheckExecutionContext, analy
     check and partition, then the step's outputs."""
     engine = analytics.engine()
     failed: dict[str, list[str]] = {name: [] for name in CHECKS}
-    for tenant, days in tenant_days(engine, context.partition_keys):
+    for tenant, days in analytics.tenant_days(context.partition_keys):
         with engine.connect() as conn:
             for day in days:
                 key = str(partition_key(day, tenant.slug))

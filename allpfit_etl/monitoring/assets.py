@@ -11,8 +11,9 @@ import datetime as dt
 import dagster as dg
 
 from allpfit_etl import settings
+from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.monitoring.quality_assets import GROUND_TRUTH_ASSETS
-from allpfit_etl.partitions import BACKFILL_POLICY, tenant_day_partitions, tenant_days
+from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions
 from allpfit_etl.resources import AnalyticsDatabase
 
 # The tables are built with pandas (`allpfit_etl.monitoring.store`), imported in the steps that use
@@ -45,25 +46,38 @@ def _now() -> dt.datetime:
     backfill_policy=BACKFILL_POLICY,
 )
 def analyzer_comparison(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase):
-    """One pass over the stored answers of each tenant-month the run touches feeds the three tables."""
+    """One pass over the stored answers of each tenant-month the run touches feeds the three tables.
+
+    Each (day, tenant) partition gets the figures of its own tenant-month: a range run over
+    several months or a backfill does not copy one month's figures onto the others."""
     from allpfit_etl.monitoring import store
-    from allpfit_etl.monitoring.agreement import markdown_table
 
     engine = analytics.engine()
     now = _now()
-    tables, figures, disagreements, quality_rows = [], {}, 0, 0
-    for tenant, days in tenant_days(engine, context.partition_keys):
+    for tenant, days in analytics.tenant_days(context.partition_keys):
         for month in store.months_of(days):  # a month's agreement is over all its days
             comparison = store.refresh_month(engine, tenant, month, now)
-            figures = comparison.figures
-            disagreements += len(comparison.disagreements)
-            tables.append(f"**{tenant.slug} {month:%Y-%m}**\n\n{markdown_table(figures)}")
-        quality_rows += store.refresh_quality(engine, tenant, days[0], days[-1], now)
+            for day in (d for d in days if store.month_start(d) == month):
+                _add_comparison_metadata(context, day, tenant.slug, month, comparison)
+        quality_rows = store.refresh_quality(engine, tenant, days[0], days[-1], now)
+        for day in days:
+            add_partition_metadata(context, day, tenant.slug, {"rows": quality_rows}, asset_key="analyzer_daily_kpis")
+    yield dg.MaterializeResult(asset_key="analyzer_agreement")
+    yield dg.MaterializeResult(asset_key="analyzer_disagreements")
+    yield dg.MaterializeResult(asset_key="analyzer_daily_kpis")
+
+
+def _add_comparison_metadata(context: dg.AssetExecutionContext, day: dt.date, slug: str, month: dt.date,
+                             comparison) -> None:
+    from allpfit_etl.monitoring.agreement import markdown_table
+
+    figures = comparison.figures
     numbers = {k: float(figures[k]) for k in NUMERIC_FIGURES if figures.get(k) is not None}
-    yield dg.MaterializeResult(asset_key="analyzer_agreement", metadata={
-        **numbers, "agreement": dg.MetadataValue.md("\n\n".join(tables) or "nothing compared")})
-    yield dg.MaterializeResult(asset_key="analyzer_disagreements", metadata={"disagreements": disagreements})
-    yield dg.MaterializeResult(asset_key="analyzer_daily_kpis", metadata={"rows": quality_rows})
+    table = f"**{slug} {month:%Y-%m}**\n\n{markdown_table(figures)}" if figures.get("compared") else "nothing compared"
+    add_partition_metadata(context, day, slug, {**numbers, "month": f"{month:%Y-%m}", "agreement": dg.MetadataValue.md(table)},
+                           asset_key="analyzer_agreement")
+    add_partition_metadata(context, day, slug, {"disagreements": len(comparison.disagreements), "month": f"{month:%Y-%m}"},
+                           asset_key="analyzer_disagreements")
 
 
 @dg.asset(
@@ -72,20 +86,19 @@ def analyzer_comparison(context: dg.AssetExecutionContext, analytics: AnalyticsD
     deps=["conversation_analyses"],
     group_name=GROUP,
     kinds={"pandas", "postgres"},
-    # by key: the openai resource (exchange rate, prices) is another step's wrapper, not imported
-    required_resource_keys={"analytics", "openai"},
 )
-def llm_spend_daily(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def llm_spend_daily(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase,
+                    openai: LeadAnalysisOpenAI) -> dg.MaterializeResult:
     """The llm_usage ledger per tenant, local day, model and mode: calls, failed calls, tokens by
     kind, cost and average latency. Metadata: month-to-date spend against monthly_budget_brl, the
     month-end projection, and for regex tenants with a shadow sample the cost of switching to OpenAI."""
     from allpfit_etl.monitoring import store
 
-    engine, openai = context.resources.analytics.engine(), context.resources.openai
+    engine = analytics.engine()
     timezone, now = settings.timezone_name(), _now()
     today = store.local_today(timezone, now)
     metadata: dict = {}
-    tenants = [(tenant, store.months_of(days)) for tenant, days in tenant_days(engine, context.partition_keys)]
+    tenants = [(tenant, store.months_of(days)) for tenant, days in analytics.tenant_days(context.partition_keys)]
     for tenant, months in tenants:
         # the calls this run made are dated today, whatever day partitions it analyzed
         for month in sorted(set(months) | {store.month_start(today)}):
@@ -101,22 +114,21 @@ def llm_spend_daily(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=metadata)
 
 
+# Unpartitioned: it is one file over all tenants and days, rewritten by every run that refreshes
+# the monitoring (in a partitioned run it follows the partitions it depends on, all of them).
 @dg.asset(
-    partitions_def=tenant_day_partitions,
-    backfill_policy=BACKFILL_POLICY,
     deps=["tenant_daily_kpis", "analyzer_agreement", "analyzer_disagreements", "analyzer_daily_kpis", llm_spend_daily,
           "lead_funnel", "analyzer_quality", "analyzer_calibration"],
     group_name=GROUP,
     kinds={"html"},
-    required_resource_keys={"analytics", "openai"},
 )
-def lead_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def lead_report(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase,
+                openai: LeadAnalysisOpenAI) -> dg.MaterializeResult:
     """The self-contained HTML dashboard (all tenants): spend against budgets, lead rate and visits,
     regex vs OpenAI agreement and disagreement examples, the funnel and each analyzer's calibration
     against the labels. Its path is in the metadata."""
     from allpfit_etl.monitoring.report import collect_report_data, default_report_path, render_report, write_report
 
-    analytics, openai = context.resources.analytics, context.resources.openai
     data = collect_report_data(analytics.engine(), usd_brl=openai.usd_brl, price_overrides=openai.price_overrides)
     path = write_report(render_report(data), default_report_path())
     context.log.info(f"report written to {path}")

@@ -7,7 +7,7 @@ import dagster as dg
 
 from allpfit_etl.analysis.shadow import missing_shadow_answers
 from allpfit_etl.db import sql
-from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions, tenant_days
+from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions
 from allpfit_etl.pending.rules import (
     REASONS, SHADOW_MISSING, PendingDecision, StoredAnalysis, is_settled, pending_decision,
 )
@@ -38,7 +38,7 @@ def pending_conversations(context: dg.AssetExecutionContext, analytics: Analytic
     engine = analytics.engine()
     now = dt.datetime.now(dt.timezone.utc)
     total_pending = total_skipped = 0
-    for tenant, days in tenant_days(engine, context.partition_keys):
+    for tenant, days in analytics.tenant_days(context.partition_keys):
         identity = tenant.identity()
         # A regex tenant's OpenAI sample is paid for too: it waits for the conversation to settle.
         shadow_is_paid = not tenant.features.use_openai

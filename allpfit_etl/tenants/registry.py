@@ -22,6 +22,8 @@ from allpfit_etl.tenants.outcomes import LabelMappingError, OutcomeMapping, buil
 SLUG_PATTERN = re.compile(r"^[a-z0-9_]+$")
 DEFAULT_MODEL = "gpt-4o-mini"
 BATCH_API_MODES = ("never", "backfills", "always")
+# How the answer's JSON schema is asked for (analysis/structured_output.py); None = the resource's setting.
+STRUCTURED_OUTPUT_MODES = ("json_schema", "json_object", "tools", "auto")
 # A WhatsApp sales chat goes back and forth within seconds (the bot) to a few minutes (the contact,
 # an agent); ten quiet minutes almost always end an exchange. Longer only delays the final answer,
 # shorter pays again for chats that were only pausing.
@@ -46,6 +48,11 @@ class TenantFeatures:
     # OpenAI tenants: a conversation is paid for once it has settled, i.e. no new message for this
     # many minutes (or resolved in Chatwoot); until then its free regex answer is loaded as provisional.
     settle_minutes: float = DEFAULT_SETTLE_MINUTES
+    # json_schema (OpenAI, vLLM) | json_object (llama-cpp-python, Ollama) | tools | auto; None = the resource's.
+    structured_output: str | None = None
+    # USD per 1M tokens, for a model the price table lacks (both or neither); None = the table's, or unpriced.
+    price_input: float | None = None
+    price_output: float | None = None
     # What the sales team recorded (tenants/outcomes.py): comma-separated Chatwoot label titles per
     # outcome, matched whatever their case and accents, and a custom_attributes key read as one more label.
     labels_converted: str = ""
@@ -83,8 +90,21 @@ class TenantFeatures:
         settle = self.settle_minutes
         if isinstance(settle, bool) or not isinstance(settle, (int, float)) or not 0 <= settle <= 7 * 24 * 60:
             raise ConfigError(f"feature settle_minutes must be a number of minutes between 0 and 10080, got {settle!r}")
+        if self.structured_output is not None and self.structured_output not in STRUCTURED_OUTPUT_MODES:
+            raise ConfigError(f"feature structured_output must be one of {', '.join(STRUCTURED_OUTPUT_MODES)}, "
+                              f"got {self.structured_output!r}")
+        for name in ("price_input", "price_output"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ConfigError(f"feature {name} must be a non-negative number of USD per 1M tokens, got {value!r}")
+        if (self.price_input is None) != (self.price_output is None):
+            raise ConfigError("features price_input and price_output go together: set both (USD per 1M tokens)")
         self.outcome_mapping()
         return self
+
+    def tenant_price(self) -> tuple[float, float] | None:
+        """The (input, output) price the tenant set for its model, if any."""
+        return None if self.price_input is None else (float(self.price_input), float(self.price_output))
 
 
 FEATURE_NAMES = tuple(f.name for f in fields(TenantFeatures))
@@ -127,7 +147,7 @@ def coerce_feature_value(key: str, text: str) -> Any:
             return int(text)
         except ValueError:
             raise ConfigError(f"feature {key} takes an integer, got {text!r}") from None
-    if key == "monthly_budget_brl":
+    if key in ("monthly_budget_brl", "price_input", "price_output"):
         if lowered in ("", "none", "null"):
             return None
         try:
@@ -136,6 +156,8 @@ def coerce_feature_value(key: str, text: str) -> Any:
             raise ConfigError(f"feature {key} takes a number, got {text!r}") from None
     if key == "batch_api":
         return lowered
+    if key == "structured_output":
+        return None if lowered in ("", "none", "null", "default") else lowered
     if key == "settle_minutes":
         try:
             return float(text)

@@ -7,7 +7,9 @@ WITH analyzed AS (
     FROM conversations_analytics a
     WHERE a.tenant_id IN :tenant_ids AND a.day BETWEEN :first AND :last
 ), spend AS (
-    SELECT COALESCE(SUM(u.cost_usd), 0) AS cost_usd, COALESCE(SUM(u.cost_brl), 0) AS cost_brl
+    SELECT COALESCE(SUM(u.cost_usd), 0) AS cost_usd, COALESCE(SUM(u.cost_brl), 0) AS cost_brl,
+           COALESCE(SUM(CASE WHEN NOT u.priced AND (u.prompt_tokens > 0 OR u.completion_tokens > 0)
+                             THEN 1 ELSE 0 END), 0) AS unpriced_calls
     FROM llm_usage u
     JOIN chatwoot_conversations c ON c.tenant_id = u.tenant_id AND c.conversation_id = u.conversation_id
     WHERE c.tenant_id IN :tenant_ids AND c.day BETWEEN :first AND :last
@@ -15,5 +17,6 @@ WITH analyzed AS (
 SELECT
     (SELECT COUNT(*) FROM chatwoot_conversations c
       WHERE c.tenant_id IN :tenant_ids AND c.day BETWEEN :first AND :last) AS conversations,
-    analyzed.analyzed, analyzed.leads, analyzed.visits, spend.cost_usd, spend.cost_brl
+    analyzed.analyzed, analyzed.leads, analyzed.visits, spend.cost_usd, spend.cost_brl,
+    spend.unpriced_calls
 FROM analyzed, spend

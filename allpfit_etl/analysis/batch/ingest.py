@@ -16,11 +16,12 @@ import sqlalchemy as sa
 from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, insert_answer
 from allpfit_etl.analysis.batch import store
 from allpfit_etl.analysis.batch.results import LineOutcome, parse_result_file
-from allpfit_etl.analysis.batch.submit import SubmitOptions, crash_point, resume_unsubmitted, submit
+from allpfit_etl.analysis.batch.submit import SubmitOptions, resume_unsubmitted, submit
 from allpfit_etl.analysis.interface import AnalysisFailure, AnalysisResult, AnalyzerIdentity
-from allpfit_etl.analysis.pricing import batch_price_for
+from allpfit_etl.analysis.openai_analyzer import CallRecord
 from allpfit_etl.db import sql
 from allpfit_etl.errors import redact
+from allpfit_etl.tables import insert_rows, ledger_row, llm_usage
 from allpfit_etl.tenants.registry import get_tenant_by_id
 
 ENDED = ("completed", "expired", "failed", "cancelled")
@@ -86,14 +87,11 @@ def ingest_batch(engine: sa.Engine, client: openai.OpenAI, row, batch, options: 
     report = IngestReport()
     tenant = get_tenant_by_id(engine, int(row.tenant_id))
     identity = AnalyzerIdentity("openai", row.model, row.prompt_version)
-    price = batch_price_for(row.model, options.price_overrides)
+    price = options.price(row.model, tenant.features)
     outcomes = {**_read(client, batch.error_file_id), **_read(client, batch.output_file_id)}
     requests = store.rows(engine, "open_requests", batch_key=row.batch_key)
     retry, release = [], []
-    halfway = len(requests) // 2
-    for index, request in enumerate(requests):
-        if index == halfway:
-            crash_point("mid_ingest")
+    for request in requests:
         if deadline and time.monotonic() > deadline:
             report.still_open += 1  # not marked ingested: the next call resumes where this one stopped
             return report
@@ -158,15 +156,13 @@ def _store_line(engine, tenant_id: int, identity: AnalyzerIdentity, batch_key: s
                           AnalysisResult(int(request.conversation_id), request.content_hash, outcome.analysis),
                           {"prompt_tokens": outcome.prompt_tokens, "cached_tokens": outcome.cached_tokens,
                            "completion_tokens": outcome.completion_tokens, "cost_usd": usd})
-        conn.execute(store.batch_usage_table.insert(), [{
-            "tenant_id": tenant_id, "conversation_id": int(request.conversation_id), "model": identity.model,
-            "prompt_tokens": outcome.prompt_tokens, "cached_tokens": outcome.cached_tokens,
-            "completion_tokens": outcome.completion_tokens,
-            "total_tokens": outcome.prompt_tokens + outcome.completion_tokens,
-            "cost_usd": usd, "cost_brl": usd * options.usd_brl, "latency_ms": None, "attempt": int(request.attempt),
-            "status": "ok" if ok else "invalid_answer", "error_kind": None if ok else outcome.error_kind,
-            "run_id": None, "created_at": store.now(), "mode": "batch", "batch_id": batch_id,
-        }])
+        record = CallRecord(tenant_id, int(request.conversation_id), identity.model, outcome.prompt_tokens,
+                            outcome.cached_tokens, outcome.completion_tokens,
+                            outcome.prompt_tokens + outcome.completion_tokens, usd, usd * options.usd_brl,
+                            latency_ms=None, attempt=int(request.attempt), status="ok" if ok else "invalid_answer",
+                            error_kind=None if ok else outcome.error_kind, created_at=store.now(),
+                            priced=price.priced, mode="batch", batch_id=batch_id)
+        insert_rows(conn, llm_usage, [ledger_row(record, None)])
     return True
 
 
@@ -180,7 +176,8 @@ def _resubmit(engine, client, parent_key: str, identity: AnalyzerIdentity, reque
     gone = [r.custom_id for cid, r in wanted.items() if cid not in {c.conversation_id for c in inputs}]
     store.release(engine, parent_key, gone, "changed")
     attempts = {c.conversation_id: int(wanted[c.conversation_id].attempt) + (0 if same_attempt else 1) for c in inputs}
-    submitted = submit(engine, client, identity, inputs, options, parent_key=parent_key, attempts=attempts, part=part)
+    submitted = submit(engine, client, identity, inputs, options, parent_key=parent_key, attempts=attempts, part=part,
+                       features=get_tenant_by_id(engine, tenant_id).features)
     return sum(s.conversations for s in submitted)
 
 

@@ -10,6 +10,7 @@ from typing import Iterable, Sequence
 from urllib.parse import quote, unquote
 
 from allpfit_etl.analysis import openai_analyzer
+from allpfit_etl.analysis.structured_output import JSON_SCHEMA, request_fields
 from allpfit_etl.analysis.interface import ConversationInput
 from allpfit_etl.errors import ConfigError
 
@@ -54,12 +55,9 @@ class RequestLine:
 
 
 def request_body(conversation: ConversationInput, model: str, max_prompt_tokens: int) -> dict:
-    """Exactly what the real-time analyser sends for this conversation."""
-    return {
-        "model": model,
-        "messages": openai_analyzer.build_messages(conversation, max_prompt_tokens),
-        "response_format": openai_analyzer.RESPONSE_FORMAT,
-    }
+    """Exactly what the real-time analyser sends for this conversation in ``json_schema`` mode
+    (the Batch API is OpenAI's, which takes Structured Outputs)."""
+    return {"model": model, **request_fields(JSON_SCHEMA, openai_analyzer.build_messages(conversation, max_prompt_tokens))}
 
 
 def build_request_line(conversation: ConversationInput, model: str, prompt_version: str, max_prompt_tokens: int) -> RequestLine:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from allpfit_etl.analysis.batch.requests import RequestKey, parse_custom_id
 from allpfit_etl.analysis.interface import LeadAnalysis
-from allpfit_etl.analysis.openai_analyzer import AttemptFailed, parse_answer
 from allpfit_etl.analysis.pricing import ModelPrice, cost_usd
+from allpfit_etl.analysis.structured_output import InvalidAnswer, completion_usage, parse_completion
 
 
 @dataclass(frozen=True)
@@ -46,19 +46,11 @@ def parse_result_line(raw: str) -> LineOutcome:
     if status != 200:
         code = ((body.get("error") or {}).get("code")) if isinstance(body, dict) else None
         return LineOutcome(custom_id, key, error_kind=str(code or f"http_{status}"))
-    usage = body.get("usage") or {}
-    tokens = dict(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        cached_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-    )
-    choices = body.get("choices") or []
-    message = (choices[0].get("message") or {}) if choices else {}
+    prompt, cached, completion, _total = completion_usage(body) or (0, 0, 0, 0)
+    tokens = dict(prompt_tokens=prompt, cached_tokens=cached, completion_tokens=completion)
     try:
-        if not choices or message.get("refusal"):
-            raise AttemptFailed("invalid_answer")
-        analysis = parse_answer(message.get("content"), choices[0].get("finish_reason"))
-    except AttemptFailed:
+        analysis = parse_completion(body)
+    except InvalidAnswer:
         return LineOutcome(custom_id, key, error_kind="invalid_answer", **tokens)
     return LineOutcome(custom_id, key, analysis=analysis, **tokens)
 

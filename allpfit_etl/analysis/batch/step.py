@@ -17,14 +17,14 @@ from allpfit_etl import settings
 from allpfit_etl.analysis.answer_store import AnswerSink
 from allpfit_etl.analysis.batch import store
 from allpfit_etl.analysis.batch.submit import SubmitOptions, batch_client, resume_unsubmitted, submit
-from allpfit_etl.analysis.budget import estimate_chunk_cost_brl, exceeds_budget, month_to_date_spend_brl
-from allpfit_etl.analysis.interface import AnalysisFailure, ConversationInput
-from allpfit_etl.analysis.pricing import BATCH_DISCOUNT
-from allpfit_etl.analysis.summary import DEFERRED, IN_BATCH, ChunkSummary
+from allpfit_etl.analysis.budget import apply_budget, check_budget
+from allpfit_etl.analysis.interface import ConversationInput
+from allpfit_etl.analysis.pricing import DEFAULT_USD_BRL
+from allpfit_etl.analysis.summary import IN_BATCH, ChunkSummary
+from allpfit_etl.partitions import BACKFILL_TAG
 from allpfit_etl.tenants.registry import Tenant
 
 BATCH_TAG = "allpfit/batch"
-BACKFILL_TAG = "dagster/backfill"
 
 
 def use_batch_api(tenant: Tenant, tags: Mapping[str, str]) -> bool:
@@ -38,8 +38,12 @@ def use_batch_api(tenant: Tenant, tags: Mapping[str, str]) -> bool:
 
 
 def submit_options(openai_resource, run_id: str | None = None) -> SubmitOptions:
-    return SubmitOptions(max_prompt_tokens=openai_resource.max_prompt_tokens, usd_brl=openai_resource.usd_brl,
-                         price_overrides=openai_resource.price_overrides, run_id=run_id)
+    """The Batch API's options from the ``openai`` resource: the run's, the sensor's and
+    ``allpfit-etl batches --wait``'s alike (exchange rate, prices, prompt size, endpoint)."""
+    return SubmitOptions(max_prompt_tokens=openai_resource.max_prompt_tokens,
+                         usd_brl=openai_resource.usd_brl or DEFAULT_USD_BRL,
+                         price_overrides=openai_resource.price_table(), run_id=run_id,
+                         base_url=openai_resource.base_url)
 
 
 def route_chunk(context: dg.OpExecutionContext, engine: sa.Engine, tenant: Tenant, todo: list[ConversationInput],
@@ -62,22 +66,13 @@ def route_chunk(context: dg.OpExecutionContext, engine: sa.Engine, tenant: Tenan
     if not todo:
         return []
     identity = tenant.identity()
-    budget = tenant.features.monthly_budget_brl
-    if budget is not None:
-        spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
-        estimate = BATCH_DISCOUNT * estimate_chunk_cost_brl(
-            todo, model=identity.model, usd_brl=options.usd_brl, max_prompt_tokens=options.max_prompt_tokens,
-            price_overrides=options.price_overrides)
-        if exceeds_budget(budget, spent, estimate):
-            context.log.warning(
-                f"budget: {tenant.slug} has spent or committed R$ {spent:.2f} of R$ {budget:.2f} this month; this batch "
-                f"(~R$ {estimate:.2f}) would pass it, so its {len(todo)} conversations stay pending")
-            summary.deferred_by_budget += len(todo)
-            summary.mark(tenant.tenant_id, (c.conversation_id for c in todo), DEFERRED)
-            sink.save_failures([AnalysisFailure(c.conversation_id, c.content_hash, "budget_exhausted", 0,
-                                                "monthly budget reached") for c in todo])
-            return []
-    submissions = submit(engine, client, identity, todo, options)
+    check = check_budget(engine, tenant, todo, price=options.price(identity.model, tenant.features),
+                         usd_brl=options.usd_brl, max_prompt_tokens=options.max_prompt_tokens,
+                         timezone=settings.timezone_name())
+    todo = apply_budget(check, tenant, todo, summary, sink, context.log, what="batch")
+    if not todo:
+        return []
+    submissions = submit(engine, client, identity, todo, options, features=tenant.features)
     summary.in_batch += sum(s.conversations for s in submissions)
     summary.mark(tenant.tenant_id, (c.conversation_id for c in todo), IN_BATCH)
     summary.batch_ids += tuple(s.batch_id for s in submissions if s.batch_id)

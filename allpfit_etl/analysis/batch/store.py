@@ -15,11 +15,6 @@ from allpfit_etl.db import load_sql, sql
 
 BATCH_REQUEST_COLUMNS = ("batch_key", "custom_id", "tenant_id", "conversation_id", "content_hash", "day", "attempt", "state")
 batch_requests_table = sa.table("llm_batch_requests", *(sa.column(c) for c in BATCH_REQUEST_COLUMNS))
-BATCH_USAGE_COLUMNS = (
-    "tenant_id", "conversation_id", "model", "prompt_tokens", "cached_tokens", "completion_tokens", "total_tokens",
-    "cost_usd", "cost_brl", "latency_ms", "attempt", "status", "error_kind", "run_id", "created_at", "mode", "batch_id",
-)
-batch_usage_table = sa.table("llm_usage", *(sa.column(c) for c in BATCH_USAGE_COLUMNS))
 
 
 def now() -> dt.datetime:

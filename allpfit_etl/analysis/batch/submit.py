@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import signal
 import uuid
 from dataclasses import dataclass
 from typing import Sequence
@@ -33,19 +31,12 @@ from allpfit_etl.analysis.batch.requests import (
 )
 from allpfit_etl.analysis.budget import estimate_chunk_cost_brl
 from allpfit_etl.analysis.interface import AnalyzerIdentity, ConversationInput
-from allpfit_etl.analysis.pricing import BATCH_DISCOUNT
+from allpfit_etl.analysis.pricing import DEFAULT_USD_BRL, ModelPrice, batch_price, price_for
 from allpfit_etl.errors import ConfigError
 
 METADATA_KEY = "allpfit_batch_key"
-# Test hook only: kill this process with SIGKILL at a named point (after_upload, after_create, mid_ingest).
-CRASH_ENV = "ALLPFIT_BATCH_CRASH_AT"
 # A SQLite deployment has no advisory locks: an intent younger than this may still be in flight.
 SQLITE_RESUME_AFTER_S = 300
-
-
-def crash_point(name: str) -> None:
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def batch_client(api_key: str | None, base_url: str | None) -> openai.OpenAI:
@@ -67,10 +58,18 @@ class Submission:
 
 @dataclass(frozen=True)
 class SubmitOptions:
+    """What the Batch API path takes from the ``openai`` resource (``step.submit_options``)."""
+
     max_prompt_tokens: int = 6000
-    usd_brl: float = 5.40
-    price_overrides: dict | None = None
+    usd_brl: float = DEFAULT_USD_BRL
+    price_overrides: dict | None = None  # the resource's price table (OPENAI_PRICES under price_overrides)
     run_id: str | None = None
+    base_url: str | None = None
+
+    def price(self, model: str, features=None) -> ModelPrice:
+        """The batch (half) price, by the same lookup as real time."""
+        tenant_price = features.tenant_price() if features is not None else None
+        return batch_price(price_for(model, self.price_overrides, base_url=self.base_url, tenant_price=tenant_price))
 
 
 def derived_key(parent_key: str, part: str) -> str:
@@ -89,21 +88,23 @@ def submit(
     parent_key: str | None = None,
     attempts: dict[int, int] | None = None,
     part: str = "retry",
+    features=None,
 ) -> list[Submission]:
     """Submit these conversations (one request each) in as many batches as the limits need.
-    Conversations already in an open batch are skipped."""
+    Conversations already in an open batch are skipped. ``features``: the tenant's (its price)."""
     if not conversations:
         return []
     tenant_id = conversations[0].tenant_id
     by_id = {c.conversation_id: c for c in conversations}
-    lines = [build_request_line(c, identity.model, identity.prompt_version, options.max_prompt_tokens) for c in conversations]
+    lines = [build_request_line(c, identity.model, identity.prompt_version, options.max_prompt_tokens)
+             for c in conversations]
+    price = options.price(identity.model, features)
     submissions = []
     for index, group in enumerate(split_into_files(lines)):
         batch_key = derived_key(parent_key, f"{part}:{index}") if parent_key else uuid.uuid4().hex
         group_inputs = [by_id[line.key.conversation_id] for line in group]
-        estimate_brl = BATCH_DISCOUNT * estimate_chunk_cost_brl(
-            group_inputs, model=identity.model, usd_brl=options.usd_brl,
-            max_prompt_tokens=options.max_prompt_tokens, price_overrides=options.price_overrides)
+        estimate_brl = estimate_chunk_cost_brl(group_inputs, price=price, usd_brl=options.usd_brl,
+                                               max_prompt_tokens=options.max_prompt_tokens)
         intent = store.BatchIntent(batch_key, tenant_id, identity.model, identity.prompt_version,
                                    estimate_brl / options.usd_brl, estimate_brl, parent_key, options.run_id)
         planned = [store.PlannedRequest(line.custom_id, line.key.conversation_id, line.key.content_hash,
@@ -133,14 +134,12 @@ def _upload_and_create(engine: sa.Engine, client: openai.OpenAI, batch_key: str,
         input_file_id = input_file_id or find_file(client, batch_key)
     if input_file_id is None:
         uploaded = client.files.create(file=(file_name(batch_key), content), purpose="batch")
-        crash_point("after_upload")
         input_file_id = uploaded.id
         store.record_upload(engine, batch_key, input_file_id)
     # No client-side retry of the create: a lost answer is settled by looking it up, never by a second create.
     batch = client.with_options(max_retries=0).batches.create(
         input_file_id=input_file_id, endpoint=ENDPOINT, completion_window=COMPLETION_WINDOW,
         metadata={METADATA_KEY: batch_key})
-    crash_point("after_create")
     store.record_created(engine, batch_key, input_file_id, batch.id, batch.status)
     return batch.id
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from allpfit_etl.fake_openai.server import estimate_tokens, expected_answer, prompt_key, prompt_tokens_of
+from fake_openai.server import _message, estimate_tokens, expected_answer, forced_tool, prompt_key, prompt_tokens_of
 
 MAX_LINES = 50_000
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -359,7 +359,7 @@ def _completion(body: dict) -> dict:
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": _now(),
         "model": body.get("model", "gpt-4o-mini"),
         "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": content, "refusal": None}}],
+                     "message": _message(content, forced_tool(body))}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens,
                   "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},

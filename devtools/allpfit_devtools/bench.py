@@ -28,9 +28,9 @@ def throwaway_databases(*labels: str):
     try:
         yield [make_url(ADMIN_URL).set(database=n).render_as_string(hide_password=False) for n in names]
     finally:
-        from allpfit_etl.db import _cached_engine
+        from allpfit_etl.db import dispose_engines
 
-        _cached_engine.cache_clear()
+        dispose_engines()
         with admin.connect() as conn:
             for name in names:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

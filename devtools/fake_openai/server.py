@@ -4,7 +4,9 @@ It answers Structured Outputs requests with JSON that satisfies the requested sc
 deterministically from the messages, and rejects a schema where OpenAI's strict mode would;
 reports usage; enforces RPM/TPM limits with 429, ``retry-after`` and ``x-ratelimit-*`` headers;
 plays the account errors (quota exhausted, bad key, 403, unknown model); and injects faults
-(spurious 429s, 500s, hangs, truncated JSON, NUL bytes).
+(spurious 429s, 500s, hangs, truncated JSON, NUL bytes). It also answers ``json_object`` with a
+``schema`` and a forced tool call, and plays llama-cpp-python's server (``llama_cpp``): HTTP 500
+for a ``json_schema`` response format, as that server answers it.
 It counts every billed call per distinct prompt so tests can prove nothing is paid twice.
 Built on asyncio streams, stdlib only, so thousands of slow requests cost little CPU.
 """
@@ -23,7 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from allpfit_etl.fake_openai.strict_schema import SchemaRejected, check_strict_schema
+from fake_openai.strict_schema import SchemaRejected, check_strict_schema
 
 MAX_BODY = 16 * 1024 * 1024
 
@@ -46,6 +48,12 @@ class FakeServerConfig:
     models: tuple[str, ...] = ()  # when set, any other model gets 404 model_not_found
     quota_calls: int | None = None  # billed calls left before 429 insufficient_quota (None = no quota)
     forbidden: bool = False  # 403 for every request
+    # llama-cpp-python's server (0.3.x): response_format json_schema is refused with a 500;
+    # json_object with a schema and tools are accepted.
+    llama_cpp: bool = False
+
+
+LLAMA_CPP_FORMAT_ERROR = "response_format.type: Input should be 'text' or 'json_object'"
 
 
 def estimate_tokens(text: str) -> int:
@@ -120,10 +128,25 @@ class _SchemaFaker:
         return node
 
 
+def forced_tool(body: dict) -> dict | None:
+    """The function a request makes the model call (``tool_choice`` naming one, or the only tool)."""
+    tools = [t.get("function") or {} for t in body.get("tools") or [] if t.get("type") == "function"]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        return next((t for t in tools if t.get("name") == name), None)
+    return tools[0] if len(tools) == 1 and choice in (None, "required", "auto") else None
+
+
 def _response_schema(body: dict) -> dict | None:
+    tool = forced_tool(body)
+    if tool is not None:
+        return tool.get("parameters")
     response_format = body.get("response_format") or {}
     if response_format.get("type") == "json_schema":
         return (response_format.get("json_schema") or {}).get("schema")
+    if response_format.get("type") == "json_object":
+        return response_format.get("schema")  # llama-cpp-python and Ollama take a schema here
     return None
 
 
@@ -204,6 +227,7 @@ class _Stats:
     account_errors: int = 0
     requests_after_account_error: int = 0  # arrived after the first account error was answered
     schema_rejections: int = 0
+    format_rejections: int = 0  # llama_cpp: json_schema refused with a 500
     in_flight: int = 0
     max_in_flight: int = 0
     billed_by_prompt: dict = field(default_factory=dict)
@@ -226,7 +250,7 @@ class FakeOpenAIServer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        from allpfit_etl.fake_openai.batches import BatchEndpoints  # imports this module's helpers
+        from fake_openai.batches import BatchEndpoints  # imports this module's helpers
 
         self.batches = BatchEndpoints()  # /v1/files and /v1/batches
         self._routes: dict[tuple[str, str], Route] = {}
@@ -309,6 +333,15 @@ class FakeOpenAIServer:
         with self._lock:
             in_flight = self._stats.in_flight
             self._stats = _Stats(in_flight=in_flight)
+
+    def wait_until_idle(self, timeout: float = 30.0) -> None:
+        """Return once no client holds a connection open: every request received has been answered
+        (and billed) or dropped. A killed client's requests in flight still complete here first."""
+        deadline = time.monotonic() + timeout
+        while self._writers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self._writers)} client connection(s) still open after {timeout:.0f}s")
+            time.sleep(0.02)
 
     def prompts_billed_twice(self) -> list[str]:
         """Prompts that were paid for a good answer more than once."""
@@ -415,6 +448,9 @@ class FakeOpenAIServer:
             return 429, {}, _error("You exceeded your current quota, please check your plan and billing details.",
                                    "insufficient_quota", "insufficient_quota")
         response_format = body.get("response_format") or {}
+        if config.llama_cpp and response_format and response_format.get("type") not in ("text", "json_object"):
+            self._stats.format_rejections += 1
+            return 500, {}, _error(LLAMA_CPP_FORMAT_ERROR, "internal_server_error", None)
         if response_format.get("type") == "json_schema":
             spec = response_format.get("json_schema") or {}
             if spec.get("strict"):
@@ -487,6 +523,7 @@ class FakeOpenAIServer:
                 self._stats.in_flight -= 1
         answer = expected_answer(body)
         finish_reason = "stop"
+        tool = forced_tool(body)
         if isinstance(answer, (dict, list)):
             if fault == "nul":
                 answer = _with_nul(answer)
@@ -521,7 +558,7 @@ class FakeOpenAIServer:
             "created": int(time.time()),
             "model": body.get("model", "gpt-4o-mini"),
             "choices": [{"index": 0, "finish_reason": finish_reason, "logprobs": None,
-                         "message": {"role": "assistant", "content": content, "refusal": None}}],
+                         "message": _message(content, tool)}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens,
                       "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
@@ -548,6 +585,15 @@ def _pick_fault(draw: float, config: FakeServerConfig) -> str | None:
         if draw < threshold:
             return name
     return None
+
+
+def _message(content: str, tool: dict | None) -> dict:
+    """The assistant's message: the answer as its content, or as the arguments of the forced tool call."""
+    if tool is None:
+        return {"role": "assistant", "content": content, "refusal": None}
+    call = {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+            "function": {"name": tool.get("name", ""), "arguments": content}}
+    return {"role": "assistant", "content": None, "refusal": None, "tool_calls": [call]}
 
 
 def _retry_after(seconds: float) -> dict:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -16,13 +15,38 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from allpfit_etl.settings import DAGSTER_STORAGE_VARIABLES
 
-REPO = Path(__file__).resolve().parent.parent
+
+
+# What dagster.yaml's PostgreSQL storage reads (see its comment on why these are fields, not a URL).
+DAGSTER_STORAGE_VARIABLES = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
+
+
+def dagster_storage_env(url: str) -> dict[str, str]:
+    """The ``DAGSTER_PG_*`` variables for Dagster's own storage, from one ``postgresql://`` URL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        raise ValueError("Dagster's storage needs a postgresql://user:password@host:5432/database URL")
+    values = (parsed.host or "localhost", str(parsed.port or 5432), parsed.username or "", parsed.password or "",
+              parsed.database)
+    return dict(zip(DAGSTER_STORAGE_VARIABLES, values))
+
+
+def _repo_root() -> Path:
+    """The allpfit-etl checkout the tests and benchmarks run from: the nearest folder, from the
+    working directory up, that holds the repo's ``dagster.yaml`` and ``workspace.yaml``."""
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "dagster.yaml").is_file() and (folder / "workspace.yaml").is_file():
+            return folder
+    raise RuntimeError(f"no allpfit-etl checkout (dagster.yaml and workspace.yaml) at or above {Path.cwd()}")
+
+
+REPO = _repo_root()
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
@@ -50,34 +74,27 @@ def server_up(port: int) -> bool:
 
 
 def descendants(root: int) -> list[int]:
-    """Every process below ``root`` (children, their children…), from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
+    """Every process below ``root`` (children, their children…)."""
+    try:
+        return [child.pid for child in psutil.Process(root).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def stop_processes(pids: list[int], timeout: float = 30) -> None:
     """SIGTERM, then SIGKILL whatever is still alive after ``timeout`` seconds."""
+    processes = []
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
-        time.sleep(0.2)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            processes.append(psutil.Process(pid))
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=5)
 
 
 @contextlib.contextmanager
@@ -92,9 +109,9 @@ def postgres_databases(admin: sa.Engine, base_url: str, *labels: str, owner: str
         url = make_url(base_url)
         yield {label: url.set(database=name).render_as_string(hide_password=False) for label, name in names.items()}
     finally:
-        from allpfit_etl.db import _cached_engine
+        from allpfit_etl.db import dispose_engines
 
-        _cached_engine.cache_clear()
+        dispose_engines()
         with admin.connect() as conn:
             for name in names.values():
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -183,3 +200,52 @@ def dagster_processes(env: Mapping[str, str], log_dir: Path, *, webserver: bool 
         stop_processes(started, timeout=10)
         for f in files.values():
             f.close()
+
+
+@dataclass
+class Deployment:
+    """A production-shaped deployment: the repo's dagster.yaml on PostgreSQL, the pipeline's databases."""
+    urls: dict[str, str]
+    env: dict[str, str]
+    home: Path
+    instance: object  # dagster.DagsterInstance (imported where a deployment starts: allpfit-etl brings it)
+    processes: DagsterProcesses | None
+
+    @property
+    def port(self) -> int | None:
+        return self.processes.port if self.processes else None
+
+    def client(self):
+        return self.processes.client()
+
+
+@contextlib.contextmanager
+def production_deployment(urls: Mapping[str, str], tmp: Path, env: Mapping[str, str], *, daemon: bool = True,
+                          webserver: bool = True, wait: bool = True) -> Iterator[Deployment]:
+    """The one way tests and benchmarks stand a deployment up: a DAGSTER_HOME under ``tmp`` holding
+    the repo's dagster.yaml, Dagster's storage in ``urls["dagster"]``, the pipeline pointed at
+    ``urls["chatwoot"]`` and ``urls["analytics"]`` (``env`` adds the rest: OpenAI, alerts, sensor
+    intervals…); ``dagster-daemon`` and ``dagster-webserver`` started as in ``dagster_processes``
+    unless ``daemon`` is false; this process's ``DagsterInstance.get()`` the deployment's. On exit,
+    the instance is closed, then the processes and whatever they started are stopped."""
+    import dagster as dg
+
+    home = production_home(tmp)
+    full_env = {**env, "DAGSTER_HOME": str(home), **dagster_storage_env(urls["dagster"]),
+                "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"]}
+    with contextlib.ExitStack() as stack:
+        processes = stack.enter_context(dagster_processes(full_env, tmp, webserver=webserver, wait=wait)) if daemon else None
+        stack.enter_context(instance_environment(full_env))
+        instance = dg.DagsterInstance.get()
+        stack.callback(instance.dispose)
+        yield Deployment(dict(urls), full_env, home, instance, processes)
+
+
+def sensor_ticks_since(instance, sensor_name: str, since: float) -> int:
+    """Ticks of ``sensor_name`` that started after ``since`` (a Unix timestamp) and have ended:
+    waiting for a few of them is waiting for the daemon to have looked again, not for time to pass."""
+    for state in instance.all_instigator_state():
+        if state.instigator_name == sensor_name:
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=since)
+            return sum(1 for tick in ticks if tick.status.value != "STARTED")
+    return 0

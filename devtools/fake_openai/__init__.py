@@ -1,6 +1,6 @@
 """The OpenAI-compatible server the tests and benchmarks talk to over real HTTP."""
 
-from allpfit_etl.fake_openai.server import (
+from fake_openai.server import (
     FakeOpenAIServer,
     FakeServerConfig,
     expected_answer,
