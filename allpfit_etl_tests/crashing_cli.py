@@ -55,7 +55,7 @@ def arm(point: str) -> None:
     elif point == "after_create":
         openai.resources.batches.Batches.create = _then_die(openai.resources.batches.Batches.create)
     elif point == "mid_ingest":
-        ingest._store_line = _die_after(ANSWERS_BEFORE_MID_INGEST_CRASH, ingest._store_line)
+        ingest.insert_answer = _die_after(ANSWERS_BEFORE_MID_INGEST_CRASH, ingest.insert_answer)
     else:
         raise SystemExit(f"unknown crash point {point!r}")
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from allpfit_etl.analysis.pricing import DEFAULT_PRICES, cost_usd, estimate_cost_usd, price_for, usd_to_brl
+from allpfit_etl.analysis.pricing import DEFAULT_PRICES, cost_usd, estimate_cost_usd, price_for
 from allpfit_etl.analysis.rate_limiter import RateLimiter, parse_duration, retry_after_seconds
 from allpfit_etl.analysis.truncation import estimate_tokens, truncate_transcript
 from allpfit_etl.errors import ConfigError
@@ -16,7 +16,6 @@ def test_gpt_4o_mini_cost():
     price = DEFAULT_PRICES["gpt-4o-mini"]
     assert cost_usd(price, 1_000_000, 200_000, 100_000) == pytest.approx(0.12 + 0.015 + 0.06)
     assert cost_usd(price, 1000, 0, 0) == pytest.approx(0.00015)
-    assert usd_to_brl(1.0, 5.5) == 5.5
     assert estimate_cost_usd(price, 1000, 100) == pytest.approx(cost_usd(price, 1000, 0, 100))
 
 

@@ -106,10 +106,6 @@ def cost_usd(price: ModelPrice, prompt_tokens: int, cached_tokens: int, completi
             + completion_tokens * price.output_per_m) / 1_000_000
 
 
-def usd_to_brl(usd: float, rate: float = DEFAULT_USD_BRL) -> float:
-    return usd * rate
-
-
 def estimate_cost_usd(price: ModelPrice, prompt_tokens_estimate: int, completion_tokens_estimate: int = 120) -> float:
     """Upper bound for the budget guard: no cache discount assumed."""
     return cost_usd(price, prompt_tokens_estimate, 0, completion_tokens_estimate)
