@@ -26,7 +26,7 @@ def conversation(i: int, text: str = "[10/11 10:00] Contato: quanto custa?") -> 
 
 
 def test_request_line_is_the_real_time_request():
-    line = build_request_line(conversation(1), "gpt-4o-mini", "v1", 6000)
+    line = build_request_line(conversation(1), "gpt-4o-mini", "lead-v1", 6000)
     row = json.loads(line.data)
     assert line.data.endswith(b"\n") and row["method"] == "POST" and row["url"] == "/v1/chat/completions"
     assert row["body"] == {"model": "gpt-4o-mini", "messages": openai_analyzer.build_messages(conversation(1), 6000),
@@ -42,8 +42,8 @@ def test_custom_id_round_trip(model, version):
 
 
 def test_files_respect_count_size_and_model_limits_and_drop_repeats():
-    lines = [build_request_line(conversation(i), "gpt-4o-mini", "v1", 6000) for i in range(10)]
-    lines += [build_request_line(conversation(i), "gpt-4o", "v1", 6000) for i in range(3)]
+    lines = [build_request_line(conversation(i), "gpt-4o-mini", "lead-v1", 6000) for i in range(10)]
+    lines += [build_request_line(conversation(i), "gpt-4o", "lead-v1", 6000) for i in range(3)]
     lines.append(lines[0])
     files = split_into_files(lines, max_requests=4)
     assert [len(f) for f in files] == [3, 4, 4, 2]

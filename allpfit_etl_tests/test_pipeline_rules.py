@@ -31,7 +31,8 @@ def stored(identity: AnalyzerIdentity, content_hash="h1") -> StoredAnalysis:
         (REGEX, stored(REGEX), False, None),
         (REGEX, stored(REGEX, "other"), False, CONTENT_CHANGED),
         (OPENAI, stored(REGEX), False, ANALYZER_CHANGED),
-        (OPENAI, stored(AnalyzerIdentity("openai", "gpt-4o-mini", "lead-v0")), False, ANALYZER_CHANGED),
+        # a new prompt version re-pays no history (`allpfit-etl reanalyze` does, explicitly)
+        (OPENAI, stored(AnalyzerIdentity("openai", "gpt-4o-mini", "lead-v0")), False, None),
         (OPENAI, stored(AnalyzerIdentity("openai", "gpt-4o", "lead-v1")), False, ANALYZER_CHANGED),
         (REGEX, stored(OPENAI), False, None),
         (REGEX, stored(OPENAI), True, ANALYZER_CHANGED),
@@ -40,6 +41,13 @@ def stored(identity: AnalyzerIdentity, content_hash="h1") -> StoredAnalysis:
 )
 def test_pending_reason(current, existing, force, expected):
     assert pending_reason("h1", current, existing, reanalyze_with_regex=force) == expected
+
+
+def test_an_answer_stored_for_the_new_prompt_is_loaded_and_a_new_model_still_reanalyses():
+    old_prompt = stored(AnalyzerIdentity("openai", "gpt-4o-mini", "lead-v0"))
+    assert pending_reason("h1", OPENAI, old_prompt, current_answer_stored=True) == ANALYZER_CHANGED
+    assert pending_reason("h1", OPENAI, stored(OPENAI, "other")) == CONTENT_CHANGED  # changed content: the new prompt
+    assert pending_reason("h1", OPENAI, stored(AnalyzerIdentity("openai", "gpt-4o", "lead-v0"))) == ANALYZER_CHANGED
 
 
 NOW = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.timezone.utc)

@@ -9,6 +9,7 @@ import dagster as dg
 from allpfit_etl.analysis import chunk_steps
 from allpfit_etl.analysis.answer_store import AnswerSink
 from allpfit_etl.analysis.batch.step import route_chunk
+from allpfit_etl.analysis.candidate import analyze_candidate
 from allpfit_etl.analysis.chunks import ChunkSpec, default_chunk_size, split_into_chunks
 from allpfit_etl.analysis.interface import Analyzer
 from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
@@ -93,6 +94,7 @@ class OpenAIChunkAnalyzer:
             engine=writer.engine,  # the account's limit is shared through the analytics database
             run_id=self.run_id, on_answer=writer.submit_answer, on_call=writer.submit_call, progress=on_progress,
             holders_at_start=self.workers, features=features, notice=self.notice,
+            prompt_version=features.prompt_version,
         )
 
     def notice(self, line: str) -> None:
@@ -148,7 +150,9 @@ def analyze_chunk(
             context.log.warning(warning)
     # The other analyzer's answer, to compare (regex for OpenAI tenants, a sample for regex ones).
     shadow = analyze_shadow(engine, work.tenant, work.inputs, openai, context.log, run_id=context.run_id)
-    work.summary.usage = work.summary.usage.add(shadow)
+    # A candidate prompt's answers on a sample, to compare before a switch (OpenAI tenants).
+    candidate = analyze_candidate(engine, work.tenant, work.inputs, openai, context.log, run_id=context.run_id)
+    work.summary.usage = work.summary.usage.add(shadow).add(candidate)
     summary = chunk_steps.finish(work)
     return dg.Output(summary, metadata=summary.metadata())
 

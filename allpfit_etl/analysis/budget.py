@@ -16,6 +16,7 @@ from allpfit_etl.analysis.prompts import system_prompt
 from allpfit_etl.analysis.summary import DEFERRED
 from allpfit_etl.analysis.truncation import estimate_tokens
 from allpfit_etl.db import sql
+from allpfit_etl.identities import PROMPT_VERSION
 
 
 def month_start_utc(now: dt.datetime, timezone: str) -> dt.datetime:
@@ -50,11 +51,12 @@ def month_to_date_spend_brl(engine: sa.Engine, tenant_id: int, timezone: str, no
 def estimate_chunk_cost_brl(
     conversations: list[ConversationInput], *, usd_brl: float, max_prompt_tokens: int = 6000,
     price: ModelPrice | None = None, model: str | None = None, price_overrides: dict | None = None,
+    prompt_version: str = PROMPT_VERSION,
 ) -> float:
     """Upper-bound estimate of what sending these conversations would cost, without any network:
     each transcript counts at most ``max_prompt_tokens``, as it is truncated before sending."""
     price = price if price is not None else price_for(model, price_overrides)
-    system_tokens = estimate_tokens(system_prompt())
+    system_tokens = estimate_tokens(system_prompt(prompt_version))  # lead-v2's is five times lead-v1's
     total = 0.0
     for conversation in conversations:
         prompt_tokens = system_tokens + min(estimate_tokens(conversation.message_compiled), max_prompt_tokens)
@@ -88,12 +90,14 @@ class BudgetCheck:
 
 
 def check_budget(engine: sa.Engine, tenant, conversations: list[ConversationInput], *, price: ModelPrice,
-                 usd_brl: float, max_prompt_tokens: int, timezone: str) -> BudgetCheck | None:
+                 usd_brl: float, max_prompt_tokens: int, timezone: str,
+                 prompt_version: str = PROMPT_VERSION) -> BudgetCheck | None:
     """The tenant's budget against these conversations at ``price``; None when it has no budget."""
     budget = tenant.features.monthly_budget_brl
     if budget is None or not conversations:
         return None
-    estimate = estimate_chunk_cost_brl(conversations, price=price, usd_brl=usd_brl, max_prompt_tokens=max_prompt_tokens)
+    estimate = estimate_chunk_cost_brl(conversations, price=price, usd_brl=usd_brl, max_prompt_tokens=max_prompt_tokens,
+                                       prompt_version=prompt_version)
     return BudgetCheck(float(budget), month_to_date(engine, tenant.tenant_id, timezone),
                        estimate if price.priced else None)
 

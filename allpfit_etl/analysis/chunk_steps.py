@@ -67,7 +67,8 @@ def keep_budget(engine: sa.Engine, work: ChunkWork, *, price: ModelPrice, usd_br
     if not work.todo or not work.pays:
         return
     check = check_budget(engine, work.tenant, work.todo, price=price, usd_brl=usd_brl,
-                         max_prompt_tokens=max_prompt_tokens, timezone=settings.timezone_name())
+                         max_prompt_tokens=max_prompt_tokens, timezone=settings.timezone_name(),
+                         prompt_version=work.identity.prompt_version)
     work.todo = apply_budget(check, work.tenant, work.todo, work.summary, work.sink, log)
 
 

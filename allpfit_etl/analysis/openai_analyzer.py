@@ -177,12 +177,14 @@ class RunStopped(Exception):
     """An account error stopped the run: this conversation stays pending."""
 
 
-def build_messages(conversation: ConversationInput, max_prompt_tokens: int) -> list[dict]:
+def build_messages(conversation: ConversationInput, max_prompt_tokens: int,
+                   prompt_version: str = PROMPT_VERSION) -> list[dict]:
+    """The static system prompt first, then the conversation: OpenAI caches a shared prefix."""
     transcript = truncate_transcript(sanitize_text(conversation.message_compiled) or "", max_prompt_tokens)
     name = sanitize_text(conversation.contact_name) or "(sem nome)"
     user = (f"Conversa #{conversation.conversation_id}. Nome de exibição do contato: {name}\n\n"
             f"Transcrição:\n{transcript or '(sem mensagens)'}")
-    return [{"role": "system", "content": system_prompt()}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system_prompt(prompt_version)}, {"role": "user", "content": user}]
 
 
 class OpenAIAnalyzer:
@@ -206,6 +208,7 @@ class OpenAIAnalyzer:
         progress_every_s: float = 5.0,
         structured_output: str = structured_output.JSON_SCHEMA,
         notice: Callable[[str], None] | None = None,
+        prompt_version: str = PROMPT_VERSION,
     ):
         """``rate_limit`` is the step's share of the account's limit; without it, a private one
         (``rate_limits`` configured, else learned from the server's headers). ``max_concurrency``,
@@ -223,7 +226,8 @@ class OpenAIAnalyzer:
         self._probing = self.structured_output == AUTO  # one request at a time until a mode works
         self.notice = notice or (lambda line: None)
         self.watch = FailureWatch()
-        self.identity = AnalyzerIdentity("openai", model, PROMPT_VERSION)
+        self.prompt_version = prompt_version
+        self.identity = AnalyzerIdentity("openai", model, prompt_version)
         self.stop_reason: str | None = None
         self.latency_s = INITIAL_LATENCY_S
         self.max_in_flight_seen = 0
@@ -318,7 +322,7 @@ class OpenAIAnalyzer:
 
     async def _one(self, client, conversation: ConversationInput, outcome: ChunkOutcome) -> None:
         self._unsent += 1  # while any is left unsent, this step needs its share of the limit
-        messages = build_messages(conversation, self.max_prompt_tokens)
+        messages = build_messages(conversation, self.max_prompt_tokens, self.prompt_version)
         tokens = sum(estimate_tokens(m["content"]) for m in messages) + EXPECTED_COMPLETION_TOKENS
         limiter = self.rate_limit.limiter
         attempts = 0

@@ -13,6 +13,7 @@ from allpfit_etl.analysis.pricing import DEFAULT_USD_BRL, PRICES_ENV, ModelPrice
 from allpfit_etl.analysis.structured_output import JSON_SCHEMA, MODES
 from allpfit_etl.analysis.shared_rate_limit import SharedRateLimit, account_key
 from allpfit_etl.errors import ConfigError
+from allpfit_etl.identities import PROMPT_VERSION
 
 RPM_ENV, TPM_ENV = "OPENAI_RPM", "OPENAI_TPM"
 STRUCTURED_OUTPUT_ENV = "OPENAI_STRUCTURED_OUTPUT"
@@ -110,7 +111,7 @@ class LeadAnalysisOpenAI(dg.ConfigurableResource):
     def build_analyzer(self, *, tenant_id: int, model: str, max_concurrency: int | None = None,
                        engine: sa.Engine | None = None, run_id: str | None = None,
                        on_answer=None, on_call=None, progress=None, holders_at_start: int = 1,
-                       features=None, notice=None) -> OpenAIAnalyzer:
+                       features=None, notice=None, prompt_version: str = PROMPT_VERSION) -> OpenAIAnalyzer:
         """``features``: the tenant's (its price and structured_output); ``notice``: where the
         analyser's one-off lines go (the structured-output mode it settled on).
         With ``engine`` (the analytics database) the rate limit is shared with every other step,
@@ -132,4 +133,5 @@ class LeadAnalysisOpenAI(dg.ConfigurableResource):
             progress=progress,
             structured_output=self.structured_output_for(features),
             notice=notice,
+            prompt_version=prompt_version,
         )

@@ -25,7 +25,9 @@ from allpfit_etl.analysis.interface import ConversationInput, Usage
 from allpfit_etl.analysis.openai_analyzer import OpenAIAccountError
 from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError
-from allpfit_etl.identities import OPENAI_ANALYZER, REGEX_ANALYZER, AnalyzerIdentity, openai_identity, regex_identity
+from allpfit_etl.identities import (
+    OPENAI_ANALYZER, PROMPT_VERSION, REGEX_ANALYZER, AnalyzerIdentity, openai_identity, regex_identity,
+)
 from allpfit_etl.tenants.registry import Tenant
 
 
@@ -44,8 +46,16 @@ def shadow_identity(tenant: Tenant) -> AnalyzerIdentity | None:
     if tenant.features.use_openai:
         return regex_identity()
     if tenant.features.shadow_openai_sample > 0:
-        return openai_identity(tenant.features.model)
+        return openai_identity(tenant.features.model, tenant.features.prompt_version)
     return None
+
+
+def answered_by(conn: sa.Connection, tenant_id: int, day, identity: AnalyzerIdentity) -> set[int]:
+    """Conversations of the (tenant, day) with a stored answer of ``identity`` for their current content."""
+    rows = conn.execute(sql("analytics/monitoring/shadow_answered_for_partition"), {
+        "tenant_id": tenant_id, "day": day, "analyzer": identity.analyzer, "model": identity.model,
+        "prompt_version": identity.prompt_version})
+    return {int(r.conversation_id) for r in rows}
 
 
 def missing_shadow_answers(conn: sa.Connection, tenant: Tenant, day, conversation_ids) -> set[int]:
@@ -68,14 +78,14 @@ def missing_shadow_answers(conn: sa.Connection, tenant: Tenant, day, conversatio
 
 def fit_in_budget(conversations: list[ConversationInput], budget_brl: float | None, spent_brl: float, *,
                   model: str, usd_brl: float, price_overrides: dict | None = None,
-                  price=None) -> list[ConversationInput]:
+                  price=None, prompt_version: str = PROMPT_VERSION) -> list[ConversationInput]:
     """The longest prefix whose estimated cost keeps month-to-date spend within the budget."""
     if budget_brl is None:
         return conversations
     kept, total = [], spent_brl
     for conversation in conversations:
         total += estimate_chunk_cost_brl([conversation], model=model, usd_brl=usd_brl, price_overrides=price_overrides,
-                                         price=price)
+                                         price=price, prompt_version=prompt_version)
         if total > budget_brl:
             break
         kept.append(conversation)
@@ -110,7 +120,8 @@ def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationI
 
     spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
     affordable = fit_in_budget(todo, tenant.features.monthly_budget_brl, spent, model=identity.model,
-                               usd_brl=openai.usd_brl, price=openai.price(identity.model, tenant.features))
+                               usd_brl=openai.usd_brl, price=openai.price(identity.model, tenant.features),
+                               prompt_version=identity.prompt_version)
     if len(affordable) < len(todo):
         log.warning(f"shadow sample: {tenant.slug} is near its monthly budget; "
                     f"{len(todo) - len(affordable)} sampled conversation(s) not sent to OpenAI")
@@ -121,6 +132,7 @@ def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationI
             tenant_id=tenant.tenant_id, model=identity.model, max_concurrency=tenant.features.max_concurrency,
             engine=engine, run_id=run_id, on_answer=sink.submit_answer, on_call=sink.submit_call,
             features=tenant.features,
+            prompt_version=identity.prompt_version,
         )
         outcome = analyzer.analyze_chunk(affordable)
     except (ConfigError, OpenAIAccountError) as exc:  # the regex answers still load; the sample waits

@@ -100,6 +100,10 @@ def _label_features(features) -> str:
     return "".join(" " + part for part in parts)
 
 
+def candidate_on(features) -> bool:
+    return features.use_openai and bool(features.candidate_prompt_version) and features.candidate_sample > 0
+
+
 def cmd_tenants(args) -> int:
     from allpfit_etl.tenants import registry
 
@@ -123,6 +127,8 @@ def cmd_tenants(args) -> int:
             print(
                 f"{t.slug:<16} id={t.tenant_id:<3} account={t.chatwoot_account_id:<4} "
                 f"{'enabled ' if t.enabled else 'disabled'} analyser={'openai:' + f.model if f.use_openai else 'regex'}"
+                f"{f' prompt={f.prompt_version}' if f.use_openai else ''}"
+                f"{f' candidate={f.candidate_prompt_version}@{f.candidate_sample:g}' if candidate_on(f) else ''}"
                 f"{f' shadow_openai_sample={f.shadow_openai_sample:g}' if f.shadow_openai_sample and not f.use_openai else ''} "
                 f"chunk_size={f.chunk_size or 'auto'} max_concurrency={f.max_concurrency or 'auto'} "
                 f"budget_brl={f.monthly_budget_brl} batch_api={f.batch_api}{_label_features(f)}  {t.name}"
@@ -351,6 +357,10 @@ def _monitoring_engine():
 def cmd_compare(args) -> int:
     from allpfit_etl.monitoring.compare import parse_month, run_compare
 
+    if args.candidate:
+        from allpfit_etl.monitoring.candidate import run_candidate_compare
+
+        return run_candidate_compare(_monitoring_engine(), args.slug)
     if args.month:
         parse_month(args.month)  # a malformed month fails before any database is touched
     return run_compare(_monitoring_engine(), args.slug, args.month)
@@ -438,11 +448,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="regex vs OpenAI for one tenant: agreement, cost, disagreements")
     compare.add_argument("slug")
     compare.add_argument("--month", help="YYYY-MM (default: the latest month with both answers)")
+    compare.add_argument("--candidate", action="store_true",
+                         help="the tenant's candidate prompt against its current one, on the sampled conversations")
     compare.set_defaults(func=cmd_compare)
 
     report = sub.add_parser("report", help="write the self-contained HTML dashboard")
     report.add_argument("--out", help="FILE.html (default: $ALLPFIT_HOME/reports/lead_report.html)")
     report.set_defaults(func=cmd_report)
+
+    from allpfit_etl.cli.evaluate import add_eval_parser
+
+    add_eval_parser(sub)
+    from allpfit_etl.cli.reanalyze import add_reanalyze_parser
+
+    add_reanalyze_parser(sub)
     return parser
 
 

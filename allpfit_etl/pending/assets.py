@@ -5,7 +5,7 @@ from collections import Counter
 
 import dagster as dg
 
-from allpfit_etl.analysis.shadow import missing_shadow_answers
+from allpfit_etl.analysis.shadow import answered_by, missing_shadow_answers
 from allpfit_etl.db import sql
 from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions
 from allpfit_etl.pending.rules import (
@@ -52,12 +52,15 @@ def pending_conversations(context: dg.AssetExecutionContext, analytics: Analytic
                 ).all()
                 pending = []
                 missing_shadow = missing_shadow_answers(conn, tenant, day, [r.conversation_id for r in rows])
+                # answers stored for the current prompt by `allpfit-etl reanalyze`, to load
+                answered_now = answered_by(conn, tenant.tenant_id, day, identity) if tenant.features.use_openai else set()
                 for row in rows:
                     stored = _stored(row)
                     settled = is_settled(as_utc(row.last_activity_at), row.status, now, tenant.features.settle_minutes)
                     decision = pending_decision(
                         row.content_hash, identity, stored, settled=settled,
                         reanalyze_with_regex=tenant.features.reanalyze_with_regex,
+                        current_answer_stored=row.conversation_id in answered_now,
                     )
                     if (decision is None and stored is not None and stored.identity == identity
                             and row.conversation_id in missing_shadow and (settled or not shadow_is_paid)):

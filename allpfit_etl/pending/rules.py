@@ -32,12 +32,15 @@ class StoredAnalysis:
 
 
 def pending_reason(
-    content_hash: str, current: AnalyzerIdentity, stored: StoredAnalysis | None, *, reanalyze_with_regex: bool = False
+    content_hash: str, current: AnalyzerIdentity, stored: StoredAnalysis | None, *, reanalyze_with_regex: bool = False,
+    current_answer_stored: bool = False,
 ) -> str | None:
     """Why a conversation must be analysed again, or ``None`` when its stored analysis is current.
 
     A paid OpenAI answer for unchanged content is kept when the tenant falls back to regex,
-    unless the tenant explicitly asks for regex re-analysis.
+    unless the tenant explicitly asks for regex re-analysis. It is kept too when only the prompt
+    version changed: history is re-paid by ``allpfit-etl reanalyze`` only, and the answer that
+    command stored (``current_answer_stored``) is then loaded without another call.
     """
     if stored is None:
         return NEW
@@ -47,6 +50,9 @@ def pending_reason(
         return None
     if stored.analyzer == OPENAI_ANALYZER and current.analyzer == REGEX_ANALYZER and not reanalyze_with_regex:
         return None
+    if (stored.analyzer == current.analyzer == OPENAI_ANALYZER and stored.model == current.model
+            and stored.answer_kind == FINAL and not current_answer_stored):
+        return None  # a new prompt version: new and changed conversations get it, history stays
     return ANALYZER_CHANGED
 
 
@@ -65,12 +71,13 @@ class PendingDecision:
 
 def pending_decision(
     content_hash: str, current: AnalyzerIdentity, stored: StoredAnalysis | None, *, settled: bool,
-    reanalyze_with_regex: bool = False,
+    reanalyze_with_regex: bool = False, current_answer_stored: bool = False,
 ) -> PendingDecision | None:
     """What a run does with one conversation: nothing (``None``), a provisional answer, or the
     final one. Only the tenant's OpenAI analysis waits for the conversation to settle: a chat still
     going on would otherwise be paid for again at every message, its whole transcript each time."""
-    reason = pending_reason(content_hash, current, stored, reanalyze_with_regex=reanalyze_with_regex)
+    reason = pending_reason(content_hash, current, stored, reanalyze_with_regex=reanalyze_with_regex,
+                            current_answer_stored=current_answer_stored)
     if reason is None:
         return None
     provisional_current = stored is not None and stored.answer_kind == PROVISIONAL and stored.content_hash == content_hash

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError, UnknownTenantError
-from allpfit_etl.identities import AnalyzerIdentity, analyzer_identity
+from allpfit_etl.identities import PROMPT_VERSION, PROMPT_VERSIONS, AnalyzerIdentity, analyzer_identity
 from allpfit_etl.tenants.outcomes import LabelMappingError, OutcomeMapping, build_mapping
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9_]+$")
@@ -53,6 +53,13 @@ class TenantFeatures:
     # USD per 1M tokens, for a model the price table lacks (both or neither); None = the table's, or unpriced.
     price_input: float | None = None
     price_output: float | None = None
+    # OpenAI tenants: the prompt of new and changed conversations. A switch re-pays no history:
+    # `allpfit-etl reanalyze` does that, explicitly, through the Batch API.
+    prompt_version: str = PROMPT_VERSION
+    # OpenAI tenants: a candidate prompt also answers this fraction of settled conversations, stored
+    # beside the current answers and never loaded, to compare before a switch (analysis/candidate.py).
+    candidate_prompt_version: str | None = None
+    candidate_sample: float = 0.0
     # What the sales team recorded (tenants/outcomes.py): comma-separated Chatwoot label titles per
     # outcome, matched whatever their case and accents, and a custom_attributes key read as one more label.
     labels_converted: str = ""
@@ -99,6 +106,13 @@ class TenantFeatures:
                 raise ConfigError(f"feature {name} must be a non-negative number of USD per 1M tokens, got {value!r}")
         if (self.price_input is None) != (self.price_output is None):
             raise ConfigError("features price_input and price_output go together: set both (USD per 1M tokens)")
+        for name in ("prompt_version", "candidate_prompt_version"):
+            value = getattr(self, name)
+            if value not in PROMPT_VERSIONS and not (name == "candidate_prompt_version" and value is None):
+                raise ConfigError(f"feature {name} must be one of {', '.join(PROMPT_VERSIONS)}, got {value!r}")
+        sample = self.candidate_sample
+        if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not 0 <= sample <= 1:
+            raise ConfigError(f"feature candidate_sample must be a fraction between 0 and 1, got {sample!r}")
         self.outcome_mapping()
         return self
 
@@ -167,7 +181,9 @@ def coerce_feature_value(key: str, text: str) -> Any:
         return None if lowered in ("", "none", "null") else text.strip()
     if key.startswith("labels_"):
         return ",".join(part.strip() for part in text.split(",") if part.strip())
-    if key == "shadow_openai_sample":
+    if key == "candidate_prompt_version" and lowered in ("", "none", "null"):
+        return None
+    if key in ("shadow_openai_sample", "candidate_sample"):
         try:
             return float(text)
         except ValueError:
@@ -186,7 +202,7 @@ class Tenant:
 
     def identity(self) -> AnalyzerIdentity:
         """The analyzer whose answers count as current for this tenant."""
-        return analyzer_identity(self.features.use_openai, self.features.model)
+        return analyzer_identity(self.features.use_openai, self.features.model, self.features.prompt_version)
 
 
 def validate_slug(slug: str) -> str:

@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
+from fake_openai.prompt_cache import PromptCache
 from fake_openai.strict_schema import SchemaRejected, check_strict_schema
 
 MAX_BODY = 16 * 1024 * 1024
@@ -243,7 +244,7 @@ class FakeOpenAIServer:
         self._lock = threading.Lock()
         self._stats = _Stats()
         self._rng = random.Random(self.config.fault_seed)
-        self._seen_system: set[str] = set()
+        self.prompt_cache = PromptCache()  # OpenAI's prompt caching (prompt_cache.py)
         self._quota_used = 0
         self._buckets = (_Bucket(self.config.rpm), _Bucket(self.config.tpm))
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -533,13 +534,8 @@ class FakeOpenAIServer:
         if fault == "truncated":
             content, finish_reason = content[: len(content) // 2], "length"
         completion_tokens = estimate_tokens(content)
-        system = _content_text(messages[0].get("content")) if messages and messages[0].get("role") == "system" else ""
+        cached = self.prompt_cache.cached_tokens(messages, prompt_tokens)
         with self._lock:
-            cached = 0
-            if system and system in self._seen_system and prompt_tokens >= 1024:
-                cached = (estimate_tokens(system) // 128) * 128
-            if system:
-                self._seen_system.add(system)
             s = self._stats
             self._quota_used += 1
             s.billed_calls += 1

@@ -54,16 +54,18 @@ class RequestLine:
         return self.key.custom_id()
 
 
-def request_body(conversation: ConversationInput, model: str, max_prompt_tokens: int) -> dict:
+def request_body(conversation: ConversationInput, model: str, max_prompt_tokens: int,
+                 prompt_version: str = openai_analyzer.PROMPT_VERSION) -> dict:
     """Exactly what the real-time analyser sends for this conversation in ``json_schema`` mode
     (the Batch API is OpenAI's, which takes Structured Outputs)."""
-    return {"model": model, **request_fields(JSON_SCHEMA, openai_analyzer.build_messages(conversation, max_prompt_tokens))}
+    messages = openai_analyzer.build_messages(conversation, max_prompt_tokens, prompt_version)
+    return {"model": model, **request_fields(JSON_SCHEMA, messages)}
 
 
 def build_request_line(conversation: ConversationInput, model: str, prompt_version: str, max_prompt_tokens: int) -> RequestLine:
     key = RequestKey(conversation.tenant_id, conversation.conversation_id, conversation.content_hash, model, prompt_version)
     line = {"custom_id": key.custom_id(), "method": "POST", "url": ENDPOINT,
-            "body": request_body(conversation, model, max_prompt_tokens)}
+            "body": request_body(conversation, model, max_prompt_tokens, prompt_version)}
     return RequestLine(key, json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
 
 

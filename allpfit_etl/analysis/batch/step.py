@@ -68,7 +68,7 @@ def route_chunk(context: dg.OpExecutionContext, engine: sa.Engine, tenant: Tenan
     identity = tenant.identity()
     check = check_budget(engine, tenant, todo, price=options.price(identity.model, tenant.features),
                          usd_brl=options.usd_brl, max_prompt_tokens=options.max_prompt_tokens,
-                         timezone=settings.timezone_name())
+                         timezone=settings.timezone_name(), prompt_version=identity.prompt_version)
     todo = apply_budget(check, tenant, todo, summary, sink, context.log, what="batch")
     if not todo:
         return []

@@ -104,7 +104,8 @@ def submit(
         batch_key = derived_key(parent_key, f"{part}:{index}") if parent_key else uuid.uuid4().hex
         group_inputs = [by_id[line.key.conversation_id] for line in group]
         estimate_brl = estimate_chunk_cost_brl(group_inputs, price=price, usd_brl=options.usd_brl,
-                                               max_prompt_tokens=options.max_prompt_tokens)
+                                               max_prompt_tokens=options.max_prompt_tokens,
+                                               prompt_version=identity.prompt_version)
         intent = store.BatchIntent(batch_key, tenant_id, identity.model, identity.prompt_version,
                                    estimate_brl / options.usd_brl, estimate_brl, parent_key, options.run_id)
         planned = [store.PlannedRequest(line.custom_id, line.key.conversation_id, line.key.content_hash,

@@ -1,0 +1,1 @@
+"""Measuring the analysers against labelled conversations (``allpfit-etl eval``)."""
