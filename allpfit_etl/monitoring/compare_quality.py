@@ -10,6 +10,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from allpfit_etl.analysis.pricing import price_for
+from allpfit_etl.errors import ConfigError
 from allpfit_etl.monitoring import ground_truth, spend, store
 from allpfit_etl.monitoring.ground_truth_store import ground_truth_of
 from allpfit_etl.monitoring.ground_truth_text import calibration_markdown, figure, quality_markdown
@@ -23,7 +24,11 @@ def openai_cost_per_conversation(engine: sa.Engine, tenant: Tenant, month: dt.da
     if tokens is None:
         return None
     rate = store.usd_brl_rate(store.month_ledger(engine, tenant.tenant_id, month, timezone))
-    return spend.switching_cost_brl(tokens, 1.0, price_for(tenant.features.model), rate)
+    try:
+        price = price_for(tenant.features.model, tenant_price=tenant.features.tenant_price())
+    except ConfigError:  # a model without a price: the cost is unknown, never R$ 0
+        return None
+    return spend.switching_cost_brl(tokens, 1.0, price, rate)
 
 
 def latest_labelled_month(engine: sa.Engine, tenant: Tenant) -> dt.date | None:
