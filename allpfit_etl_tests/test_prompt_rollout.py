@@ -14,11 +14,12 @@ from allpfit_etl.db import get_engine
 from allpfit_etl.demo.seed import seed_bulk
 from allpfit_etl.identities import openai_identity
 from allpfit_etl.tenants.registry import TenantFeatures
-from allpfit_etl_tests.test_batch_pipeline import API_KEY, DAY, build_world, materialize, scalar, tick
+from allpfit_etl_tests.test_batch_pipeline import API_KEY, materialize, tick
+from allpfit_etl_tests.worlds import DAY, build_world
 
 
 def versions(world, table: str) -> dict[str, int]:
-    with world["analytics"].connect() as conn:
+    with world.analytics.connect() as conn:
         rows = conn.execute(sa.text(f"SELECT prompt_version, COUNT(*) AS n FROM {table} WHERE analyzer = 'openai'"
                                     " GROUP BY prompt_version")).all()
     return {r.prompt_version: r.n for r in rows}
@@ -26,30 +27,30 @@ def versions(world, table: str) -> dict[str, int]:
 
 def test_prompt_switch_keeps_history_and_reanalyze_pays_it_once_at_batch_price(
         make_pg_database, server, instance, monkeypatch, capsys):
-    world = build_world(make_pg_database, server, 10, TenantFeatures(use_openai=True, batch_api="never"))
-    monkeypatch.setenv("ANALYTICS_DATABASE_URL", world["analytics_url"])
+    world = build_world(make_pg_database, 10, TenantFeatures(use_openai=True, batch_api="never"))
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", world.analytics_url)
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-    materialize(world, instance)
+    materialize(world, server, instance)
     assert server.stats()["billed_calls"] == 10 and versions(world, "conversations_analytics") == {"lead-v1": 10}
 
     assert main(["tenants", "set", "gym", "prompt_version=lead-v3"]) == 2
     assert "feature prompt_version must be one of lead-v1, lead-v2, got 'lead-v3'" in capsys.readouterr().err
     assert main(["tenants", "set", "gym", "prompt_version=lead-v2"]) == 0
-    meta, checks = materialize(world, instance)  # the same day again: its history is not re-paid
+    meta, checks = materialize(world, server, instance)  # the same day again: its history is not re-paid
     assert server.stats()["billed_calls"] == 10 and meta["pending_conversations"]["pending"] == 0
     assert versions(world, "conversations_analytics") == {"lead-v1": 10} and all(checks.values()), checks
 
-    seed_bulk(get_engine(world["chatwoot_url"]), account_id=1, day=DAY, conversations=2, messages_per_conversation=4,
+    seed_bulk(get_engine(world.chatwoot_url), account_id=1, day=DAY, conversations=2, messages_per_conversation=4,
               seed=3, first_id=50_000)
-    materialize(world, instance)  # new conversations use the new version
+    materialize(world, server, instance)  # new conversations use the new version
     assert server.stats()["billed_calls"] == 12
     assert versions(world, "conversation_analyses") == {"lead-v1": 10, "lead-v2": 2}
     assert versions(world, "conversations_analytics") == {"lead-v1": 10, "lead-v2": 2}
-    assert scalar(world, "SELECT SUM(cached_tokens) FROM llm_usage") > 0  # the second v2 request read the cache
+    assert world.scalar("SELECT SUM(cached_tokens) FROM llm_usage") > 0  # the second v2 request read the cache
 
     identity = openai_identity("gpt-4o-mini", "lead-v2")
-    history = history_to_reanalyze(world["analytics"], 1, identity, DAY, DAY)
+    history = history_to_reanalyze(world.analytics, 1, identity, DAY, DAY)
     assert len(history) == 10
     estimate = estimate_cost(history, identity, 6000)
     assert estimate.batch_usd == pytest.approx(estimate.realtime_usd / 2)
@@ -64,14 +65,14 @@ def test_prompt_switch_keeps_history_and_reanalyze_pays_it_once_at_batch_price(
     assert out[2] == out[0] and out[3].startswith("submitted 10 conversation(s) in 1 batch(es)")  # estimate first
     assert server.batches.stats()["batches_created"] == 1 and server.stats()["requests"] == 12  # no real-time call
 
-    result = tick(world, instance)  # the batch sensor ingests the answers and asks for the day's run
+    result = tick(world, server, instance)  # the batch sensor ingests the answers and asks for the day's run
     assert [r.partition_key for r in result.run_requests] == [f"{DAY.isoformat()}|gym"]
-    meta, checks = materialize(world, instance, result.run_requests[0].tags)
+    meta, checks = materialize(world, server, instance, result.run_requests[0].tags)
     assert meta["conversation_analyses"]["reused_answers"] == 10 and meta["conversation_analyses"]["openai.calls"] == 0
     assert versions(world, "conversations_analytics") == {"lead-v2": 12} and all(checks.values()), checks
     batch = server.batches.stats()
     assert server.batches.prompts_billed_twice() == [] and batch["billed_lines"] == 10
-    with world["analytics"].connect() as conn:
+    with world.analytics.connect() as conn:
         ledger = conn.execute(sa.text("SELECT COUNT(*) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS o,"
                                       " SUM(cost_usd) AS usd FROM llm_usage WHERE mode = 'batch'")).one()
     assert (ledger.n, ledger.p, ledger.o) == (10, batch["prompt_tokens"], batch["completion_tokens"])
@@ -79,7 +80,7 @@ def test_prompt_switch_keeps_history_and_reanalyze_pays_it_once_at_batch_price(
 
     assert main(["reanalyze", "gym", "--from", DAY.isoformat(), "--to", DAY.isoformat()]) == 0  # nothing twice
     assert capsys.readouterr().out.startswith("nothing to re-analyse")
-    assert isinstance(tick(world, instance), dg.SkipReason)
+    assert isinstance(tick(world, server, instance), dg.SkipReason)
 
 
 def test_a_candidate_prompt_on_a_sample_is_never_loaded_never_paid_twice_and_compared(
@@ -87,10 +88,10 @@ def test_a_candidate_prompt_on_a_sample_is_never_loaded_never_paid_twice_and_com
     from allpfit_etl.analysis.shadow import in_shadow_sample
 
     features = TenantFeatures(use_openai=True, batch_api="never", candidate_prompt_version="lead-v2", candidate_sample=0.5)
-    world = build_world(make_pg_database, server, 20, features)
-    monkeypatch.setenv("ANALYTICS_DATABASE_URL", world["analytics_url"])
-    materialize(world, instance)
-    with world["analytics"].connect() as conn:
+    world = build_world(make_pg_database, 20, features)
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", world.analytics_url)
+    materialize(world, server, instance)
+    with world.analytics.connect() as conn:
         ids = conn.execute(sa.text("SELECT conversation_id FROM chatwoot_conversations")).scalars().all()
     sampled = {c for c in ids if in_shadow_sample(1, c, 0.5)}
     assert 0 < len(sampled) < 20
@@ -98,14 +99,14 @@ def test_a_candidate_prompt_on_a_sample_is_never_loaded_never_paid_twice_and_com
     assert stats["billed_calls"] == 20 + len(sampled)
     assert versions(world, "conversation_analyses") == {"lead-v1": 20, "lead-v2": len(sampled)}
     assert versions(world, "conversations_analytics") == {"lead-v1": 20}  # the candidate's answers are never loaded
-    assert scalar(world, "SELECT COUNT(*) FROM llm_usage") == stats["billed_calls"]
+    assert world.scalar("SELECT COUNT(*) FROM llm_usage") == stats["billed_calls"]
     cost = ((stats["prompt_tokens"] - stats["cached_tokens"]) * 0.15 + stats["cached_tokens"] * 0.075
             + stats["completion_tokens"] * 0.60) / 1e6
-    assert scalar(world, "SELECT SUM(cost_usd) FROM llm_usage") == pytest.approx(cost, rel=1e-9)
+    assert world.scalar("SELECT SUM(cost_usd) FROM llm_usage") == pytest.approx(cost, rel=1e-9)
 
-    with world["analytics"].begin() as conn:  # every conversation pending again: both answers are reused
+    with world.analytics.begin() as conn:  # every conversation pending again: both answers are reused
         conn.execute(sa.text("DELETE FROM conversations_analytics"))
-    meta, _ = materialize(world, instance)
+    meta, _ = materialize(world, server, instance)
     assert meta["conversation_analyses"]["reused_answers"] == 20
     assert server.stats()["billed_calls"] == stats["billed_calls"] and server.prompts_billed_twice() == []
     assert versions(world, "conversations_analytics") == {"lead-v1": 20}
@@ -113,7 +114,7 @@ def test_a_candidate_prompt_on_a_sample_is_never_loaded_never_paid_twice_and_com
     capsys.readouterr()
     assert main(["compare", "gym", "--candidate"]) == 0
     out = capsys.readouterr().out
-    with world["analytics"].connect() as conn:
+    with world.analytics.connect() as conn:
         agree = conn.execute(sa.text(
             "SELECT COUNT(*) FROM conversation_analyses a JOIN conversation_analyses b"
             " ON a.conversation_id = b.conversation_id AND a.content_hash = b.content_hash"

@@ -136,8 +136,9 @@ def analyze_chunk(
     chunk_steps.reuse_stored_answers(engine, work)
     # Backfills of OpenAI tenants go to the Batch API: submitted there, none left here.
     work.todo = route_chunk(context, engine, work.tenant, work.todo, openai, work.summary, work.sink)
-    chunk_steps.keep_budget(engine, work, price=openai.price(work.identity.model, work.tenant.features),
-                            usd_brl=openai.usd_brl, max_prompt_tokens=openai.max_prompt_tokens, log=context.log)
+    if work.pays and work.todo:
+        chunk_steps.keep_budget(engine, work, price=openai.price(work.identity.model, work.tenant.features),
+                                usd_brl=openai.usd_brl, max_prompt_tokens=openai.max_prompt_tokens, log=context.log)
     if work.todo:
         analyzer = build_analyzer(work.tenant, openai, work.sink, context.log, context.run_id, len(work.todo))
         try:
