@@ -351,7 +351,7 @@ def test_a_backfill_completes_in_the_expected_runs_records_each_partitions_figur
     backfill_id = result.stdout.split("submitted backfill ")[1].split(":")[0]
     range_runs = math.ceil(len(RECENT) / DAYS_PER_RUN)  # ALLPFIT_BACKFILL_DAYS_PER_RUN days per run
     assert range_runs == 2
-    expected_runs = range_runs + 1  # and, once they are done, one run of the unpartitioned monitoring
+    expected_runs = range_runs + 1  # and, once they are done, one run of the unpartitioned lead_report
 
     def finished_runs():
         found = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
@@ -365,8 +365,7 @@ def test_a_backfill_completes_in_the_expected_runs_records_each_partitions_figur
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in all_runs)
     runs = [r for r in all_runs if "dagster/asset_partition_range_start" in r.tags]
     (report_run,) = [r for r in all_runs if r not in runs]
-    assert report_run.asset_selection == {dg.AssetKey(k) for k in (
-        "lead_report", "lead_funnel", "analyzer_quality", "analyzer_calibration")}
+    assert report_run.asset_selection == {dg.AssetKey("lead_report")}
     assert len(runs) == range_runs
     assert all(r.tags.get("allpfit/tenant") == "allpfit" for r in runs)
     run_of = {}  # each day → the one run whose partition range covers it
