@@ -3,8 +3,8 @@
 Unpartitioned, at their real grain (one row per tenant and month, recomputed whole from the
 tables): a label change updates a month whatever day partition re-read it, and a tenant's label
 mapping changed since applies to every month at once. They run in every ``lead_analysis`` run, and
-on their own (the default automation condition sensor) when the live sensor's small runs, which
-leave the monitoring out, have updated what they read.
+on their own (the default automation condition sensor) when the live sensor's small runs or a
+backfill, which leave them out, have updated what they read.
 """
 
 import datetime as dt
