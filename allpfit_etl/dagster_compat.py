@@ -65,15 +65,17 @@ def partition_run_tags(job: dg.JobDefinition, partition: str | None, tags: Mappi
 
 
 def submit_asset_backfill(instance: dg.DagsterInstance, asset_graph, backfill_id: str, partition_keys: Sequence[str],
-                          tags: Mapping[str, str], title: str, description: str) -> None:
-    """An asset backfill of every materializable asset over ``partition_keys``, exactly as the UI's
-    "Materialize → Backfill" submits it. Dagster has no public API for it (only the UI and
-    GraphQL): dagster-io/dagster#13852 (open) asks for one; #26731 was closed unmerged."""
+                          tags: Mapping[str, str], title: str, description: str,
+                          asset_keys: Sequence[dg.AssetKey] | None = None) -> None:
+    """An asset backfill of ``asset_keys`` (default: every materializable asset) over ``partition_keys``,
+    exactly as the UI's "Materialize → Backfill" submits it. Dagster has no public API for it (only
+    the UI and GraphQL): dagster-io/dagster#13852 (open) asks for one; #26731 was closed unmerged."""
     from dagster._core.execution.backfill import PartitionBackfill
 
     instance.add_backfill(PartitionBackfill.from_asset_partitions(
         backfill_id=backfill_id, asset_graph=asset_graph, partition_names=list(partition_keys),
-        asset_selection=list(asset_graph.materializable_asset_keys), backfill_timestamp=time.time(),
+        asset_selection=list(asset_graph.materializable_asset_keys if asset_keys is None else asset_keys),
+        backfill_timestamp=time.time(),
         tags=dict(tags), dynamic_partitions_store=instance, all_partitions=False, title=title,
         description=description, run_config=None,
     ))

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 CHATWOOT_CONVERSATION_COLUMNS = (
     "tenant_id", "conversation_id", "day", "display_id", "inbox_id", "inbox_name", "status",
     "conversation_created_at", "conversation_updated_at", "last_activity_at", "contact_name",
-    "contact_messages_count", "message_compiled", "content_hash", "extracted_at",
+    "contact_messages_count", "message_compiled", "content_hash", "extracted_at", "labels", "outcome",
 )
 PENDING_COLUMNS = ("tenant_id", "conversation_id", "day", "content_hash", "reason", "provisional", "queued_at")
 ANALYSIS_COLUMNS = (

@@ -40,10 +40,13 @@ class ChatwootBuilder:
         self._display[account_id] = 0
         return account_id
 
-    def conversation(self, account_id: int, created_at: dt.datetime, contact_name: str | None, status: int = 0) -> int:
+    def conversation(self, account_id: int, created_at: dt.datetime, contact_name: str | None, status: int = 0, *,
+                     labels: str | None = None, custom_attributes: dict | None = None,
+                     contact_attributes: dict | None = None) -> int:
         contact = self._insert("contacts", {
             "id": self._next("contacts"), "name": contact_name, "account_id": account_id,
             "created_at": created_at, "updated_at": created_at,
+            "custom_attributes": json.dumps(contact_attributes or {}),
         })
         self._display[account_id] += 1
         inbox = self.inboxes[account_id]
@@ -51,7 +54,14 @@ class ChatwootBuilder:
             "id": self._next("conversations"), "account_id": account_id, "inbox_id": inbox, "status": status,
             "created_at": created_at, "updated_at": created_at, "contact_id": contact,
             "display_id": self._display[account_id], "last_activity_at": created_at,
+            "cached_label_list": labels, "custom_attributes": json.dumps(custom_attributes or {}),
         })
+
+    def set_labels(self, conversation_id: int, labels: str | None, at: dt.datetime) -> None:
+        """Add or remove labels as an agent does: Chatwoot rewrites the list and bumps updated_at only."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE conversations SET cached_label_list = :labels, updated_at = :at WHERE id = :id"),
+                         {"labels": labels, "at": at, "id": conversation_id})
 
     def message(
         self, account_id: int, conversation_id: int, at: dt.datetime, content: str | None, *,

@@ -12,7 +12,10 @@ CHECKS = {"no_nul_bytes_stored", "every_conversation_analyzed_or_failed", "proba
 # monitoring asset → the asset it runs after
 MONITORING = {"analyzer_agreement": "conversation_analyses", "analyzer_disagreements": "conversation_analyses",
               "analyzer_daily_kpis": "conversation_analyses", "llm_spend_daily": "conversation_analyses",
-              "lead_report": "tenant_daily_kpis"}
+              "lead_report": "tenant_daily_kpis", "lead_funnel": "conversations_analytics",
+              "analyzer_quality": "conversation_analyses", "analyzer_calibration": "conversation_analyses"}
+# at their real grain (one row per tenant and month, recomputed whole): unpartitioned, run by automation too
+UNPARTITIONED = {"lead_funnel", "analyzer_quality", "analyzer_calibration"}
 SENSORS = {"tenant_partitions_sensor", "chatwoot_activity_sensor", "run_failure_alert_sensor", "openai_batch_sensor"}
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/nothing"
 
@@ -48,6 +51,14 @@ def test_asset_keys_and_their_order(defs):
     for upstream, downstream in [*zip(ASSETS, ASSETS[1:]), *((up, down) for down, up in MONITORING.items())]:
         parents = {k.to_user_string() for k in graph.get(dg.AssetKey(downstream)).parent_keys}
         assert upstream in parents, f"{downstream} should depend on {upstream}"
+
+
+def test_ground_truth_assets_are_unpartitioned_and_automated(defs):
+    graph = defs.resolve_asset_graph()
+    for name in UNPARTITIONED:
+        node = graph.get(dg.AssetKey(name))
+        assert node.partitions_def is None and node.automation_condition is not None, name
+        assert node.group_name == "monitoring"
 
 
 def test_asset_checks(defs):

@@ -90,6 +90,16 @@ def parse_account_id(text: str) -> int:
         raise ConfigError(f"account takes a Chatwoot account id (an integer), got {text!r}") from None
 
 
+def _label_features(features) -> str:
+    """The outcome mapping set on a tenant, as `tenants set` takes it (nothing when unset)."""
+    from allpfit_etl.tenants.outcomes import LABEL_FEATURES
+
+    parts = [f"{name}={getattr(features, name)}" for name in LABEL_FEATURES.values() if getattr(features, name)]
+    if features.outcome_attribute:
+        parts.append(f"outcome_attribute={features.outcome_attribute}")
+    return "".join(" " + part for part in parts)
+
+
 def candidate_on(features) -> bool:
     return features.use_openai and bool(features.candidate_prompt_version) and features.candidate_sample > 0
 
@@ -121,7 +131,7 @@ def cmd_tenants(args) -> int:
                 f"{f' candidate={f.candidate_prompt_version}@{f.candidate_sample:g}' if candidate_on(f) else ''}"
                 f"{f' shadow_openai_sample={f.shadow_openai_sample:g}' if f.shadow_openai_sample and not f.use_openai else ''} "
                 f"chunk_size={f.chunk_size or 'auto'} max_concurrency={f.max_concurrency or 'auto'} "
-                f"budget_brl={f.monthly_budget_brl} batch_api={f.batch_api}  {t.name}"
+                f"budget_brl={f.monthly_budget_brl} batch_api={f.batch_api}{_label_features(f)}  {t.name}"
             )
     elif args.tenants_command == "set":
         changes, account = {}, None
@@ -264,6 +274,7 @@ def cmd_batches(args) -> int:
 
 def cmd_demo(args) -> int:
     from allpfit_etl.demo.seed import DEMO_DAYS, DEMO_TENANTS, create_chatwoot_schema, seed_demo
+    from allpfit_etl.demo.labels import demo_features
     from allpfit_etl.runner import range_totals, run_partitions
     from allpfit_etl.schema import apply_migrations
     from allpfit_etl.tenants import registry
@@ -277,10 +288,13 @@ def cmd_demo(args) -> int:
     print(f"seeded demo Chatwoot: {counts['conversations']} conversations, {counts['messages']} messages, {first} → {last}")
     engine = analytics_engine(require_schema=False)
     apply_migrations(engine)
-    existing = {t.slug for t in registry.list_tenants(engine)}
+    existing = {t.slug: t for t in registry.list_tenants(engine)}
     for demo in DEMO_TENANTS:
+        labels = demo_features(demo.slug)  # the demo's label mapping, so it shows the funnel and calibration
         if demo.slug not in existing:
-            registry.add_tenant(engine, demo.slug, demo.name, demo.account_id)
+            registry.add_tenant(engine, demo.slug, demo.name, demo.account_id, registry.TenantFeatures(**labels))
+        elif not existing[demo.slug].features.outcome_mapping().configured:
+            registry.update_features(engine, demo.slug, **labels)
     tenants = [registry.get_tenant(engine, d.slug) for d in DEMO_TENANTS]
     summary = run_partitions(tenants, first, last)
     print_summary(summary, range_totals(engine, tenants, first, last), first, last)
@@ -334,7 +348,8 @@ def _monitoring_engine():
     import sqlalchemy as sa
 
     engine = analytics_engine()
-    if not sa.inspect(engine).has_table("analyzer_agreement"):
+    inspector = sa.inspect(engine)
+    if not (inspector.has_table("analyzer_agreement") and inspector.has_table("lead_funnel")):
         raise ConfigError("analytics schema predates monitoring: run `allpfit-etl init` to upgrade it")
     return engine
 

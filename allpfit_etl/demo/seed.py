@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from allpfit_etl.db import load_sql, split_statements
-from allpfit_etl.demo import phrases
+from allpfit_etl.demo import labels, phrases
 
 INCOMING, OUTGOING, ACTIVITY, TEMPLATE = 0, 1, 2, 3
 TABLES = ("accounts", "inboxes", "contacts", "conversations", "messages", "attachments")
@@ -131,6 +131,8 @@ class _DemoTenantWriter:
         self.end_date, self.days, self.tz = end_date, days, ZoneInfo(timezone)
         self.nul_as_text = nul_as_text
         self.display_id = 0
+        # labels from a generator of their own: the conversations and messages stay the same
+        self.label_rng = random.Random(f"labels:{tenant.slug}:{rng.getstate()[1][:4]}")  # reads, draws nothing
 
     def write(self) -> None:
         t, created = self.tenant, dt.datetime(2024, 6, 1)
@@ -193,9 +195,11 @@ class _DemoTenantWriter:
             messages.append((at, step))
         status = rng.choices([0, 1, 2, 3], weights=[30, 55, 10, 5])[0]
         last = messages[-1][0] if messages else start
+        label_list, attributes = labels.recorded(t.slug, kind, self.label_rng)
         conversation = self.rows.add("conversations", {
             "account_id": t.account_id, "inbox_id": inbox, "status": status, "created_at": start, "updated_at": last,
             "contact_id": contact, "display_id": self.display_id, "last_activity_at": last,
+            "cached_label_list": label_list, "custom_attributes": attributes,
         })
         for at, step in messages:
             self._message(conversation, inbox, at, step)

@@ -25,6 +25,7 @@ from allpfit_etl.forking import can_fork, forked_pool
 from allpfit_etl.db import sql
 from allpfit_etl.extract.hashing import content_hash
 from allpfit_etl.settings import worker_process_limit
+from allpfit_etl.tenants.outcomes import OutcomeMapping, attribute_value, outcome_of
 from allpfit_etl.text import sanitize_text
 from allpfit_etl.timeutil import as_utc
 from allpfit_etl.extract.transcript import SourceMessage, compile_transcript, count_contact_messages
@@ -52,13 +53,16 @@ def extract_day(
     timezone: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
     workers: int | None = None,
+    outcomes: OutcomeMapping | None = None,
 ) -> Iterator[list[dict]]:
-    """Yield batches of rows shaped like the ``chatwoot_conversations`` table, in id order.
+    """Yield batches of rows shaped like the ``chatwoot_conversations`` table, in id order, each
+    with its labels and the outcome ``outcomes`` (the tenant's label mapping) gives them.
 
     ``workers`` (default: the usable cores, at most 4) forked processes share a day of at least
     ``PARALLEL_MIN_BATCHES`` batches; fewer, or 1, keep it in this process."""
     extracted_at = dt.datetime.now(dt.timezone.utc)
-    job = _BatchJob(source, account_id, day, timezone, batch_size, tenant_id, extracted_at)
+    job = _BatchJob(source, account_id, day, timezone, batch_size, tenant_id, extracted_at,
+                    outcomes or OutcomeMapping({}))
     workers = worker_process_limit() if workers is None else workers
     starts = _batch_starts(source, job) if workers > 1 and can_fork() else []
     after_id = 0
@@ -81,9 +85,10 @@ class _BatchJob:
     """What every batch of one extraction shares; inherited by forked workers, never pickled."""
 
     def __init__(self, source: sa.Engine, account_id: int, day: dt.date, timezone: str, batch_size: int,
-                 tenant_id: int, extracted_at: dt.datetime) -> None:
+                 tenant_id: int, extracted_at: dt.datetime, outcomes: OutcomeMapping) -> None:
         self.source, self.account_id, self.day, self.timezone = source, account_id, day, timezone
         self.batch_size, self.tenant_id, self.extracted_at = batch_size, tenant_id, extracted_at
+        self.outcomes = outcomes
         self.start_utc, self.end_utc = day_bounds_utc(day, timezone)
 
     def params(self, **extra) -> dict:
@@ -92,7 +97,7 @@ class _BatchJob:
     def rows(self, batch, by_conversation: dict[int, list[SourceMessage]]) -> list[dict]:
         return [
             _conversation_row(c, by_conversation.get(c["conversation_id"], []), self.tenant_id, self.day,
-                              self.timezone, self.extracted_at)
+                              self.timezone, self.extracted_at, self.outcomes)
             for c in batch
         ]
 
@@ -107,7 +112,8 @@ def _batch_starts(source: sa.Engine, job: _BatchJob) -> list[int]:
 def _read_batch(conn: sa.Connection, job: _BatchJob, after_id: int) -> tuple[list, dict[int, list[SourceMessage]]]:
     """The ``batch_size`` conversations after ``after_id`` and their messages, by conversation id."""
     batch = conn.execute(sql("chatwoot/conversations_for_day"),
-                         job.params(after_id=after_id, batch_size=job.batch_size)).mappings().all()
+                         job.params(after_id=after_id, batch_size=job.batch_size,
+                                    read_attributes=job.outcomes.attribute is not None)).mappings().all()
     by_conversation: dict[int, list[SourceMessage]] = defaultdict(list)
     if batch:
         rows = conn.execute(sql("chatwoot/messages_for_conversations"),
@@ -217,8 +223,24 @@ def _prefetched(produce: Callable[[], Iterator[T]], depth: int = 1) -> Iterator[
         worker.join()
 
 
-def _conversation_row(conv, messages: list[SourceMessage], tenant_id, day, timezone, extracted_at) -> dict:
+def _recorded_outcome(conv, outcomes: OutcomeMapping) -> tuple[str | None, str | None]:
+    """(labels, outcome): Chatwoot's label list as stored, and what the tenant's mapping makes of it
+    and of its custom attribute (the conversation's, else the contact's)."""
+    labels = sanitize_text(conv["labels"])
+    labels = labels.strip() if labels else None
+    if not outcomes.configured:
+        return labels or None, None
+    attribute = None
+    if outcomes.attribute:
+        attribute = (attribute_value(conv["conversation_attributes"], outcomes.attribute)
+                     or attribute_value(conv["contact_attributes"], outcomes.attribute))
+    return labels or None, outcome_of(labels, sanitize_text(attribute), outcomes)
+
+
+def _conversation_row(conv, messages: list[SourceMessage], tenant_id, day, timezone, extracted_at,
+                      outcomes: OutcomeMapping) -> dict:
     transcript = compile_transcript(messages, timezone)
+    labels, outcome = _recorded_outcome(conv, outcomes)
     contact_name = sanitize_text(conv["contact_name"])
     contact_name = contact_name.strip() if contact_name else None
     return {
@@ -235,6 +257,9 @@ def _conversation_row(conv, messages: list[SourceMessage], tenant_id, day, timez
         "contact_name": contact_name or None,
         "contact_messages_count": count_contact_messages(messages),
         "message_compiled": transcript,
+        # labels and outcome stay out of the hash: a label change is never analysed, nor paid for, again
         "content_hash": content_hash(transcript, contact_name),
         "extracted_at": extracted_at,
+        "labels": labels,
+        "outcome": outcome,
     }

@@ -27,7 +27,8 @@ def _counts(row) -> dict[str, int]:
 def conversations_analytics(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase) -> dg.MaterializeResult:
     """One row per (tenant, conversation) with its transcript and current lead analysis —
     the table the dashboards read. An idempotent upsert of the partition's analyzed
-    pending conversations; loaded ones leave the pending list. Each partition's
+    pending conversations; loaded ones leave the pending list, and a conversation whose Chatwoot
+    labels changed gets its new labels and outcome without a new analysis. Each partition's
     materialization records what it holds now, and how many rows this run loaded."""
     engine = analytics.engine()
     now = dt.datetime.now(dt.timezone.utc)
@@ -41,9 +42,11 @@ def conversations_analytics(context: dg.AssetExecutionContext, analytics: Analyt
         for day in days:
             with engine.begin() as conn:
                 loaded = conn.execute(sql("analytics/load_conversations_analytics"), {**params, **stand_in_params, "day": day, "loaded_at": now}).rowcount
+                relabelled = conn.execute(sql("analytics/refresh_outcomes_for_partition"), {"tenant_id": tenant.tenant_id, "day": day}).rowcount
                 conn.execute(sql("analytics/delete_loaded_pending"), {**params, "day": day})
                 state = conn.execute(sql("analytics/partition_state"), {"tenant_id": tenant.tenant_id, "day": day}).one()
-            add_partition_metadata(context, day, tenant.slug, {**_counts(state._mapping), "provisional": int(state.provisional), "loaded": loaded})
+            add_partition_metadata(context, day, tenant.slug, {**_counts(state._mapping), "provisional": int(state.provisional), "loaded": loaded,
+                                                          "outcomes_updated": relabelled})
     return dg.MaterializeResult()
 
 

@@ -12,6 +12,7 @@ import dagster as dg
 
 from allpfit_etl import settings
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
+from allpfit_etl.monitoring.quality_assets import GROUND_TRUTH_ASSETS
 from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions
 from allpfit_etl.resources import AnalyticsDatabase
 
@@ -116,14 +117,16 @@ def llm_spend_daily(context: dg.AssetExecutionContext, analytics: AnalyticsDatab
 # Unpartitioned: it is one file over all tenants and days, rewritten by every run that refreshes
 # the monitoring (in a partitioned run it follows the partitions it depends on, all of them).
 @dg.asset(
-    deps=["tenant_daily_kpis", "analyzer_agreement", "analyzer_disagreements", "analyzer_daily_kpis", llm_spend_daily],
+    deps=["tenant_daily_kpis", "analyzer_agreement", "analyzer_disagreements", "analyzer_daily_kpis", llm_spend_daily,
+          "lead_funnel", "analyzer_quality", "analyzer_calibration"],
     group_name=GROUP,
     kinds={"html"},
 )
 def lead_report(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase,
                 openai: LeadAnalysisOpenAI) -> dg.MaterializeResult:
     """The self-contained HTML dashboard (all tenants): spend against budgets, lead rate and visits,
-    regex vs OpenAI agreement and disagreement examples. Its path is in the metadata."""
+    regex vs OpenAI agreement and disagreement examples, the funnel and each analyzer's calibration
+    against the labels. Its path is in the metadata."""
     from allpfit_etl.monitoring.report import collect_report_data, default_report_path, render_report, write_report
 
     data = collect_report_data(analytics.engine(), usd_brl=openai.usd_brl, price_overrides=openai.price_overrides)
@@ -132,4 +135,4 @@ def lead_report(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase,
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "tenants": len(data.outlooks)})
 
 
-MONITORING_ASSETS = [analyzer_comparison, llm_spend_daily, lead_report]
+MONITORING_ASSETS = [analyzer_comparison, llm_spend_daily, lead_report, *GROUND_TRUTH_ASSETS]

@@ -1,4 +1,5 @@
-"""``allpfit-etl compare SLUG [--month YYYY-MM]``: should this tenant use OpenAI?
+"""``allpfit-etl compare SLUG [--month YYYY-MM]``: should this tenant use OpenAI? Each analyzer
+against the labels (when the tenant maps them), regex vs OpenAI, and what OpenAI costs.
 
 Computed from the stored answers at call time (the same functions as the assets), so it is
 current even between runs."""
@@ -15,6 +16,7 @@ from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.monitoring import store
 from allpfit_etl.monitoring.agreement import markdown_table
+from allpfit_etl.monitoring.compare_quality import latest_labelled_month, print_quality
 from allpfit_etl.tenants.registry import Tenant, get_tenant
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
@@ -57,9 +59,12 @@ def run_compare(engine: sa.Engine, slug: str, month_text: str | None, out=print)
     tenant = get_tenant(engine, slug)
     timezone = settings.timezone_name()
     today = store.local_today(timezone)
-    month = month or latest_compared_month(engine, tenant.tenant_id) or store.month_start(today)
+    month = (month or latest_compared_month(engine, tenant.tenant_id) or latest_labelled_month(engine, tenant)
+             or store.month_start(today))
     comparison = store.compare_month(engine, tenant, month)
     out(f"{tenant.name} ({tenant.slug}) · {month:%Y-%m} · {_analyzer(tenant)}")
+    if print_quality(engine, tenant, month, timezone, out):
+        out("")
     if comparison.figures["compared"] == 0:
         hint = ("" if tenant.features.use_openai or tenant.features.shadow_openai_sample
                 else f"; turn on a sample with `allpfit-etl tenants set {tenant.slug} shadow_openai_sample=0.1` and run")

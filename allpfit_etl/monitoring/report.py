@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from allpfit_etl import settings
+from allpfit_etl.monitoring.report_ground_truth import calibration_section, funnel_section
 from allpfit_etl.monitoring.store import frame_of
 from allpfit_etl.monitoring.svg_charts import Bars, Level, Series, bar_chart, colour, line_chart, message_chart
 
@@ -49,6 +50,8 @@ class ReportData:
     agreement: pd.DataFrame  # slug, month, compared, is_lead_agreement, ...
     examples: pd.DataFrame  # slug, display_id, both answers, transcript_start
     outlooks: list[TenantOutlook] = field(default_factory=list)
+    funnel: pd.DataFrame = field(default_factory=pd.DataFrame)  # slug, name, month, the funnel's counts and rates
+    calibration: pd.DataFrame = field(default_factory=pd.DataFrame)  # slug, analyzer, probability, conversations, converted
 
 
 def _frame(conn: sa.Connection, query: str, params: dict | None = None) -> pd.DataFrame:
@@ -69,6 +72,8 @@ def collect_report_data(engine: sa.Engine, *, timezone: str | None = None, now: 
         kpis = _frame(conn, load_sql("analytics/monitoring/report_kpis"))
         agreement = _frame(conn, load_sql("analytics/monitoring/report_agreement"))
         examples = _frame(conn, load_sql("analytics/monitoring/report_disagreements"), {"per_tenant": EXAMPLES_PER_TENANT})
+        funnel = _frame(conn, load_sql("analytics/monitoring/report_funnel"))
+        calibration = _frame(conn, load_sql("analytics/monitoring/report_calibration"))
     for frame in (spend, kpis):
         if not frame.empty:
             frame["day"] = pd.to_datetime(frame["day"])
@@ -84,7 +89,7 @@ def collect_report_data(engine: sa.Engine, *, timezone: str | None = None, now: 
             outlook.budget.month_to_date_brl, outlook.budget.projected_brl, tenant.features.monthly_budget_brl,
             outlook.switching_brl, tenant.features.shadow_openai_sample,
         ))
-    return ReportData(now, today, spend, kpis, agreement, examples, outlooks)
+    return ReportData(now, today, spend, kpis, agreement, examples, outlooks, funnel, calibration)
 
 
 # --- charts -----------------------------------------------------------------------------------
@@ -217,6 +222,7 @@ STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto; max-width: 1200px;
        color: #222; background: #fff; padding: 0 16px; }
 h1 { font-size: 1.6em; margin-bottom: 0; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+h3 { margin: 1.2em 0 0.3em; font-size: 1.1em; }
 table { border-collapse: collapse; width: 100%; font-size: 0.9em; margin: 8px 0; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; vertical-align: top; text-align: left; }
 th { background: #f4f6f8; } .muted { color: #666; } .alert { color: #b00020; font-weight: bold; }
@@ -242,6 +248,8 @@ def render_report(data: ReportData) -> str:
          "<p class='muted'>Conversas com as duas respostas para o mesmo conteúdo. Kappa de Cohen: 1 = concordância total, "
          "0 = o acaso; “—” quando indefinido (uma só classe).</p>"
          + _agreement_table(data.agreement) + agreement_chart(data.agreement)),
+        ("Funil por tenant: leads, visitas e matrículas por mês", funnel_section(data.funnel)),
+        ("Calibração: matrículas por probabilidade de conversão", calibration_section(data.calibration)),
         ("Exemplos de divergência",
          "<p class='muted'>As divergências mais claras (é lead, visita agendada ou probabilidade com diferença ≥ 2).</p>"
          + _examples_table(data.examples)),

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from allpfit_etl.db import sql
 from allpfit_etl.errors import ConfigError, UnknownTenantError
 from allpfit_etl.identities import PROMPT_VERSION, PROMPT_VERSIONS, AnalyzerIdentity, analyzer_identity
+from allpfit_etl.tenants.outcomes import LabelMappingError, OutcomeMapping, build_mapping
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9_]+$")
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -59,6 +60,20 @@ class TenantFeatures:
     # beside the current answers and never loaded, to compare before a switch (analysis/candidate.py).
     candidate_prompt_version: str | None = None
     candidate_sample: float = 0.0
+    # What the sales team recorded (tenants/outcomes.py): comma-separated Chatwoot label titles per
+    # outcome, matched whatever their case and accents, and a custom_attributes key read as one more label.
+    labels_converted: str = ""
+    labels_visited: str = ""
+    labels_lead: str = ""
+    labels_not_lead: str = ""
+    outcome_attribute: str | None = None
+
+    def outcome_mapping(self) -> OutcomeMapping:
+        try:
+            return build_mapping({"converted": self.labels_converted, "visited": self.labels_visited,
+                                  "lead": self.labels_lead, "not_lead": self.labels_not_lead}, self.outcome_attribute)
+        except LabelMappingError as exc:
+            raise ConfigError(str(exc)) from None
 
     def validated(self) -> "TenantFeatures":
         if not isinstance(self.use_openai, bool) or not isinstance(self.reanalyze_with_regex, bool):
@@ -98,6 +113,7 @@ class TenantFeatures:
         sample = self.candidate_sample
         if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not 0 <= sample <= 1:
             raise ConfigError(f"feature candidate_sample must be a fraction between 0 and 1, got {sample!r}")
+        self.outcome_mapping()
         return self
 
     def tenant_price(self) -> tuple[float, float] | None:
@@ -161,6 +177,10 @@ def coerce_feature_value(key: str, text: str) -> Any:
             return float(text)
         except ValueError:
             raise ConfigError(f"feature {key} takes a number of minutes, got {text!r}") from None
+    if key == "outcome_attribute":
+        return None if lowered in ("", "none", "null") else text.strip()
+    if key.startswith("labels_"):
+        return ",".join(part.strip() for part in text.split(",") if part.strip())
     if key == "candidate_prompt_version" and lowered in ("", "none", "null"):
         return None
     if key in ("shadow_openai_sample", "candidate_sample"):

@@ -6,7 +6,7 @@ INSERT INTO conversations_analytics (
     conversation_created_at, conversation_updated_at, last_activity_at, contact_name,
     contact_messages_count, message_compiled, content_hash, is_lead, visita_agendada,
     probabilidade_conversao, nome_mapeado_bot, analise_ia, analyzer, model, prompt_version,
-    analyzed_at, answer_kind, loaded_at
+    analyzed_at, answer_kind, labels, outcome, loaded_at
 )
 SELECT
     c.tenant_id, c.conversation_id, c.day, c.display_id, c.inbox_id, c.inbox_name, c.status,
@@ -16,6 +16,7 @@ SELECT
     a.analyzed_at,
     CASE WHEN a.analyzer = :analyzer AND a.model = :model AND a.prompt_version = :prompt_version
          THEN 'final' ELSE 'provisional' END,
+    c.labels, c.outcome,
     :loaded_at
 FROM pending_conversations p
 JOIN chatwoot_conversations c
@@ -54,4 +55,6 @@ ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET
     prompt_version          = excluded.prompt_version,
     analyzed_at             = excluded.analyzed_at,
     answer_kind             = excluded.answer_kind,
+    labels                  = excluded.labels,
+    outcome                 = excluded.outcome,
     loaded_at               = excluded.loaded_at

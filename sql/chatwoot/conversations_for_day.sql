@@ -9,7 +9,12 @@ SELECT
     c.created_at       AS created_at,
     c.updated_at       AS updated_at,
     c.last_activity_at AS last_activity_at,
-    ct.name            AS contact_name
+    ct.name            AS contact_name,
+    -- What the sales team recorded (tenants/outcomes.py); the JSON attributes as text on both
+    -- dialects, and only for a tenant that maps one (a big day need not carry them).
+    c.cached_label_list AS labels,
+    CASE WHEN :read_attributes THEN CAST(c.custom_attributes AS TEXT) END  AS conversation_attributes,
+    CASE WHEN :read_attributes THEN CAST(ct.custom_attributes AS TEXT) END AS contact_attributes
 FROM conversations c
 LEFT JOIN inboxes i ON i.id = c.inbox_id
 LEFT JOIN contacts ct ON ct.id = c.contact_id

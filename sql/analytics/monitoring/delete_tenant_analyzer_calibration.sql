@@ -1,0 +1,1 @@
+DELETE FROM analyzer_calibration WHERE tenant_id = :tenant_id

@@ -1,0 +1,1 @@
+DELETE FROM lead_funnel WHERE tenant_id = :tenant_id
