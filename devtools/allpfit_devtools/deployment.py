@@ -41,12 +41,17 @@ def dagster_storage_env(url: str) -> dict[str, str]:
 
 
 def _repo_root() -> Path:
-    """The allpfit-etl checkout the tests and benchmarks run from: the nearest folder, from the
-    working directory up, that holds the repo's ``dagster.yaml`` and ``workspace.yaml``."""
-    for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "dagster.yaml").is_file() and (folder / "workspace.yaml").is_file():
-            return folder
-    raise RuntimeError(f"no allpfit-etl checkout (dagster.yaml and workspace.yaml) at or above {Path.cwd()}")
+    """The allpfit-etl checkout the tests and benchmarks run from: the nearest folder that holds
+    the repo's ``dagster.yaml`` and ``workspace.yaml``, from the working directory up, else from
+    the running script's folder up (a benchmark run from elsewhere, as ``cd /tmp && python
+    ~/allpfit-etl/bench/bench_live.py``). The working directory when there is none: what needs
+    the repo's files then says which one is missing."""
+    script = Path(sys.argv[0]).resolve().parent if sys.argv and sys.argv[0] else Path.cwd()
+    for start in (Path.cwd(), script):
+        for folder in (start, *start.parents):
+            if (folder / "dagster.yaml").is_file() and (folder / "workspace.yaml").is_file():
+                return folder
+    return Path.cwd()
 
 
 REPO = _repo_root()
