@@ -92,6 +92,46 @@ def fit_in_budget(conversations: list[ConversationInput], budget_brl: float | No
     return kept
 
 
+def settled_sample(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationInput],
+                   fraction: float) -> list[ConversationInput]:
+    """The conversations of ``inputs`` in the tenant's hashed sample of ``fraction`` that have
+    settled: a sampled answer is paid for once, like the tenant's own."""
+    sampled = [c for c in inputs if in_shadow_sample(tenant.tenant_id, c.conversation_id, fraction)]
+    settled = settled_conversation_ids(engine, tenant.tenant_id, [c.conversation_id for c in sampled],
+                                       dt.datetime.now(dt.timezone.utc), tenant.features.settle_minutes)
+    return [c for c in sampled if c.conversation_id in settled]
+
+
+def send_sample(engine: sa.Engine, tenant: Tenant, identity: AnalyzerIdentity, todo: list[ConversationInput],
+                openai, log, *, run_id: str | None, label: str) -> Usage:
+    """Send sampled conversations to OpenAI under ``identity`` (the shadow sample, a candidate
+    prompt): within the tenant's monthly budget, at its one price, answers and calls through the
+    ledger. A configuration or account error skips the sample: the tenant's own answers still load."""
+    spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
+    affordable = fit_in_budget(todo, tenant.features.monthly_budget_brl, spent, model=identity.model,
+                               usd_brl=openai.usd_brl, price=openai.price(identity.model, tenant.features),
+                               prompt_version=identity.prompt_version)
+    if len(affordable) < len(todo):
+        log.warning(f"{label}: {tenant.slug} is near its monthly budget; "
+                    f"{len(todo) - len(affordable)} sampled conversation(s) not sent to OpenAI")
+    if not affordable:
+        return Usage()
+    sink = AnswerSink(engine, tenant.tenant_id, identity, run_id)
+    try:
+        analyzer = openai.build_analyzer(
+            tenant_id=tenant.tenant_id, model=identity.model, max_concurrency=tenant.features.max_concurrency,
+            engine=engine, run_id=run_id, on_answer=sink.submit_answer, on_call=sink.submit_call,
+            features=tenant.features, prompt_version=identity.prompt_version,
+        )
+        outcome = analyzer.analyze_chunk(affordable)
+    except (ConfigError, OpenAIAccountError) as exc:
+        log.warning(f"{label} skipped for {tenant.slug}: {exc}")
+        return Usage()
+    log.info(f"{label}: {len(outcome.results)} OpenAI answer(s) stored for {tenant.slug}, "
+             f"{len(outcome.failures)} failed (retried when the conversation is pending again)")
+    return outcome.usage
+
+
 def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationInput], openai, log, *,
                    run_id: str | None = None) -> Usage:
     """Store the shadow analyzer's answers for the chunk's conversations; returns what it spent."""
@@ -101,43 +141,14 @@ def analyze_shadow(engine: sa.Engine, tenant: Tenant, inputs: list[ConversationI
     if identity.analyzer == REGEX_ANALYZER:
         candidates = inputs
     else:
-        candidates = [c for c in inputs if in_shadow_sample(tenant.tenant_id, c.conversation_id,
-                                                           tenant.features.shadow_openai_sample)]
-        # Paid for once, like the tenant's own answers: only conversations that have settled.
-        settled = settled_conversation_ids(engine, tenant.tenant_id, [c.conversation_id for c in candidates],
-                                           dt.datetime.now(dt.timezone.utc), tenant.features.settle_minutes)
-        candidates = [c for c in candidates if c.conversation_id in settled]
+        candidates = settled_sample(engine, tenant, inputs, tenant.features.shadow_openai_sample)
     reused = stored_answers(engine, tenant.tenant_id, identity, candidates)
     todo = [c for c in candidates if c.conversation_id not in reused]
     if not todo:
         return Usage()
-    sink = AnswerSink(engine, tenant.tenant_id, identity, run_id)
     if identity.analyzer == REGEX_ANALYZER:
         from allpfit_etl.analysis.regex_analyzer import RegexAnalyzer
 
-        sink.save_answers(RegexAnalyzer().analyze_chunk(todo).results)
+        AnswerSink(engine, tenant.tenant_id, identity, run_id).save_answers(RegexAnalyzer().analyze_chunk(todo).results)
         return Usage()
-
-    spent = month_to_date_spend_brl(engine, tenant.tenant_id, settings.timezone_name())
-    affordable = fit_in_budget(todo, tenant.features.monthly_budget_brl, spent, model=identity.model,
-                               usd_brl=openai.usd_brl, price=openai.price(identity.model, tenant.features),
-                               prompt_version=identity.prompt_version)
-    if len(affordable) < len(todo):
-        log.warning(f"shadow sample: {tenant.slug} is near its monthly budget; "
-                    f"{len(todo) - len(affordable)} sampled conversation(s) not sent to OpenAI")
-    if not affordable:
-        return Usage()
-    try:
-        analyzer = openai.build_analyzer(
-            tenant_id=tenant.tenant_id, model=identity.model, max_concurrency=tenant.features.max_concurrency,
-            engine=engine, run_id=run_id, on_answer=sink.submit_answer, on_call=sink.submit_call,
-            features=tenant.features,
-            prompt_version=identity.prompt_version,
-        )
-        outcome = analyzer.analyze_chunk(affordable)
-    except (ConfigError, OpenAIAccountError) as exc:  # the regex answers still load; the sample waits
-        log.warning(f"shadow sample skipped for {tenant.slug}: {exc}")
-        return Usage()
-    log.info(f"shadow sample: {len(outcome.results)} OpenAI answer(s) stored for {tenant.slug}, "
-             f"{len(outcome.failures)} failed (retried when the conversation is pending again)")
-    return outcome.usage
+    return send_sample(engine, tenant, identity, todo, openai, log, run_id=run_id, label="shadow sample")
