@@ -56,7 +56,11 @@ def test_holders_split_the_limit_and_give_it_back(engine):
         async with a:
             assert a.limiter.rpm == pytest.approx(3000 * SAFETY)  # alone: the whole limit
             async with b:
+                # b joins a holder that has not counted it yet: it takes only what a leaves.
+                assert (b.holders, b.unaware) == (2, 1)
+                assert b.limiter.rpm == pytest.approx(3000 * (1 - SAFETY))
                 await until(lambda: a.holders == 2)  # a's next beat sees b's lease
+                await until(lambda: b.unaware == 0)  # and b's next beat sees that a renewed since
                 assert (a.holders, b.holders) == (2, 2)
                 assert a.limiter.rpm == b.limiter.rpm == pytest.approx(1500 * SAFETY)
                 await b.release()  # b has nothing left to start
@@ -79,6 +83,7 @@ def test_holders_starting_together_take_their_share_from_the_first_request(engin
             assert first.limiter.rpm == pytest.approx(1500 * SAFETY)
             second = SharedRateLimit(engine, ACCOUNT, configured=RateLimits(3000, 0), run_id="run-1", holders_at_start=2)
             async with second:
+                await until(lambda: second.unaware == 0)
                 assert second.limiter.rpm == pytest.approx(1500 * SAFETY)
             await until(lambda: first.holders == 1)  # from the next beat on, the live leases decide
             assert first.limiter.rpm == pytest.approx(3000 * SAFETY)
@@ -110,6 +115,7 @@ def test_limits_start_at_tier_one_and_are_learned_by_every_holder(engine):
             await until(lambda: stored_limits(engine) == (10000, 4_000_000))
             async with b:  # a later step (or run, or machine) starts from what was learned
                 assert b.account_limits == RateLimits(10000, 4_000_000)
+                await until(lambda: b.unaware == 0)
                 assert b.limiter.rpm == pytest.approx(5000 * SAFETY)
             b.observe({})  # a server that states no limit enforces none
             assert b.account_limits == RateLimits(0, 0) and b.limiter.rpm == 0

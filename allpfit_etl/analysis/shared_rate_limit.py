@@ -7,7 +7,9 @@ database (``openai_rate_leases``) and renews it every second. Each holder takes
 
 so one step alone uses the whole limit, two steps (of one run, of two runs, of two tenants, on
 two machines or two Kubernetes pods) half each, and a step that ends, or is killed, stops
-counting within ``LEASE_TTL_S``. The analytics database is the one thing every run of every
+counting within ``LEASE_TTL_S``. A step that joins others takes only what they leave (1 %) until
+each of them has renewed its lease since, and so counts the newcomer: otherwise the account
+would see the others' old shares plus the newcomer's for up to a beat, and answer with 429s. The analytics database is the one thing every run of every
 launcher already reaches, and lease expiry uses the database server's clock.
 
 The account's limit is, in this order: configured (``OPENAI_RPM``/``OPENAI_TPM``, ``--rpm``, the
@@ -35,6 +37,8 @@ from allpfit_etl.analysis.rate_limiter import RateLimiter, advertised_limits
 from allpfit_etl.db import sql
 
 BEAT_S = 1.0
+# While joining, beat faster: the wait ends at the others' next beat, not ours.
+JOINING_BEAT_S = 0.2
 LEASE_TTL_S = 5.0
 # Sending at exactly the limit meets the server's clock jitter as 429s; keep a small margin.
 SAFETY = 0.99
@@ -65,6 +69,8 @@ class SharedRateLimit:
         self.limiter = RateLimiter()
         self.stated: RateLimits | None = None  # what the server stated (or the database remembers)
         self.holders = 1
+        self.unaware = 0  # holders that have not counted this one yet
+        self.entered_expiry: float | None = None
         self.holding = False
         self.on_stop: Callable[[str], None] = lambda reason: None
         self._task: asyncio.Task | None = None
@@ -76,7 +82,8 @@ class SharedRateLimit:
         return self.configured or self.stated or INITIAL_LIMITS
 
     def _apply(self) -> None:
-        limits, share = self.account_limits, SAFETY / max(1, self.holders)
+        share = (1 - SAFETY) if self.unaware else SAFETY / max(1, self.holders)
+        limits = self.account_limits
         self.limiter.set_limits(limits.rpm * share, limits.tpm * share)
 
     def observe(self, headers) -> None:
@@ -129,13 +136,17 @@ class SharedRateLimit:
 
     # ----- the database --------------------------------------------------------------------
     def _enter(self) -> tuple:
+        """The lease is committed first: a holder whose beat starts after that counts this one,
+        and the first beat (a later transaction) dates the entry from then."""
         with self.engine.begin() as conn:
-            conn.execute(sql("analytics/rate_limit/drop_expired_leases"), {"before": self._now(conn) - 60})
+            now = self._now(conn)
+            conn.execute(sql("analytics/rate_limit/drop_expired_leases"), {"before": now - 60})
+            self._renew(conn, now)
         return self._beat()
 
     async def _beats(self) -> None:
         while True:
-            await asyncio.sleep(BEAT_S)
+            await asyncio.sleep(JOINING_BEAT_S if self.unaware else BEAT_S)
             try:
                 self._take_beat(await asyncio.to_thread(self._beat))
             except sa.exc.SQLAlchemyError:
@@ -146,22 +157,32 @@ class SharedRateLimit:
         with self.engine.begin() as conn:
             now = self._now(conn)
             if self.holding:
-                conn.execute(sql("analytics/rate_limit/renew_lease"), {
-                    "lease_id": self.lease_id, "account_key": self.account, "run_id": self.run_id,
-                    "expires_at": now + LEASE_TTL_S,
-                })
+                self._renew(conn, now)
             holders = conn.execute(sql("analytics/rate_limit/live_leases"),
                                    {"account_key": self.account, "now": now}).scalar_one()
+            if self.entered_expiry is None and self.holding:
+                self.entered_expiry = now + LEASE_TTL_S
+            unaware = conn.execute(sql("analytics/rate_limit/unaware_leases"), {
+                "account_key": self.account, "now": now, "lease_id": self.lease_id,
+                "entered_expiry": self.entered_expiry or 0.0}).scalar_one() if self.holding else 0
             row = conn.execute(sql("analytics/rate_limit/account_limits"), {"account_key": self.account}).first()
             stop = conn.execute(sql("analytics/rate_limit/run_stop"), {"run_id": self.run_id}).scalar() \
                 if self.run_id else None
-        return int(holders), (RateLimits(int(row.rpm), int(row.tpm)) if row is not None else None), stop
+        limits = RateLimits(int(row.rpm), int(row.tpm)) if row is not None else None
+        return int(holders), int(unaware), limits, stop
+
+    def _renew(self, conn: sa.Connection, now: float) -> None:
+        conn.execute(sql("analytics/rate_limit/renew_lease"), {
+            "lease_id": self.lease_id, "account_key": self.account, "run_id": self.run_id,
+            "expires_at": now + LEASE_TTL_S,
+        })
 
     def _take_beat(self, beat: tuple) -> None:
         """In the event loop, which owns the limiter: this holder's share from the beat's figures."""
-        holders, stated, stop = beat
+        holders, unaware, stated, stop = beat
         if self.holding:
             self.holders = max(1, holders)
+        self.unaware = unaware if self.holding else 0
         if stated is not None and self.stated is None:
             self.stated = stated
         self._apply()
