@@ -6,10 +6,11 @@ from allpfit_etl.analysis.assets import conversation_analyses
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.automation.alerts import AlertWebhook, run_failure_alert_sensor
 from allpfit_etl.automation.batch_sensor import openai_batch_sensor
+from allpfit_etl.automation.monitoring import monitoring_refresh_sensor
 from allpfit_etl.automation.schedules import every_two_hours_schedule
 from allpfit_etl.automation.sensors import chatwoot_activity_sensor, tenant_partitions_sensor
 from allpfit_etl.extract.assets import chatwoot_conversations
-from allpfit_etl.jobs import lead_analysis_job
+from allpfit_etl.jobs import lead_analysis_job, monitoring_job
 from allpfit_etl.load.assets import conversations_analytics, tenant_daily_kpis
 from allpfit_etl.load.checks import ASSET_CHECKS
 from allpfit_etl.monitoring.assets import MONITORING_ASSETS
@@ -60,8 +61,9 @@ def build_resources() -> dict:
 defs = dg.Definitions(
     assets=ASSETS + MONITORING_ASSETS,
     asset_checks=ASSET_CHECKS,
-    jobs=[lead_analysis_job],
-    sensors=[tenant_partitions_sensor, chatwoot_activity_sensor, run_failure_alert_sensor, openai_batch_sensor],
+    jobs=[lead_analysis_job, monitoring_job],
+    sensors=[tenant_partitions_sensor, chatwoot_activity_sensor, run_failure_alert_sensor, openai_batch_sensor,
+             monitoring_refresh_sensor],
     schedules=[every_two_hours_schedule],
     resources=build_resources(),
     executor=STEP_EXECUTOR,

@@ -33,8 +33,8 @@ import sqlalchemy as sa
 from allpfit_etl import dagster_compat, settings
 from allpfit_etl.db import sql
 from allpfit_etl.errors import AllpfitError, ConfigError, DatabaseUnreachableError, redact, root_cause_line
-from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME
-from allpfit_etl.partitions import PARTITION_TENANT_TAG, TENANT_TAG, parse_partition_key, range_tags, register_tenant_partitions, run_tags
+from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME, MONITORING_JOB_NAME, MONITORING_TAG
+from allpfit_etl.partitions import PARTITION_TENANT_TAG, TENANT_TAG, TRIGGER_TAG, parse_partition_key, range_tags, register_tenant_partitions, run_tags
 from allpfit_etl.tenants.registry import Tenant
 
 # What a run changed, summed over the per-partition materializations it recorded.
@@ -122,7 +122,8 @@ def resolve_day_range(start: str | None, end: str | None) -> tuple[dt.date, dt.d
 
 @dataclass
 class RunSummary:
-    runs: list[str] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)  # the tenants' runs
+    monitoring_runs: list[str] = field(default_factory=list)  # the refresh after them
     failed_runs: list[str] = field(default_factory=list)
     totals: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -150,15 +151,30 @@ QUEUED_NOTICE_AFTER_S = 15.0
 TENANT_TAGS = (TENANT_TAG, PARTITION_TENANT_TAG)
 
 
-def lead_analysis_recon_job():
-    """The ``lead_analysis`` job as a code pointer (module and attribute), not an object."""
-    return dagster_compat.reconstructable_job(DEFINITIONS_MODULE, DEFINITIONS_ATTRIBUTE, LEAD_ANALYSIS_JOB_NAME)
+@dataclass(frozen=True)
+class Turn:
+    """Runs that must not overlap: a tenant's (they race on its pending list), or the global
+    monitoring refreshes (delete-then-insert of the same tables). ``tags``: any of them marks one."""
+
+    label: str
+    tags: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of_tenant(cls, slug: str) -> "Turn":
+        return cls(slug, tuple((tag, slug) for tag in TENANT_TAGS))
 
 
-def lead_analysis_remote_origin():
+MONITORING_TURN = Turn("the monitoring refresh", ((MONITORING_TAG, "refresh"),))
+
+
+def recon_job(job_name: str = LEAD_ANALYSIS_JOB_NAME):
+    """A job of the code location as a code pointer (module and attribute), not an object."""
+    return dagster_compat.reconstructable_job(DEFINITIONS_MODULE, DEFINITIONS_ATTRIBUTE, job_name)
+
+
+def remote_origin(job_name: str = LEAD_ANALYSIS_JOB_NAME):
     """The origin the webserver and the daemon give the job: workspace.yaml's python_module entry."""
-    return dagster_compat.python_module_job_origin(DEFINITIONS_MODULE, CODE_LOCATION_NAME, REPOSITORY_NAME,
-                                                   LEAD_ANALYSIS_JOB_NAME)
+    return dagster_compat.python_module_job_origin(DEFINITIONS_MODULE, CODE_LOCATION_NAME, REPOSITORY_NAME, job_name)
 
 
 def daemon_serves_queue(instance: dg.DagsterInstance) -> bool:
@@ -204,7 +220,7 @@ class _EventPrinter:
                 return
 
 
-def _wait_for_run(instance: dg.DagsterInstance, run_id: str, slug: str) -> dg.DagsterRun:
+def _wait_for_run(instance: dg.DagsterInstance, run_id: str, turn: Turn) -> dg.DagsterRun:
     """Poll until the queued run has ended (the daemon launches it when the tag limits allow)."""
     printer, started, noticed = _EventPrinter(instance, run_id), time.monotonic(), False
     try:
@@ -215,15 +231,15 @@ def _wait_for_run(instance: dg.DagsterInstance, run_id: str, slug: str) -> dg.Da
                 return run
             if not noticed and run.status == dg.DagsterRunStatus.QUEUED and time.monotonic() - started > QUEUED_NOTICE_AFTER_S:
                 if daemon_serves_queue(instance):
-                    _notice(f"run {run_id} ({slug}) is queued: the dagster-daemon starts it when no other run of "
-                            f"{slug} is in progress (see Runs → Queued in the UI)")
+                    _notice(f"run {run_id} ({turn.label}) is queued: the dagster-daemon starts it when no other run of "
+                            f"{turn.label} is in progress (see Runs → Queued in the UI)")
                 else:
-                    _notice(f"run {run_id} ({slug}) is queued, and no dagster-daemon serves the queue any more: "
+                    _notice(f"run {run_id} ({turn.label}) is queued, and no dagster-daemon serves the queue any more: "
                             "start one, or cancel the run in the UI")
                 noticed = True
             time.sleep(POLL_INTERVAL_S)
     except KeyboardInterrupt:
-        _notice(f"run {run_id} ({slug}) stays with the dagster-daemon: follow or terminate it in the UI")
+        _notice(f"run {run_id} ({turn.label}) stays with the dagster-daemon: follow or terminate it in the UI")
         raise
 
 
@@ -269,13 +285,13 @@ def _left_by_a_vanished_process(instance: dg.DagsterInstance, run_id: str) -> st
     return None
 
 
-def _runs_in_the_way(instance: dg.DagsterInstance, run_id: str, slug: str, storage_id: int) -> list[dg.DagsterRun]:
-    """Other runs of the tenant this one must not overlap: any started (or canceling) run, and any
+def _runs_in_the_way(instance: dg.DagsterInstance, run_id: str, turn: Turn, storage_id: int) -> list[dg.DagsterRun]:
+    """Other runs of the turn this one must not overlap: any started (or canceling) run, and any
     run created before this one and starting. (This run is STARTING from its creation: of two
     runs created at once, the later waits for the earlier.)"""
     found = {}
-    for tag in TENANT_TAGS:
-        for record in instance.get_run_records(dg.RunsFilter(tags={tag: slug}, statuses=[
+    for tag, value in turn.tags:
+        for record in instance.get_run_records(dg.RunsFilter(tags={tag: value}, statuses=[
                 dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING])):
             run = record.dagster_run
             if run.run_id != run_id and (run.status != dg.DagsterRunStatus.STARTING or record.storage_id < storage_id):
@@ -283,28 +299,28 @@ def _runs_in_the_way(instance: dg.DagsterInstance, run_id: str, slug: str, stora
     return list(found.values())
 
 
-def _execute_here(instance: dg.DagsterInstance, recon_job, run_id: str, slug: str) -> dg.DagsterRun:
-    """Execute the run in this process once no other run of the tenant is in progress."""
+def _execute_here(instance: dg.DagsterInstance, job, run_id: str, turn: Turn) -> dg.DagsterRun:
+    """Execute the run in this process once no other run of its turn is in progress."""
     storage_id = instance.get_run_record_by_id(run_id).storage_id
     checked: dict[str, float] = {}  # blocking run → when its process was last checked
     try:
         _mark_run_as_ours(instance, instance.get_run_by_id(run_id))
-        while blocking := _runs_in_the_way(instance, run_id, slug, storage_id):
+        while blocking := _runs_in_the_way(instance, run_id, turn, storage_id):
             for other in blocking:
                 if time.monotonic() - checked.get(other.run_id, -PROCESS_CHECK_INTERVAL_S) < PROCESS_CHECK_INTERVAL_S:
                     continue
                 if gone := _left_by_a_vanished_process(instance, other.run_id):
-                    _notice(f"run {other.run_id} of {slug} was left {other.status.value} by an allpfit-etl process "
+                    _notice(f"run {other.run_id} of {turn.label} was left {other.status.value} by an allpfit-etl process "
                             f"that is gone ({gone}): marked failed")
                     instance.report_run_failed(other, message=f"The allpfit-etl process executing this run ({gone}) is gone.")
                 elif other.run_id not in checked:
-                    _notice(f"waiting for run {other.run_id} of {slug} ({other.status.value}) to end before "
+                    _notice(f"waiting for run {other.run_id} of {turn.label} ({other.status.value}) to end before "
                             f"run {run_id} starts")
                 checked[other.run_id] = time.monotonic()
             time.sleep(POLL_INTERVAL_S)
         run = instance.get_run_by_id(run_id)
         if run.status == dg.DagsterRunStatus.STARTING:  # not canceled from the UI meanwhile
-            dagster_compat.execute_run(recon_job, run, instance)
+            dagster_compat.execute_run(job, run, instance)
     except BaseException:  # Ctrl-C while waiting, say: the run must not hold the tenant's turn
         run = instance.get_run_by_id(run_id)
         if run.status == dg.DagsterRunStatus.STARTING:
@@ -315,12 +331,12 @@ def _execute_here(instance: dg.DagsterInstance, recon_job, run_id: str, slug: st
     return instance.get_run_by_id(run_id)
 
 
-def _launch(instance: dg.DagsterInstance, slug: str, tags: dict, *, partition: str | None = None,
-            run_config: dict | None = None) -> dg.DagsterRun:
-    """Create one run of ``lead_analysis`` with the code location's origin; the daemon's queue runs
-    it when a daemon serves it, this process otherwise. Returns the ended run."""
-    recon_job = lead_analysis_recon_job()
-    job = recon_job.get_definition()
+def _launch(instance: dg.DagsterInstance, turn: Turn, tags: dict, *, partition: str | None = None,
+            run_config: dict | None = None, job_name: str = LEAD_ANALYSIS_JOB_NAME) -> dg.DagsterRun:
+    """Create one run of a job with the code location's origin; the daemon's queue runs it when a
+    daemon serves it, this process otherwise. Returns the ended run."""
+    pointer = recon_job(job_name)
+    job = pointer.get_definition()
     queue = daemon_serves_queue(instance)
     config = dict(run_config or {})
     if not queue:
@@ -332,12 +348,12 @@ def _launch(instance: dg.DagsterInstance, slug: str, tags: dict, *, partition: s
         job, run_config=config,
         tags=dagster_compat.partition_run_tags(job, partition, tags, instance, config),
         status=dg.DagsterRunStatus.NOT_STARTED if queue else dg.DagsterRunStatus.STARTING,
-        remote_job_origin=lead_analysis_remote_origin(), job_code_origin=recon_job.get_python_origin(),
+        remote_job_origin=remote_origin(job_name), job_code_origin=pointer.get_python_origin(),
     )
     if queue:
         instance.submit_run(run.run_id, workspace=None)
-        return _wait_for_run(instance, run.run_id, slug)
-    return _execute_here(instance, recon_job, run.run_id, slug)
+        return _wait_for_run(instance, run.run_id, turn)
+    return _execute_here(instance, pointer, run.run_id, turn)
 
 
 def _first_error(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
@@ -390,9 +406,22 @@ def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instanc
             **run_tags(tenant.slug, "cli"),
             **(extra_tags or {}),
         }
-        run = _launch(instance, tenant.slug, tags, run_config=run_config)
+        run = _launch(instance, Turn.of_tenant(tenant.slug), tags, run_config=run_config)
         _add_run(summary, instance, run, tenant.slug)
+    refresh_monitoring(summary, instance, "cli")
     return summary
+
+
+def refresh_monitoring(summary: RunSummary, instance: dg.DagsterInstance, trigger: str) -> None:
+    """One run of ``monitoring_refresh`` after a command's tenant runs: the agreement of the months
+    they touched, the funnel and quality against the labels, the report. (Under a daemon the
+    monitoring_refresh_sensor would do it too, up to 10 minutes later; a command's user looks now.)"""
+    if summary.runs and len(summary.failed_runs) < len(summary.runs):
+        run = _launch(instance, MONITORING_TURN, {TRIGGER_TAG: trigger}, job_name=MONITORING_JOB_NAME)
+        summary.monitoring_runs.append(run.run_id)
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            summary.failed_runs.append(run.run_id)
+            summary.errors.append(f"monitoring refresh: {_first_error(instance, run)}")
 
 
 @dataclass(frozen=True)
@@ -422,8 +451,9 @@ def run_partition_keys(keys: list[str], trigger: str, instance: dg.DagsterInstan
     summary = RunSummary()
     for key in keys:
         _, slug = parse_partition_key(key)
-        run = _launch(instance, slug, run_tags(slug, trigger), partition=str(key))
+        run = _launch(instance, Turn.of_tenant(slug), run_tags(slug, trigger), partition=str(key))
         _add_run(summary, instance, run, str(key))
+    refresh_monitoring(summary, instance, trigger)
     return summary
 
 

@@ -74,3 +74,8 @@ def activity_sensor_interval_seconds() -> int:
 
 def batch_sensor_interval_seconds() -> int:
     return _positive_int("ALLPFIT_BATCH_SENSOR_INTERVAL", 60)
+
+
+def monitoring_refresh_cron() -> str:
+    """How often, at most, the monitoring computed over all tenants is refreshed after updates."""
+    return os.environ.get("ALLPFIT_MONITORING_REFRESH_CRON", "*/10 * * * *")

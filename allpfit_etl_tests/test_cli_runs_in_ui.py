@@ -235,8 +235,10 @@ def test_without_a_daemon_the_cli_executes_its_run_itself_with_the_code_location
 
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         assert not daemon_serves_queue(instance)
-        (run,) = instance.get_runs()
+        (run,) = instance.get_runs(dg.RunsFilter(job_name="lead_analysis"))
         assert run.status == dg.DagsterRunStatus.SUCCESS
+        (refresh,) = instance.get_runs(dg.RunsFilter(job_name="monitoring_refresh"))  # once, after the tenant's run
+        assert refresh.status == dg.DagsterRunStatus.SUCCESS and refresh.tags["allpfit/monitoring"] == "refresh"
         assert_code_location_origin(instance, run)
         assert run.run_config["execution"] == {"config": {"in_process": {}}}
         assert not instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_ENQUEUED)
@@ -315,5 +317,5 @@ def test_without_a_daemon_a_run_left_by_a_killed_cli_does_not_hold_the_tenant_fo
         assert f"run {killed.run_id} of allpfit was left STARTED by an allpfit-etl process that is gone" in rerun.stderr
         assert f"extracted, {CONVERSATIONS} analyzed" in rerun.stdout
         assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
-        (rerun_run,) = [r for r in instance.get_runs() if r.run_id != killed.run_id]
+        (rerun_run,) = [r for r in instance.get_runs(dg.RunsFilter(job_name="lead_analysis")) if r.run_id != killed.run_id]
         assert rerun_run.status == dg.DagsterRunStatus.SUCCESS

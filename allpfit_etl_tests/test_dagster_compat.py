@@ -8,16 +8,16 @@ import dagster as dg
 from allpfit_etl import dagster_compat
 from allpfit_etl.definitions import defs
 from allpfit_etl.partitions import PARTITION_TAG, PARTITION_TENANT_TAG, partition_key
-from allpfit_etl.runner import lead_analysis_recon_job, lead_analysis_remote_origin
+from allpfit_etl.runner import recon_job, remote_origin
 
 QUEUE = {"run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"}}
 DIRECT = {"run_coordinator": {"module": "dagster.core.run_coordinator", "class": "DefaultRunCoordinator"}}
 
 
 def test_the_job_pointer_and_origin_are_the_workspace_yaml_ones():
-    recon = lead_analysis_recon_job()
+    recon = recon_job()
     assert recon.get_definition().name == "lead_analysis"
-    origin = lead_analysis_remote_origin()
+    origin = remote_origin()
     location = origin.repository_origin.code_location_origin
     assert (location.location_name, location.loadable_target_origin.module_name) == ("allpfit_etl", "allpfit_etl.definitions")
     assert origin.job_name == "lead_analysis"
@@ -31,7 +31,7 @@ def test_queues_runs_tells_the_queue_from_the_default_coordinator():
 
 
 def test_a_partition_runs_tags_an_engine_event_and_execute_run():
-    job = lead_analysis_recon_job().get_definition()
+    job = recon_job().get_definition()
     key = str(partition_key("2025-11-10", "allpfit"))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenant", ["allpfit"])

@@ -14,9 +14,11 @@ MONITORING = {"analyzer_agreement": "conversation_analyses", "analyzer_disagreem
               "analyzer_daily_kpis": "conversation_analyses", "llm_spend_daily": "conversation_analyses",
               "lead_report": "tenant_daily_kpis", "lead_funnel": "conversations_analytics",
               "analyzer_quality": "conversation_analyses", "analyzer_calibration": "conversation_analyses"}
-# at their real grain (one row per tenant and month, recomputed whole): unpartitioned, run by automation too
-UNPARTITIONED = {"lead_funnel", "analyzer_quality", "analyzer_calibration"}
-SENSORS = {"tenant_partitions_sensor", "chatwoot_activity_sensor", "run_failure_alert_sensor", "openai_batch_sensor"}
+# at their real grain (per tenant and month, or one file): unpartitioned, refreshed by their own job
+UNPARTITIONED = {"analyzer_agreement", "analyzer_disagreements", "lead_report", "lead_funnel", "analyzer_quality",
+                 "analyzer_calibration"}
+SENSORS = {"tenant_partitions_sensor", "chatwoot_activity_sensor", "run_failure_alert_sensor", "openai_batch_sensor",
+           "monitoring_refresh_sensor"}
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/nothing"
 
 
@@ -36,13 +38,19 @@ def test_definitions_load_and_validate(defs):
     dg.Definitions.validate_loadable(defs)
 
 
-def test_job_covers_the_whole_asset_graph(defs):
-    from allpfit_etl.jobs import LEAD_ANALYSIS_JOB_NAME
+def test_the_two_jobs_cover_the_whole_asset_graph_at_its_grain(defs):
+    from allpfit_etl.jobs import GLOBAL_MONITORING, LEAD_ANALYSIS_JOB_NAME, MONITORING_JOB_NAME
     from allpfit_etl.partitions import tenant_day_partitions
 
     job = defs.resolve_job_def(LEAD_ANALYSIS_JOB_NAME)
     assert job.partitions_def == tenant_day_partitions
-    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == set(ASSETS) | set(MONITORING)
+    partitioned = (set(ASSETS) | set(MONITORING)) - UNPARTITIONED
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == partitioned
+    monitoring = defs.resolve_job_def(MONITORING_JOB_NAME)
+    assert monitoring.partitions_def is None and set(GLOBAL_MONITORING) == UNPARTITIONED
+    assert {k.to_user_string() for k in monitoring.asset_layer.executable_asset_keys} == UNPARTITIONED
+    sensor = defs.resolve_sensor_def("monitoring_refresh_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_asset_keys_and_their_order(defs):
@@ -53,7 +61,7 @@ def test_asset_keys_and_their_order(defs):
         assert upstream in parents, f"{downstream} should depend on {upstream}"
 
 
-def test_ground_truth_assets_are_unpartitioned_and_automated(defs):
+def test_global_monitoring_assets_are_unpartitioned_and_automated(defs):
     graph = defs.resolve_asset_graph()
     for name in UNPARTITIONED:
         node = graph.get(dg.AssetKey(name))

@@ -147,7 +147,8 @@ REPOSITORY_QUERY = """
 
 
 # One file over all tenants and days; tenant × month tables recomputed whole.
-UNPARTITIONED = {"lead_report", "lead_funnel", "analyzer_quality", "analyzer_calibration"}
+UNPARTITIONED = {"analyzer_agreement", "analyzer_disagreements", "lead_report", "lead_funnel", "analyzer_quality",
+                 "analyzer_calibration"}
 
 
 def test_graphql_loads_assets_partitions_checks_sensors_and_schedule(deployment):
@@ -175,9 +176,8 @@ def test_graphql_loads_assets_partitions_checks_sensors_and_schedule(deployment)
     assert sensors == {
         "tenant_partitions_sensor": "RUNNING", "chatwoot_activity_sensor": "RUNNING", "run_failure_alert_sensor": "RUNNING",
         "openai_batch_sensor": "RUNNING",
-        # Dagster's own, for the ground-truth assets' automation condition: off until a user turns it
-        # on (the job's runs refresh those assets anyway; docs/ground_truth.md).
-        "default_automation_condition_sensor": "STOPPED",
+        # the global monitoring's automation condition, evaluated by the daemon from the start
+        "monitoring_refresh_sensor": "RUNNING",
     }
     (schedule,) = repository["schedules"]
     assert schedule["cronSchedule"] == "0 */2 * * *" and schedule["executionTimezone"] == "America/Sao_Paulo"
@@ -359,7 +359,7 @@ def test_a_backfill_completes_in_the_expected_runs_records_each_partitions_figur
     backfill_id = result.stdout.split("submitted backfill ")[1].split(":")[0]
     range_runs = math.ceil(len(RECENT) / DAYS_PER_RUN)  # ALLPFIT_BACKFILL_DAYS_PER_RUN days per run
     assert range_runs == 2
-    expected_runs = range_runs + 1  # and, once they are done, one run of the unpartitioned lead_report
+    expected_runs = range_runs  # the global monitoring follows, refreshed by monitoring_refresh_sensor
 
     def finished_runs():
         found = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
@@ -372,8 +372,6 @@ def test_a_backfill_completes_in_the_expected_runs_records_each_partitions_figur
     assert len(all_runs) == expected_runs
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in all_runs)
     runs = [r for r in all_runs if "dagster/asset_partition_range_start" in r.tags]
-    (report_run,) = [r for r in all_runs if r not in runs]
-    assert report_run.asset_selection == {dg.AssetKey("lead_report")}
     assert len(runs) == range_runs
     assert all(r.tags.get("allpfit/tenant") == "allpfit" for r in runs)
     run_of = {}  # each day → the one run whose partition range covers it

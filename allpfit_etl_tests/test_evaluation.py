@@ -157,3 +157,4 @@ def test_parse_errors_name_the_line_even_for_an_empty_or_binary_file():
         parse_eval_set(b"\n\n", "s.jsonl")
     with pytest.raises(EvalSetError, match=r"^s.jsonl: not UTF-8 text"):
         parse_eval_set(b"\xff\xfe", "s.jsonl")
+

@@ -94,6 +94,7 @@ def topology(installed, tmp_path_factory, pg_admin):
             "CHATWOOT_DATABASE_URL": urls["chatwoot"], "ANALYTICS_DATABASE_URL": urls["analytics"],
             "ALLPFIT_START_DATE": "2025-11-01", "ALLPFIT_ACTIVITY_SENSOR_INTERVAL": "5",
             "ALLPFIT_BACKFILL_DAYS_PER_RUN": str(DAYS_PER_RUN),
+            "ALLPFIT_MONITORING_REFRESH_CRON": "* * * * *",  # the refresh within the test's minutes, not 10
         }
         # The init job, then the tenants, as docs/deployment.md has the operator do them.
         for args in (("init",), ("tenants", "add", "gym_history", "--name", "Gym History", "--account-id", str(history_account)),
@@ -256,8 +257,8 @@ def test_a_sensor_run_and_a_backfill_succeed_through_the_code_server_and_graphql
     assert sorted(backfill["partitionNames"]) == [f"{d.isoformat()}|gym_history" for d in sorted(HISTORY)]
     backfill_runs = runs_tagged(topology, dagster__backfill=backfill_id)
     range_runs = [r for r in backfill_runs if "dagster/asset_partition_range_start" in {t["key"] for t in r["tags"]}]
-    # ALLPFIT_BACKFILL_DAYS_PER_RUN days per run, then one run of the unpartitioned lead_report
-    assert len(range_runs) == -(-len(HISTORY) // DAYS_PER_RUN) and len(backfill_runs) == len(range_runs) + 1
+    # ALLPFIT_BACKFILL_DAYS_PER_RUN days per run; the global monitoring is not the backfill's
+    assert len(range_runs) == -(-len(HISTORY) // DAYS_PER_RUN) and len(backfill_runs) == len(range_runs)
     assert {r["status"] for r in backfill_runs} == {"SUCCESS"}
     shown = kpis_shown(topology, "gym_history", HISTORY)
     for day, count in HISTORY.items():
@@ -266,10 +267,18 @@ def test_a_sensor_run_and_a_backfill_succeed_through_the_code_server_and_graphql
         stored = kpis_stored(topology, "gym_history", day)
         assert {k: figures[k] for k in KPIS} == stored and stored["conversations"] == count
 
+    # The daemon's monitoring_refresh_sensor refreshes the global monitoring after those runs.
+    def refreshed():
+        found = runs_tagged(topology, allpfit__monitoring="refresh")
+        return found if found and found[0]["status"] == "SUCCESS" else None
+
+    refresh_runs = wait_for(refreshed, 180, "a monitoring_refresh run launched by the automation sensor", 2)
+    assert {t["key"]: t["value"] for t in refresh_runs[0]["tags"]}.get("dagster/from_automation_condition") == "true"
+
     # The runs came from the gRPC server the workspace names (the default launcher asks it to
     # start them), not from a code location the daemon spawned itself.
     with instance_environment(topology["code_env"]), dg.DagsterInstance.get() as instance:
-        for run_id in [r["runId"] for r in sensor_runs + backfill_runs]:
+        for run_id in [r["runId"] for r in sensor_runs + backfill_runs + refresh_runs]:
             origin = instance.get_run_by_id(run_id).remote_job_origin.repository_origin.code_location_origin
             assert type(origin).__name__ == "GrpcServerCodeLocationOrigin"
             assert (origin.host, origin.port) == ("127.0.0.1", topology["port"])

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from allpfit_etl.db import get_engine
 from allpfit_etl.monitoring import spend, store
 from allpfit_etl.monitoring.agreement import cohen_kappa
-from allpfit_etl.monitoring.assets import analyzer_comparison, llm_spend_daily
+from allpfit_etl.monitoring.assets import analyzer_agreement, analyzer_daily_kpis, llm_spend_daily
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.schema import apply_migrations
@@ -33,9 +33,9 @@ def analytics(make_pg_database):
     return {"engine": engine, "url": url}
 
 
-def materialize(assets, analytics, instance, day: dt.date) -> dict:
+def materialize(assets, analytics, instance, day: dt.date | None) -> dict:
     result = dg.materialize(
-        assets, partition_key=f"{day.isoformat()}|gym", instance=instance, raise_on_error=False,
+        assets, partition_key=f"{day.isoformat()}|gym" if day else None, instance=instance, raise_on_error=False,
         resources={"analytics": AnalyticsDatabase(url=analytics["url"]), "openai": LeadAnalysisOpenAI(api_key="sk-unused")},
     )
     assert result.success, [e.message for e in result.all_events if e.is_failure]
@@ -108,9 +108,10 @@ def test_agreement_equals_hand_built_confusion_matrices_and_edge_cases(analytics
     answers.add(dt.date(2025, 9, 9), [(True, False, True, False)] * 30 + [(False, True, False, True)] * 20)  # none agree
     answers.add(dt.date(2025, 10, 2), [(True, True, False, False)] * 12)  # one class only
 
-    meta = {}
-    for day in (july, dt.date(2025, 8, 3), dt.date(2025, 9, 9), dt.date(2025, 10, 2)):
-        meta[day.month] = materialize([analyzer_comparison], analytics, instance, day)
+    # the first refresh recomputes every month of the tenant
+    meta = materialize([analyzer_agreement], analytics, instance, None)["analyzer_agreement"]
+    assert meta["refreshed"] == "gym 2025-07, gym 2025-08, gym 2025-09, gym 2025-10"
+    materialize([analyzer_daily_kpis], analytics, instance, july)
 
     row = agreement_row(engine, dt.date(2025, 7, 1))
     assert row["compared"] == 100
@@ -129,8 +130,7 @@ def test_agreement_equals_hand_built_confusion_matrices_and_edge_cases(analytics
             "SELECT display_id, severity, transcript_start FROM analyzer_disagreements WHERE month = '2025-07-01'"
             " ORDER BY severity DESC, display_id")).all()
     assert len(stored) == len(disagreeing) and stored[0].transcript_start.startswith("[01/01 10:00] Contato")
-    assert meta[7]["analyzer_agreement"]["is_lead_kappa"] == pytest.approx(0.7)
-    assert "| agreement | 85.0% | 70.0% |" in meta[7]["analyzer_agreement"]["agreement"]
+    assert "**gym 2025-07**" in meta["agreement"] and "| agreement | 85.0% | 70.0% |" in meta["agreement"]
 
     august = agreement_row(engine, dt.date(2025, 8, 1))
     assert (august["is_lead_agreement"], august["is_lead_kappa"], august["visita_kappa"]) == (1.0, 1.0, 1.0)
@@ -143,7 +143,8 @@ def test_agreement_equals_hand_built_confusion_matrices_and_edge_cases(analytics
     october = agreement_row(engine, dt.date(2025, 10, 1))
     assert october["compared"] == 12 and october["is_lead_agreement"] == 1.0
     assert october["is_lead_kappa"] is None and october["visita_kappa"] is None  # undefined, stored as NULL
-    assert "is_lead_kappa" not in meta[10]["analyzer_agreement"] and meta[10]["analyzer_agreement"]["compared"] == 12
+    # the metadata's figures are the latest month's (October: kappas undefined, so absent)
+    assert meta["month"] == "2025-10" and meta["compared"] == 12 and "is_lead_kappa" not in meta
 
     # quality per analyzer for a day, from the same answers
     with engine.connect() as conn:
@@ -153,8 +154,9 @@ def test_agreement_equals_hand_built_confusion_matrices_and_edge_cases(analytics
     assert (quality["openai"].leads, quality["openai"].visits_scheduled) == (45, 50)
     assert quality["regex"].high_probability_share == pytest.approx(0.10)
 
-    # a re-run replaces the month, it does not add to it
-    materialize([analyzer_comparison], analytics, instance, july)
+    # a re-run replaces the months, it does not add to them (a new instance: every month again)
+    with dg.instance_for_test() as fresh:
+        assert materialize([analyzer_agreement], analytics, fresh, None)["analyzer_agreement"]["months_refreshed"] == 4
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM analyzer_agreement")).scalar_one() == 4
         assert conn.execute(sa.text(

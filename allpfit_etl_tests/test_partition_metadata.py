@@ -15,7 +15,7 @@ from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.db import get_engine
 from allpfit_etl.definitions import ASSETS
 from fake_openai import FakeOpenAIServer, FakeServerConfig
-from allpfit_etl.jobs import lead_analysis_job
+from allpfit_etl.jobs import lead_analysis_job, monitoring_job
 from allpfit_etl.load.checks import ASSET_CHECKS
 from allpfit_etl.monitoring.assets import MONITORING_ASSETS
 from allpfit_etl.partitions import partition_key, register_tenant_partitions, tenant_day_partitions
@@ -255,33 +255,52 @@ def agreement_table(analytics: sa.Engine, tenant_id: int) -> dict[str, int]:
             "SELECT month, compared FROM analyzer_agreement WHERE tenant_id = :t"), {"t": tenant_id})}
 
 
-def test_a_range_run_over_two_months_gives_each_partition_its_own_months_agreement(world):
-    """Regex vs OpenAI is compared per tenant-month: each day partition of a range run that
-    crosses a month shows its own month's figures, the ones the agreement table holds."""
+def latest_unpartitioned(instance: dg.DagsterInstance, asset: str) -> dict:
+    (record,) = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def test_the_agreement_is_refreshed_per_tenant_month_once_after_the_runs_and_only_where_answers_changed(world):
+    """Regex vs OpenAI is compared per tenant-month, in the unpartitioned analyzer_agreement that the
+    monitoring_refresh job rewrites after the tenants' runs: a range run across October and
+    November gives each month its own figures; a later run over November recomputes November only.
+    What the metadata shows is what the agreement table holds."""
     instance, analytics, tenant = world["instance"], world["analytics"], world["tenants"][0]
     october = [dt.date(2025, 10, 30), dt.date(2025, 10, 31)]
     seed(world["cw"], world["gym"], {october[0]: 1, october[1]: 2})  # 3 in October, 5 + 2 on the first November days
     with analytics.begin() as conn:
         conn.execute(sa.text("UPDATE tenant_configs SET features = :f WHERE tenant_id = :t"),
                      {"f": '{"use_openai": true, "chunk_size": 4}', "t": tenant.tenant_id})
-    register_tenant_partitions(instance, [tenant])
+    register_tenant_partitions(instance, world["tenants"])
     with FakeOpenAIServer(FakeServerConfig()) as server:
-        defs = dg.Definitions(assets=ASSETS + MONITORING_ASSETS, jobs=[lead_analysis_job], resources={
+        defs = dg.Definitions(assets=ASSETS + MONITORING_ASSETS, jobs=[lead_analysis_job, monitoring_job], resources={
             "chatwoot": ChatwootDatabase(url=world["chatwoot_url"]), "analytics": AnalyticsDatabase(url=world["analytics_url"]),
             "openai": LeadAnalysisOpenAI(api_key="sk-test-months", base_url=server.base_url)})
-        result = defs.resolve_job_def("lead_analysis").execute_in_process(
-            instance=instance, tags=range_tags(october[0], DAYS[1], "allpfit"))
-    assert result.success
 
-    compared = agreement_table(analytics, tenant.tenant_id)
-    assert compared == {"2025-10": 3, "2025-11": 7}
-    for day in [*october, DAYS[0], DAYS[1]]:
-        key = partition_key(day, "allpfit")
-        agreement = latest_metadata(instance, "analyzer_agreement", key)
-        assert agreement["month"] == f"{day:%Y-%m}" and agreement["compared"] == compared[f"{day:%Y-%m}"]
-        disagreements = latest_metadata(instance, "analyzer_disagreements", key)
+        def run(first: dt.date, last: dt.date, slug: str) -> None:
+            assert defs.resolve_job_def("lead_analysis").execute_in_process(
+                instance=instance, tags=range_tags(first, last, slug)).success
+
+        run(october[0], DAYS[1], "allpfit")
+        run(DAYS[0], DAYS[1], "cdt_mossoro")  # a regex tenant: nothing to compare, months still listed
+        assert defs.resolve_job_def("monitoring_refresh").execute_in_process(instance=instance).success
+
+        compared = agreement_table(analytics, tenant.tenant_id)
+        assert compared == {"2025-10": 3, "2025-11": 7}
+        assert agreement_table(analytics, world["tenants"][1].tenant_id) == {"2025-11": 0}
+        first = latest_unpartitioned(instance, "analyzer_agreement")
+        assert first["months_refreshed"] == 3 and first["refreshed"] == "allpfit 2025-10, allpfit 2025-11, cdt_mossoro 2025-11"
+        assert first["allpfit.month"] == "2025-11" and first["allpfit.compared"] == compared["2025-11"]
+        assert "cdt_mossoro.compared" not in first  # nothing compared there
         with analytics.connect() as conn:
-            stored = conn.execute(sa.text(
-                "SELECT COUNT(*) FROM analyzer_disagreements WHERE tenant_id = :t AND month = :m"),
-                {"t": tenant.tenant_id, "m": day.replace(day=1)}).scalar_one()
-        assert disagreements["disagreements"] == stored
+            stored = conn.execute(sa.text("SELECT COUNT(*) FROM analyzer_disagreements")).scalar_one()
+        assert latest_unpartitioned(instance, "analyzer_disagreements")["dagster/row_count"] == stored
+
+        # A later November day (7 conversations seeded, 1 more now): the next refresh recomputes November alone.
+        seed(world["cw"], world["gym"], {DAYS[2]: 1})
+        run(DAYS[2], DAYS[2], "allpfit")
+        assert defs.resolve_job_def("monitoring_refresh").execute_in_process(instance=instance).success
+    second = latest_unpartitioned(instance, "analyzer_agreement")
+    assert second["refreshed"] == "allpfit 2025-11" and second["months_refreshed"] == 1
+    assert agreement_table(analytics, tenant.tenant_id) == {"2025-10": 3, "2025-11": 7 + 8}
+    assert second["allpfit.compared"] == 7 + 8

@@ -34,9 +34,9 @@ def submit_tenant_backfill(
         instance, asset_graph, backfill_id, backfill_partition_keys(tenant.slug, first, last),
         tags={**run_tags(tenant.slug, "backfill"), **(extra_tags or {})},
         title=f"{tenant.slug} {first}…{last}", description=f"History of tenant {tenant.name} from {first} to {last}",
-        # What an automation condition keeps up to date (the ground-truth tables, monitoring/quality_assets.py)
-        # follows once the backfill has ended; inside it, it would take as many runs as the daemon's
-        # timing makes waves of its parents.
+        # The global monitoring (jobs.GLOBAL_MONITORING, kept up to date by an automation condition)
+        # follows once the backfill's runs have updated what it reads: inside the backfill it would
+        # take as many runs as the daemon's timing makes waves of its parents.
         asset_keys=[key for key in asset_graph.materializable_asset_keys if asset_graph.get(key).automation_condition is None],
     )
     return backfill_id

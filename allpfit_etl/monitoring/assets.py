@@ -1,9 +1,11 @@
-"""Monitoring assets, in the lead_analysis job after the analysis and the load.
+"""Monitoring assets, recomputed from the tables, delete-then-insert.
 
-They share the job's day × tenant partitions (no partition mapping needed) and recompute from
-the tables, delete-then-insert: the agreement over the whole tenant-month(s) a run touches (a
-month's figures are always over all its days, whichever day ran last), quality over the run's
-days, spend over the months touched and the current one (calls are dated when they are made).
+Per day (``analyzer_daily_kpis``, ``llm_spend_daily``): in the lead_analysis job, on its day × tenant
+partitions — quality over the run's days, spend over the months touched and the current one (calls
+are dated when they are made). Per tenant-month or global (``analyzer_agreement``,
+``analyzer_disagreements``, ``lead_report``, and the ground truth in ``quality_assets``):
+unpartitioned, refreshed once after the runs that updated what they read (the
+``monitoring_refresh`` job, the CLI after its runs, the automation sensor under live traffic).
 """
 
 import datetime as dt
@@ -12,9 +14,11 @@ import dagster as dg
 
 from allpfit_etl import settings
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
+from allpfit_etl.jobs import GLOBAL_TAG, MONITORING_REFRESH
 from allpfit_etl.monitoring.quality_assets import GROUND_TRUTH_ASSETS
-from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions
+from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, parse_partition_key, tenant_day_partitions
 from allpfit_etl.resources import AnalyticsDatabase
+from allpfit_etl.tenants.registry import list_tenants
 
 # The tables are built with pandas (`allpfit_etl.monitoring.store`), imported in the steps that use
 # it: loading the code location (every CLI command, the daemon's sensors) does not pay for it.
@@ -31,53 +35,98 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+@dg.asset(
+    deps=["conversation_analyses"],
+    partitions_def=tenant_day_partitions,
+    backfill_policy=BACKFILL_POLICY,
+    group_name=GROUP,
+    kinds={"postgres"},
+)
+def analyzer_daily_kpis(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase) -> dg.MaterializeResult:
+    """Per tenant, day and analyzer: lead rate, visits scheduled, high-probability (4–5) share."""
+    from allpfit_etl.monitoring import store
+
+    for tenant, days in analytics.tenant_days(context.partition_keys):
+        rows = store.refresh_quality(analytics.engine(), tenant, days[0], days[-1], _now())
+        for day in days:
+            add_partition_metadata(context, day, tenant.slug, {"rows": rows})
+    return dg.MaterializeResult()
+
+
+# What the previous refresh had read: the storage id of the newest conversation_analyses
+# materialization it saw. The next refresh recomputes only the tenant-months materialized since.
+SEEN_UNTIL = "analyses_seen_until"
+
+
+def _months_to_refresh(context: dg.AssetExecutionContext) -> tuple[dict[str, set[dt.date]] | None, int]:
+    """The tenant-months whose answers were materialized since the last refresh (``None``: every
+    month, on the first refresh), and the newest materialization read."""
+    from allpfit_etl.monitoring.store import month_start
+
+    instance, analyses = context.instance, dg.AssetKey("conversation_analyses")
+    newest = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=analyses), limit=1).records
+    seen_until = newest[0].storage_id if newest else 0
+    previous = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("analyzer_agreement")),
+                                              limit=1).records
+    since = previous[0].asset_materialization.metadata.get(SEEN_UNTIL) if previous else None
+    if since is None:
+        return None, seen_until
+    months: dict[str, set[dt.date]] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=analyses, after_storage_id=int(since.value),
+                                  before_storage_id=seen_until + 1), limit=1000, cursor=cursor)
+        for record in page.records:
+            if record.partition_key:
+                day, slug = parse_partition_key(record.partition_key)
+                months.setdefault(slug, set()).add(month_start(day))
+        if not page.has_more:
+            return months, seen_until
+        cursor = page.cursor
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec("analyzer_agreement", deps=["conversation_analyses"], group_name=GROUP, kinds={"pandas", "postgres"},
+                     automation_condition=MONITORING_REFRESH, tags=GLOBAL_TAG,
                      description="Per tenant and month: regex vs OpenAI on the conversations both answered for the "
                                  "same content (agreement, Cohen's kappa, 2×2 matrices, probability MAE, names)."),
         dg.AssetSpec("analyzer_disagreements", deps=["conversation_analyses"], group_name=GROUP, kinds={"pandas", "postgres"},
+                     automation_condition=MONITORING_REFRESH, tags=GLOBAL_TAG,
                      description="The conversations where regex and OpenAI disagree on is_lead or visita_agendada, "
                                  "or differ by ≥ 2 in probability, with both answers and the start of the transcript."),
-        dg.AssetSpec("analyzer_daily_kpis", deps=["conversation_analyses"], group_name=GROUP, kinds={"pandas", "postgres"},
-                     description="Per tenant, day and analyzer: lead rate, visits scheduled, high-probability (4–5) share."),
     ],
-    partitions_def=tenant_day_partitions,
-    backfill_policy=BACKFILL_POLICY,
 )
-def analyzer_comparison(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase):
-    """One pass over the stored answers of each tenant-month the run touches feeds the three tables.
-
-    Each (day, tenant) partition gets the figures of its own tenant-month: a range run over
-    several months or a backfill does not copy one month's figures onto the others."""
+def analyzer_agreement(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase):
+    """Recomputes the tenant-months whose answers changed since the last refresh (every month the
+    first time): a month's agreement is always over all its days. Metadata: each tenant's latest
+    month, and the months this refresh recomputed."""
     from allpfit_etl.monitoring import store
-
-    engine = analytics.engine()
-    now = _now()
-    for tenant, days in analytics.tenant_days(context.partition_keys):
-        for month in store.months_of(days):  # a month's agreement is over all its days
-            comparison = store.refresh_month(engine, tenant, month, now)
-            for day in (d for d in days if store.month_start(d) == month):
-                _add_comparison_metadata(context, day, tenant.slug, month, comparison)
-        quality_rows = store.refresh_quality(engine, tenant, days[0], days[-1], now)
-        for day in days:
-            add_partition_metadata(context, day, tenant.slug, {"rows": quality_rows}, asset_key="analyzer_daily_kpis")
-    yield dg.MaterializeResult(asset_key="analyzer_agreement")
-    yield dg.MaterializeResult(asset_key="analyzer_disagreements")
-    yield dg.MaterializeResult(asset_key="analyzer_daily_kpis")
-
-
-def _add_comparison_metadata(context: dg.AssetExecutionContext, day: dt.date, slug: str, month: dt.date,
-                             comparison) -> None:
     from allpfit_etl.monitoring.agreement import markdown_table
 
-    figures = comparison.figures
-    numbers = {k: float(figures[k]) for k in NUMERIC_FIGURES if figures.get(k) is not None}
-    table = f"**{slug} {month:%Y-%m}**\n\n{markdown_table(figures)}" if figures.get("compared") else "nothing compared"
-    add_partition_metadata(context, day, slug, {**numbers, "month": f"{month:%Y-%m}", "agreement": dg.MetadataValue.md(table)},
-                           asset_key="analyzer_agreement")
-    add_partition_metadata(context, day, slug, {"disagreements": len(comparison.disagreements), "month": f"{month:%Y-%m}"},
-                           asset_key="analyzer_disagreements")
+    engine, now = analytics.engine(), _now()
+    months, seen_until = _months_to_refresh(context)
+    tenants = list_tenants(engine)
+    metadata, tables, refreshed = {}, [], []
+    for tenant in tenants:
+        todo = store.conversation_months(engine, tenant.tenant_id) if months is None else months.get(tenant.slug, set())
+        for month in sorted(todo):
+            comparison = store.refresh_month(engine, tenant, month, now)
+            refreshed.append(f"{tenant.slug} {month:%Y-%m}")
+            if comparison.figures.get("compared"):
+                tables.append(f"**{tenant.slug} {month:%Y-%m}**\n\n{markdown_table(comparison.figures)}")
+        latest = store.latest_agreement(engine, tenant.tenant_id)
+        if latest:
+            prefix = f"{tenant.slug}." if len(tenants) > 1 else ""
+            metadata.update({prefix + k: float(latest[k]) for k in NUMERIC_FIGURES if latest.get(k) is not None})
+            metadata[prefix + "month"] = f"{latest['month']:%Y-%m}"
+    refreshed_md = dg.MetadataValue.md("\n\n".join(tables) or "nothing compared in the months refreshed")
+    yield dg.MaterializeResult(asset_key="analyzer_agreement", metadata={
+        **metadata, "months_refreshed": len(refreshed), "refreshed": ", ".join(refreshed) or "none",
+        "agreement": refreshed_md, SEEN_UNTIL: seen_until})
+    yield dg.MaterializeResult(asset_key="analyzer_disagreements", metadata={
+        "dagster/row_count": store.disagreement_count(engine), SEEN_UNTIL: seen_until})
 
 
 @dg.asset(
@@ -114,13 +163,13 @@ def llm_spend_daily(context: dg.AssetExecutionContext, analytics: AnalyticsDatab
     return dg.MaterializeResult(metadata=metadata)
 
 
-# Unpartitioned: it is one file over all tenants and days, rewritten by every run that refreshes
-# the monitoring (in a partitioned run it follows the partitions it depends on, all of them).
+# Unpartitioned: one file over all tenants and days, rewritten with the rest of the global monitoring.
 @dg.asset(
     deps=["tenant_daily_kpis", "analyzer_agreement", "analyzer_disagreements", "analyzer_daily_kpis", llm_spend_daily,
           "lead_funnel", "analyzer_quality", "analyzer_calibration"],
     group_name=GROUP,
     kinds={"html"},
+    automation_condition=MONITORING_REFRESH, tags=GLOBAL_TAG,
 )
 def lead_report(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase,
                 openai: LeadAnalysisOpenAI) -> dg.MaterializeResult:
@@ -135,4 +184,4 @@ def lead_report(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase,
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "tenants": len(data.outlooks)})
 
 
-MONITORING_ASSETS = [analyzer_comparison, llm_spend_daily, lead_report, *GROUND_TRUTH_ASSETS]
+MONITORING_ASSETS = [analyzer_daily_kpis, analyzer_agreement, llm_spend_daily, lead_report, *GROUND_TRUTH_ASSETS]

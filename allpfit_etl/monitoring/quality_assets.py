@@ -2,26 +2,19 @@
 
 Unpartitioned, at their real grain (one row per tenant and month, recomputed whole from the
 tables): a label change updates a month whatever day partition re-read it, and a tenant's label
-mapping changed since applies to every month at once. They run in every ``lead_analysis`` run, and
-on their own (the default automation condition sensor) when the live sensor's small runs or a
-backfill, which leave them out, have updated what they read.
+mapping changed since applies to every month at once. Refreshed with the rest of the global
+monitoring (``jobs.MONITORING_REFRESH``).
 """
 
 import datetime as dt
 
 import dagster as dg
 
+from allpfit_etl.jobs import GLOBAL_TAG, MONITORING_REFRESH
 from allpfit_etl.resources import AnalyticsDatabase
 from allpfit_etl.tenants.registry import list_tenants
 
 GROUP = "monitoring"
-# Runs when anything it reads was updated, once nothing it reads is being written; day partitions
-# that were never run (every future day) must not hold it back.
-AFTER_UPDATES = (
-    dg.AutomationCondition.eager()
-    .without(~dg.AutomationCondition.any_deps_missing())
-    .with_label("eager_allow_missing")
-)
 
 
 def _now() -> dt.datetime:
@@ -43,7 +36,7 @@ def _latest(frame, slug: str, columns: dict[str, str], multi: bool) -> dict:
     deps=["conversations_analytics"],
     group_name=GROUP,
     kinds={"pandas", "postgres"},
-    automation_condition=AFTER_UPDATES,
+    automation_condition=MONITORING_REFRESH, tags=GLOBAL_TAG,
 )
 def lead_funnel(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase) -> dg.MaterializeResult:
     """Per tenant and month: conversations, leads and visits scheduled (as the analyzer says), visited
@@ -70,13 +63,13 @@ def lead_funnel(context: dg.AssetExecutionContext, analytics: AnalyticsDatabase)
 @dg.multi_asset(
     specs=[
         dg.AssetSpec("analyzer_quality", deps=["conversation_analyses", "chatwoot_conversations"], group_name=GROUP,
-                     kinds={"pandas", "postgres"}, automation_condition=AFTER_UPDATES,
+                     kinds={"pandas", "postgres"}, automation_condition=MONITORING_REFRESH, tags=GLOBAL_TAG,
                      description="Per tenant, month, analyzer and prompt version, over the labelled conversations: "
                                  "precision, recall and F1 of is_lead, precision and recall of visita_agendada "
                                  "against visited, AUC of probabilidade_conversao for converted. Scope 'paired': "
                                  "the conversations both analyzers answered, so they are compared on the same ones."),
         dg.AssetSpec("analyzer_calibration", deps=["conversation_analyses", "chatwoot_conversations"], group_name=GROUP,
-                     kinds={"pandas", "postgres"}, automation_condition=AFTER_UPDATES,
+                     kinds={"pandas", "postgres"}, automation_condition=MONITORING_REFRESH, tags=GLOBAL_TAG,
                      description="Per tenant, month, analyzer, prompt version and probabilidade_conversao 0–5: "
                                  "labelled conversations and how many converted."),
     ],
