@@ -340,7 +340,8 @@ def main() -> None:
             used = meter.since_start()
             cpu = used["machine"]
             runs = instance.get_runs(dg.RunsFilter(job_name="lead_analysis"))
-            failed = [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
+            refreshes = instance.get_runs(dg.RunsFilter(tags={"allpfit/monitoring": "refresh"}))
+            failed = [r for r in runs + refreshes if r.status == dg.DagsterRunStatus.FAILURE]
 
         with analytics.connect() as conn:
             paid = conn.execute(sa.text(
@@ -385,6 +386,7 @@ def main() -> None:
     print(f"   final answer after the last message − settle_minutes: p50 {percentile(final_latency, 0.5):.0f} s, "
           f"p95 {percentile(final_latency, 0.95):.0f} s; target p95 ≤ 180 s "
           f"[{verdict(not missing and percentile(final_latency, 0.95) <= 180)}]")
+    print(f"   monitoring:  {len(refreshes)} refresh run(s) of the global monitoring (monitoring_refresh_sensor)")
     print(f"   runs:        {len(runs)} launched ({', '.join(f'{k} {v}' for k, v in sorted(triggers.items()))}), "
           f"{len(failed)} failed")
     per_tenant = ", ".join(f"{slug} {n}" for slug, n in sorted(watcher.max_queued.items()))
