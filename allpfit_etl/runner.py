@@ -417,7 +417,9 @@ def refresh_monitoring(summary: RunSummary, instance: dg.DagsterInstance, trigge
     they touched, the funnel and quality against the labels, the report. (Under a daemon the
     monitoring_refresh_sensor would do it too, up to 10 minutes later; a command's user looks now.)"""
     if summary.runs and len(summary.failed_runs) < len(summary.runs):
-        run = _launch(instance, MONITORING_TURN, {TRIGGER_TAG: trigger}, job_name=MONITORING_JOB_NAME)
+        # One process for its few steps, whoever executes it (the daemon's run worker or this one).
+        run = _launch(instance, MONITORING_TURN, {TRIGGER_TAG: trigger}, job_name=MONITORING_JOB_NAME,
+                      run_config=IN_PROCESS_EXECUTION)
         summary.monitoring_runs.append(run.run_id)
         if run.status != dg.DagsterRunStatus.SUCCESS:
             summary.failed_runs.append(run.run_id)

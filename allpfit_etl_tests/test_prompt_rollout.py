@@ -125,3 +125,26 @@ def test_a_candidate_prompt_on_a_sample_is_never_loaded_never_paid_twice_and_com
     assert f"compared conversations: {len(sampled)}" in out
     assert f"is_lead          agreement {agree / len(sampled):.1%}" in out
     assert f"US$ {candidate_cost:.6f}" in out
+
+    # Outcome labels on the conversations (as the extract copies them from Chatwoot): both prompts are
+    # scored against them on the same sampled conversations.
+    with world.analytics.begin() as conn:
+        conn.execute(sa.text("UPDATE chatwoot_conversations SET outcome = CASE WHEN conversation_id % 2 = 0"
+                             " THEN 'converted' ELSE 'not_lead' END"))
+    assert main(["compare", "gym", "--candidate"]) == 0
+    out = capsys.readouterr().out
+    assert f"quality against labels, on the {len(sampled)} compared conversations with an outcome" in out
+    with world.analytics.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT cur.is_lead AS cur, cand.is_lead AS cand, cur.conversation_id % 2 = 0 AS positive"
+            " FROM conversation_analyses cur JOIN conversation_analyses cand"
+            " ON cand.conversation_id = cur.conversation_id AND cand.content_hash = cur.content_hash"
+            " WHERE cur.prompt_version = 'lead-v1' AND cand.prompt_version = 'lead-v2'")).all()
+    assert len(rows) == len(sampled)
+    for side in ("cur", "cand"):
+        tp = sum(1 for r in rows if getattr(r, side) and r.positive)
+        flagged, real = sum(1 for r in rows if getattr(r, side)), sum(1 for r in rows if r.positive)
+        precision = "—" if not flagged else f"{tp / flagged:.1%}"
+        recall = "—" if not real else f"{tp / real:.1%}"
+        label = "current  " if side == "cur" else "candidate"
+        assert f"  {label} is_lead precision {precision}, recall {recall}" in out, out

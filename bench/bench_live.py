@@ -218,7 +218,8 @@ class Watcher:
         active = self.instance.get_runs(dg.RunsFilter(statuses=[
             dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
             dg.DagsterRunStatus.STARTED]))
-        queued = Counter(r.tags.get("allpfit/tenant") for r in active if r.status == dg.DagsterRunStatus.QUEUED)
+        queued = Counter(r.tags.get("allpfit/tenant", "(monitoring refresh)") for r in active
+                         if r.status == dg.DagsterRunStatus.QUEUED)
         for tenant, count in queued.items():
             self.max_queued[tenant] = max(self.max_queued[tenant], count)
         self.max_queued_total = max(self.max_queued_total, sum(queued.values()))

@@ -23,8 +23,9 @@ MAX_ROWS_PER_TICK = 5_000
 # executor does for the big runs (CLI, backfills).
 INCREMENTAL_RUN_CONFIG = {"execution": {"config": {"in_process": {}}}}
 # A sensor run that only gives provisional answers (messages of conversations still going on) brings
-# the dashboards' table up to date and stops there: the monitoring (agreement, spend, the report)
+# the dashboards' table up to date and stops there: the daily monitoring (quality per day, spend)
 # changes only with paid answers, so runs with a settled conversation refresh it, as the schedule does.
+# (The global monitoring is another job's: monitoring_refresh_sensor follows these runs.)
 # Named by key: the automation layer does not import the steps' assets.
 LIVE_ASSETS = [dg.AssetKey(name) for name in (
     "chatwoot_conversations", "pending_conversations", "conversation_analyses", "conversations_analytics",

@@ -193,8 +193,9 @@ def print_summary(summary, totals, first, last) -> None:
     """What this run changed, then what the range holds now (read from the tables)."""
     t = summary.totals
     in_batch = f"{int(t['in_batch'])} in batch, " if t.get("in_batch") else ""
+    refresh = " and the monitoring refresh" if summary.monitoring_runs else ""
     print(
-        f"{len(summary.runs)} run(s), {first} → {last}\n"
+        f"{len(summary.runs)} run(s){refresh}, {first} → {last}\n"
         f"  this run:  {int(t.get('extracted', 0))} conversations extracted, {int(t.get('analyzed', 0))} analyzed, "
         f"{int(t.get('reused_answers', 0))} reused, {in_batch}{int(t.get('skipped', 0))} skipped, {int(t.get('failures', 0))} failed, "
         f"{int(t.get('tokens', 0))} tokens, {spend_text(t.get('cost_usd', 0), t.get('cost_brl', 0), t.get('unpriced_calls', 0))}\n"

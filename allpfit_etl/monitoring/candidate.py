@@ -54,6 +54,37 @@ def candidate_figures(rows: Sequence) -> dict:
     }
 
 
+def candidate_quality(rows: Sequence) -> dict[str, dict] | None:
+    """Both prompts scored against the labels (ground_truth.quality_row) on the same conversations:
+    the sampled ones that carry an outcome. None when none does."""
+    import pandas as pd
+
+    from allpfit_etl.monitoring.ground_truth import quality_row
+
+    labelled = [r for r in rows if r.outcome is not None]
+    if not labelled:
+        return None
+    return {side: quality_row(pd.DataFrame({
+        "is_lead": [bool(getattr(r, f"{side}_is_lead")) for r in labelled],
+        "visita_agendada": [bool(getattr(r, f"{side}_visita_agendada")) for r in labelled],
+        "probabilidade_conversao": [int(getattr(r, f"{side}_probabilidade_conversao")) for r in labelled],
+        "outcome": [r.outcome for r in labelled], "n": [1] * len(labelled)})) for side in ("current", "candidate")}
+
+
+def quality_lines(quality: dict[str, dict] | None) -> list[str]:
+    if quality is None:
+        return ["  quality against labels: none of the compared conversations carries an outcome label yet "
+                "(map the tenant's labels: docs/ground_truth.md), or run `allpfit-etl eval` on a labelled set"]
+    first = quality["current"]
+    small = " *fewer than 20: read with care" if first["small_sample"] else ""
+    lines = [f"  quality against labels, on the {first['labelled']} compared conversations with an outcome{small}:"]
+    for side, q in quality.items():
+        lines.append(f"  {side:<9} is_lead precision {_share(q['is_lead_precision'])}, recall {_share(q['is_lead_recall'])}, "
+                     f"F1 {_kappa(q['is_lead_f1'])}; visita precision {_share(q['visita_precision'])}, "
+                     f"recall {_share(q['visita_recall'])}; AUC converted {_kappa(q['auc_converted'])}")
+    return lines
+
+
 def _share(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
@@ -85,7 +116,8 @@ def run_candidate_compare(engine: sa.Engine, slug: str, out=print) -> int:
     for side in ("current", "candidate"):
         out(f"  {side:<9} per conversation: {figures[f'{side}_prompt_tokens_per_conversation']:.0f} prompt tokens "
             f"({figures[f'{side}_cached_tokens_per_conversation']:.0f} cached), US$ {figures[f'{side}_cost_usd_per_conversation']:.6f}")
-    out("  quality against labels: run `allpfit-etl eval --analyzer openai --prompt VERSION` on a labelled set")
+    for line in quality_lines(candidate_quality(rows)):
+        out(line)
     differ = [r for r in rows if (r.current_is_lead, r.current_visita_agendada) != (r.candidate_is_lead, r.candidate_visita_agendada)]
     if differ:
         out("disagreements (current | candidate):")

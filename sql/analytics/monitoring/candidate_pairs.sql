@@ -1,6 +1,6 @@
 -- A tenant's conversations answered, for their current content, both by its current prompt and by
 -- a candidate prompt (same analyzer and model): what `allpfit-etl compare SLUG --candidate` compares.
-SELECT cur.conversation_id, c.day,
+SELECT cur.conversation_id, c.day, c.outcome,
        cur.is_lead AS current_is_lead, cand.is_lead AS candidate_is_lead,
        cur.visita_agendada AS current_visita_agendada, cand.visita_agendada AS candidate_visita_agendada,
        cur.probabilidade_conversao AS current_probabilidade_conversao,
