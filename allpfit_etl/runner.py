@@ -124,6 +124,7 @@ def resolve_day_range(start: str | None, end: str | None) -> tuple[dt.date, dt.d
 class RunSummary:
     runs: list[str] = field(default_factory=list)  # the tenants' runs
     monitoring_runs: list[str] = field(default_factory=list)  # the refresh after them
+    monitoring_queued: bool = False  # submitted to the daemon's queue, not waited for
     failed_runs: list[str] = field(default_factory=list)
     totals: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -332,9 +333,11 @@ def _execute_here(instance: dg.DagsterInstance, job, run_id: str, turn: Turn) ->
 
 
 def _launch(instance: dg.DagsterInstance, turn: Turn, tags: dict, *, partition: str | None = None,
-            run_config: dict | None = None, job_name: str = LEAD_ANALYSIS_JOB_NAME) -> dg.DagsterRun:
+            run_config: dict | None = None, job_name: str = LEAD_ANALYSIS_JOB_NAME,
+            wait: bool = True) -> dg.DagsterRun:
     """Create one run of a job with the code location's origin; the daemon's queue runs it when a
-    daemon serves it, this process otherwise. Returns the ended run."""
+    daemon serves it, this process otherwise. Returns the ended run (or, queued with ``wait``
+    False, the run as submitted)."""
     pointer = recon_job(job_name)
     job = pointer.get_definition()
     queue = daemon_serves_queue(instance)
@@ -352,7 +355,7 @@ def _launch(instance: dg.DagsterInstance, turn: Turn, tags: dict, *, partition: 
     )
     if queue:
         instance.submit_run(run.run_id, workspace=None)
-        return _wait_for_run(instance, run.run_id, turn)
+        return _wait_for_run(instance, run.run_id, turn) if wait else instance.get_run_by_id(run.run_id)
     return _execute_here(instance, pointer, run.run_id, turn)
 
 
@@ -414,16 +417,18 @@ def run_partitions(tenants: list[Tenant], first: dt.date, last: dt.date, instanc
 
 def refresh_monitoring(summary: RunSummary, instance: dg.DagsterInstance, trigger: str) -> None:
     """One run of ``monitoring_refresh`` after a command's tenant runs: the agreement of the months
-    they touched, the funnel and quality against the labels, the report. (Under a daemon the
-    monitoring_refresh_sensor would do it too, up to 10 minutes later; a command's user looks now.)"""
+    they touched, the funnel and quality against the labels, the report. Without a daemon this
+    process executes it; with one, it is queued and the command does not wait for it (it takes
+    seconds; monitoring_refresh_sensor would also do it, up to 10 minutes later)."""
     if summary.runs and len(summary.failed_runs) < len(summary.runs):
         # One process for its few steps, whoever executes it (the daemon's run worker or this one).
         run = _launch(instance, MONITORING_TURN, {TRIGGER_TAG: trigger}, job_name=MONITORING_JOB_NAME,
-                      run_config=IN_PROCESS_EXECUTION)
+                      run_config=IN_PROCESS_EXECUTION, wait=False)
         summary.monitoring_runs.append(run.run_id)
-        if run.status != dg.DagsterRunStatus.SUCCESS:
+        if run.is_finished and run.status != dg.DagsterRunStatus.SUCCESS:
             summary.failed_runs.append(run.run_id)
             summary.errors.append(f"monitoring refresh: {_first_error(instance, run)}")
+        summary.monitoring_queued = not run.is_finished
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,9 @@ def print_summary(summary, totals, first, last) -> None:
     """What this run changed, then what the range holds now (read from the tables)."""
     t = summary.totals
     in_batch = f"{int(t['in_batch'])} in batch, " if t.get("in_batch") else ""
-    refresh = " and the monitoring refresh" if summary.monitoring_runs else ""
+    refresh = ""
+    if summary.monitoring_runs:
+        refresh = " and the monitoring refresh" + (" (queued)" if summary.monitoring_queued else "")
     print(
         f"{len(summary.runs)} run(s){refresh}, {first} → {last}\n"
         f"  this run:  {int(t.get('extracted', 0))} conversations extracted, {int(t.get('analyzed', 0))} analyzed, "
