@@ -17,7 +17,6 @@ MONITORING_TAG = "allpfit/monitoring"
 # refreshes them for every tenant. Named by key here; the assets are in ``monitoring``.
 GLOBAL_MONITORING = ("analyzer_agreement", "analyzer_disagreements", "lead_funnel", "analyzer_quality",
                      "analyzer_calibration", "lead_report")
-GLOBAL_MONITORING_KEYS = [dg.AssetKey(name) for name in GLOBAL_MONITORING]
 # The assets carry this tag: a selection by tag holds in Definitions that leave some of them out.
 GLOBAL_TAG = {"allpfit/grain": "global"}
 GLOBAL_SELECTION = dg.AssetSelection.tag("allpfit/grain", "global")

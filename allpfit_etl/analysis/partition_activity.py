@@ -13,16 +13,13 @@ import sqlalchemy as sa
 
 from allpfit_etl.analysis.summary import OUTCOMES
 from allpfit_etl.db import sql
+from allpfit_etl.timeutil import as_date
 
 USAGE_KEYS = {
     "calls": "openai.calls", "prompt_tokens": "openai.prompt_tokens", "cached_tokens": "openai.cached_tokens",
     "completion_tokens": "openai.completion_tokens", "total_tokens": "openai.total_tokens",
     "cost_usd": "cost_usd", "cost_brl": "cost_brl", "retries": "retries", "unpriced_calls": "openai.unpriced_calls",
 }
-
-
-def _day(value) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 
 
 def empty_activity() -> dict:
@@ -51,7 +48,7 @@ def partition_activity(
         if day is not None:
             activity[day][outcome] += 1
     for row in usage:
-        figures = activity.get(_day(row.day))
+        figures = activity.get(as_date(row.day))
         if figures is None:  # ledger rows of this run for a day outside it: none are written
             continue
         for column, key in USAGE_KEYS.items():

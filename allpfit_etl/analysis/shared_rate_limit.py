@@ -9,8 +9,9 @@ so one step alone uses the whole limit, two steps (of one run, of two runs, of t
 two machines or two Kubernetes pods) half each, and a step that ends, or is killed, stops
 counting within ``LEASE_TTL_S``. A step that joins others takes only what they leave (1 %) until
 each of them has renewed its lease since, and so counts the newcomer: otherwise the account
-would see the others' old shares plus the newcomer's for up to a beat, and answer with 429s. The analytics database is the one thing every run of every
-launcher already reaches, and lease expiry uses the database server's clock.
+would see the others' old shares plus the newcomer's for up to a beat, and answer with 429s.
+The analytics database is the one thing every run of every launcher already reaches, and lease
+expiry uses the database server's clock.
 
 The account's limit is, in this order: configured (``OPENAI_RPM``/``OPENAI_TPM``, ``--rpm``, the
 resource); else what the server states in ``x-ratelimit-limit-*`` (kept in
@@ -71,6 +72,7 @@ class SharedRateLimit:
         self.holders = 1
         self.unaware = 0  # holders that have not counted this one yet
         self.entered_expiry: float | None = None
+        self.counted = False  # every holder has counted this one: no need to ask again
         self.holding = False
         self.on_stop: Callable[[str], None] = lambda reason: None
         self._task: asyncio.Task | None = None
@@ -162,9 +164,11 @@ class SharedRateLimit:
                                    {"account_key": self.account, "now": now}).scalar_one()
             if self.entered_expiry is None and self.holding:
                 self.entered_expiry = now + LEASE_TTL_S
+            # Holders that came later counted this one from their start; once every earlier one
+            # has too, the count stays 0.
             unaware = conn.execute(sql("analytics/rate_limit/unaware_leases"), {
                 "account_key": self.account, "now": now, "lease_id": self.lease_id,
-                "entered_expiry": self.entered_expiry or 0.0}).scalar_one() if self.holding else 0
+                "entered_expiry": self.entered_expiry}).scalar_one() if self.holding and not self.counted else 0
             row = conn.execute(sql("analytics/rate_limit/account_limits"), {"account_key": self.account}).first()
             stop = conn.execute(sql("analytics/rate_limit/run_stop"), {"run_id": self.run_id}).scalar() \
                 if self.run_id else None
@@ -183,6 +187,7 @@ class SharedRateLimit:
         if self.holding:
             self.holders = max(1, holders)
         self.unaware = unaware if self.holding else 0
+        self.counted = self.counted or (self.holding and not unaware)
         if stated is not None and self.stated is None:
             self.stated = stated
         self._apply()

@@ -18,6 +18,7 @@ from allpfit_etl.monitoring import store
 from allpfit_etl.monitoring.agreement import markdown_table
 from allpfit_etl.monitoring.compare_quality import latest_labelled_month, print_quality
 from allpfit_etl.tenants.registry import Tenant, get_tenant
+from allpfit_etl.timeutil import as_date
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 EXAMPLES = 5
@@ -33,7 +34,7 @@ def parse_month(text: str) -> dt.date:
 def latest_compared_month(engine: sa.Engine, tenant_id: int) -> dt.date | None:
     with engine.connect() as conn:
         value = conn.execute(sql("analytics/monitoring/latest_compared_month"), {"tenant_id": tenant_id}).scalar()
-    return dt.date.fromisoformat(str(value)[:10]) if value is not None else None
+    return as_date(value) if value is not None else None
 
 
 def _one_line(text: str, width: int = 160) -> str:

@@ -17,6 +17,7 @@ from allpfit_etl.db import load_sql, sql
 from allpfit_etl.monitoring import agreement, spend
 from allpfit_etl.tables import insert_rows
 from allpfit_etl.tenants.registry import Tenant
+from allpfit_etl.timeutil import as_date
 
 TRANSCRIPT_START_CHARS = 600
 
@@ -142,26 +143,19 @@ def refresh_month(engine: sa.Engine, tenant: Tenant, month: dt.date, now: dt.dat
 def conversation_months(engine: sa.Engine, tenant_id: int) -> set[dt.date]:
     with engine.connect() as conn:
         days = conn.execute(sql("analytics/monitoring/conversation_days"), {"tenant_id": tenant_id}).scalars()
-        return {month_start(_as_date(day)) for day in days}
+        return {month_start(as_date(day)) for day in days}
 
 
 def latest_agreement(engine: sa.Engine, tenant_id: int) -> dict | None:
     """The tenant's latest compared month's row of analyzer_agreement (``month`` a date)."""
     with engine.connect() as conn:
         row = conn.execute(sql("analytics/monitoring/latest_agreement"), {"tenant_id": tenant_id}).mappings().first()
-    return None if row is None else {**row, "month": _as_date(row["month"])}
+    return None if row is None else {**row, "month": as_date(row["month"])}
 
 
 def disagreement_count(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sql("analytics/monitoring/disagreement_count")).scalar_one())
-
-
-def _as_date(value) -> dt.date:
-    """SQLite returns dates as text."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 
 
 def refresh_quality(engine: sa.Engine, tenant: Tenant, first_day: dt.date, last_day: dt.date, now: dt.datetime) -> int:
