@@ -1,5 +1,6 @@
 """A big OpenAI chunk over forked worker processes: they take the conversations from one shared
-queue, so a slower worker takes fewer and none finishes long before the others."""
+queue, so a slower worker takes fewer and none finishes long before the others; the first to
+stop closes it for all; a tenant's ``max_concurrency`` bounds them together."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import multiprocessing
 import os
 import time
 
+import pytest
+
 from allpfit_etl.analysis.interface import AnalysisResult, ChunkOutcome, ConversationInput, LeadAnalysis
-from allpfit_etl.analysis.worker_processes import WorkerProcessesAnalyzer
+from allpfit_etl.analysis.worker_processes import FEED_BATCH, SharedFeed, WorkerProcessesAnalyzer, share_of_limit
 
 ANSWER = LeadAnalysis(is_lead=True, visita_agendada=False, probabilidade_conversao=3, nome_mapeado_bot=None,
                       analise_ia="ok")
@@ -50,3 +53,22 @@ def test_workers_share_one_queue_so_the_slower_takes_fewer_and_nothing_is_done_t
     assert len(per_process) == 2
     # A fixed split would give each 150; from one queue the fast worker takes most of them.
     assert max(per_process.values()) > 220, per_process
+
+
+def test_a_closed_feed_gives_nothing_more_to_any_worker():
+    context = multiprocessing.get_context("fork")
+    conversations = [ConversationInput(1, i, f"h{i}", "texto") for i in range(100)]
+    position, stopped = context.Value("q", 0), context.Value("b", 0)
+    first, sibling = SharedFeed(conversations, position, stopped), SharedFeed(conversations, position, stopped)
+    first.popleft(), sibling.popleft()  # each holds a batch it has taken
+    first.close()  # the first worker met an account error
+    assert sibling.closed and not sibling and not first
+    with pytest.raises(IndexError):
+        sibling.popleft()
+    assert position.value == 2 * FEED_BATCH  # nothing beyond what was taken before
+
+
+def test_a_tenants_max_concurrency_bounds_the_whole_chunk_over_its_workers():
+    assert share_of_limit(None, 2) is None  # auto stays auto
+    assert [share_of_limit(limit, 2) for limit in (1, 5, 32)] == [1, 2, 16]
+    assert share_of_limit(32, 4) * 4 <= 32

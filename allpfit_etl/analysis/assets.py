@@ -17,7 +17,7 @@ from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
 from allpfit_etl.analysis.partition_activity import partition_activity
 from allpfit_etl.analysis.provisional import answer_provisionally
 from allpfit_etl.analysis.shadow import analyze_shadow
-from allpfit_etl.analysis.worker_processes import WorkerProcessesAnalyzer, worker_count
+from allpfit_etl.analysis.worker_processes import WorkerProcessesAnalyzer, share_of_limit, worker_count
 from allpfit_etl.analysis.summary import ChunkSummary
 from allpfit_etl.db import sql
 from allpfit_etl.partitions import BACKFILL_POLICY, add_partition_metadata, tenant_day_partitions
@@ -90,7 +90,8 @@ class OpenAIChunkAnalyzer:
     def build(self, writer: AnswerSink, on_progress) -> Analyzer:
         features = self.tenant.features
         return self.openai.build_analyzer(
-            tenant_id=self.tenant.tenant_id, model=features.model, max_concurrency=features.max_concurrency,
+            tenant_id=self.tenant.tenant_id, model=features.model,
+            max_concurrency=share_of_limit(features.max_concurrency, self.workers),
             engine=writer.engine,  # the account's limit is shared through the analytics database
             run_id=self.run_id, on_answer=writer.submit_answer, on_call=writer.submit_call, progress=on_progress,
             holders_at_start=self.workers, features=features, notice=self.notice,

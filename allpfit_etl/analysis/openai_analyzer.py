@@ -229,6 +229,7 @@ class OpenAIAnalyzer:
         self.prompt_version = prompt_version
         self.identity = AnalyzerIdentity("openai", model, prompt_version)
         self.stop_reason: str | None = None
+        self._queue = None  # the chunk's queue; a SharedFeed is closed by whichever process stops first
         self.latency_s = INITIAL_LATENCY_S
         self.max_in_flight_seen = 0
         self._in_flight = 0
@@ -253,6 +254,7 @@ class OpenAIAnalyzer:
         try:
             async with self.rate_limit:
                 queue = conversations if hasattr(conversations, "popleft") else collections.deque(conversations)
+                self._queue = queue
                 await self._run_workers(client, queue, outcome)
         finally:
             if reporter:
@@ -275,10 +277,10 @@ class OpenAIAnalyzer:
         workers: set[asyncio.Task] = set()
 
         async def worker() -> None:
-            while queue and not self.stop_reason and len(workers) <= self.target_in_flight():
+            while queue and not self.halted and len(workers) <= self.target_in_flight():
                 await self._one(client, queue.popleft(), outcome)
 
-        while (queue or workers) and not self.stop_reason:
+        while (queue or workers) and not self.halted:
             while queue and len(workers) < self.target_in_flight():
                 task = asyncio.create_task(worker())
                 workers.add(task)
@@ -289,7 +291,7 @@ class OpenAIAnalyzer:
                 done, _ = await asyncio.wait(set(workers), timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()  # a bug must surface, not vanish
-        if self.stop_reason and workers:
+        if self.halted and workers:
             # Requests already sent are paid for: let them land (and be stored), then stop the
             # workers that are only waiting (for the limiter, or to retry after a backoff).
             deadline = time.monotonic() + self.timeout_s + 1
@@ -301,11 +303,20 @@ class OpenAIAnalyzer:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
 
+    @property
+    def halted(self) -> bool:
+        """Stopped here, or by a sibling worker process that shares the chunk (``SharedFeed``)."""
+        return self.stop_reason is not None or getattr(self._queue, "closed", False)
+
     def _stop(self, reason: str) -> None:
-        """Stop every request of this step now (the run's other steps read it from the database)."""
+        """Stop every request of this step now: its sibling worker processes at once, through the
+        shared queue; the run's other steps at their next beat, from the database."""
         if self.stop_reason is None:
             self.stop_reason = reason
             self.rate_limit.limiter.close()
+            close = getattr(self._queue, "close", None)
+            if close:
+                close()
 
     async def _report(self, outcome: ChunkOutcome, total: int, started: float) -> None:
         while True:
@@ -336,10 +347,10 @@ class OpenAIAnalyzer:
         try:
             async for attempt in retrying:
                 with attempt:
-                    if self.stop_reason:
+                    if self.halted:
                         raise RunStopped()
                     await limiter.acquire(tokens)
-                    if self.stop_reason:
+                    if self.halted:
                         raise RunStopped()
                     attempts += 1
                     if attempts == 1:

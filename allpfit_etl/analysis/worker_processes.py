@@ -5,8 +5,9 @@ JSON, the commits) is the limit, while an account at OpenAI's higher tiers allow
 requests per minute. So a chunk with enough conversations is split over forked worker
 processes. Each worker builds its own analyzer: it holds its own lease on the account's shared
 limit (together they stay within it, as several steps do), commits its own answers the moment
-they arrive, and hands its outcome back. An account error in one worker reaches the others
-through the database (``openai_run_stops``) at their next beat.
+they arrive, and hands its outcome back. An account error in one worker closes the shared queue:
+its siblings send nothing more (what they had in flight still lands and is stored); the run's
+other steps learn it from the database (``openai_run_stops``) at their next beat.
 
 The workers take the chunk's conversations a few at a time from one shared position
 (``SharedFeed``), not a fixed share each: with fixed shares, whichever worker finishes first
@@ -46,23 +47,37 @@ def worker_count(conversations: int, dialect: str) -> int:
 ProgressFn = Callable[[dict], None]
 
 
+def share_of_limit(limit: int | None, workers: int) -> int | None:
+    """Each worker's part of a tenant's ``max_concurrency`` (a bound for the whole chunk), so
+    that together they stay within it; at least one request each."""
+    return max(1, limit // workers) if limit else None
+
+
 class SharedFeed:
     """The chunk's conversations as one queue for every worker process: each takes the next
     ``batch`` from a position in shared memory. Used by the analyzer as its queue (truth value:
-    anything left; ``popleft``)."""
+    anything left; ``popleft``; ``close`` when it stops, and ``closed`` when a sibling did)."""
 
-    def __init__(self, conversations: Sequence[ConversationInput], position, batch: int = FEED_BATCH):
-        self.conversations, self.position, self.batch = conversations, position, batch
+    def __init__(self, conversations: Sequence[ConversationInput], position, stopped, batch: int = FEED_BATCH):
+        self.conversations, self.position, self.stopped, self.batch = conversations, position, stopped, batch
         self.taken: collections.deque[ConversationInput] = collections.deque()
 
     def __len__(self) -> int:
         return len(self.conversations)
 
     def __bool__(self) -> bool:
-        return bool(self.taken) or self._take()
+        return not self.closed and (bool(self.taken) or self._take())
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.stopped.value)
+
+    def close(self) -> None:
+        self.stopped.value = 1
+        self.taken.clear()  # taken, not sent: they stay pending
 
     def popleft(self) -> ConversationInput:
-        if not self.taken and not self._take():
+        if not self:
             raise IndexError("no conversation left")
         return self.taken.popleft()
 
@@ -91,11 +106,12 @@ class WorkerProcessesAnalyzer:
         context = fork_context()
         done = context.Array("q", self.workers)  # conversations finished, per worker
         position = context.Value("q", 0)  # the next conversation to take (SharedFeed)
+        stopped = context.Value("b", 0)  # set by the first worker that stops on an account error
         conversations = list(conversations)
         workers = []
         for index in range(self.workers):
             receive, send = context.Pipe(duplex=False)
-            process = context.Process(target=_work, args=(self.build, conversations, position, send, done, index),
+            process = context.Process(target=_work, args=(self.build, conversations, position, stopped, send, done, index),
                                       daemon=True, name=f"openai-worker-{index}")
             process.start()
             send.close()
@@ -142,8 +158,8 @@ class WorkerProcessesAnalyzer:
         return [replies[i] for i in range(len(workers))]
 
 
-def _work(build: Callable[[ProgressFn], Analyzer], conversations: list[ConversationInput], position, send, done,
-          index: int) -> None:
+def _work(build: Callable[[ProgressFn], Analyzer], conversations: list[ConversationInput], position, stopped, send,
+          done, index: int) -> None:
     """In the forked worker: analyze what it takes of ``conversations`` and send back ("ok",
     outcome), ("stopped", line) after an account error, or ("crash", line)."""
 
@@ -151,7 +167,7 @@ def _work(build: Callable[[ProgressFn], Analyzer], conversations: list[Conversat
         done[index] = p["done"]
 
     try:
-        outcome = build(progress).analyze_chunk(SharedFeed(conversations, position))
+        outcome = build(progress).analyze_chunk(SharedFeed(conversations, position, stopped))
         done[index] = len(outcome.results) + len(outcome.failures)
         send.send(("ok", outcome))
     except OpenAIAccountError as stop:
