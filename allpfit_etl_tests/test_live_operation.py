@@ -6,7 +6,7 @@ once it has settled (``settle_minutes`` 0.5) and the bundled OpenAI-compatible s
 One deployment serves the module, and its three scenarios run at the same time (the file stays
 within ~5 minutes): the fixture starts them, each test waits for its own outcome.
 
-- live traffic: three tenants, a conversation every 30 s per tenant for 1.5 minutes, 7 messages
+- live traffic: three tenants, a conversation every 30 s per tenant for a minute, 7 messages
   10 s apart (demo/live.py). Each gets its free provisional (regex) answer while it goes on and
   its final OpenAI answer, on its whole transcript, once settled — paid about once.
 - a conversation that resumes after it settled is paid exactly twice (on a traffic tenant).
@@ -57,7 +57,7 @@ SETTLE_MINUTES = 0.5
 SENSOR_INTERVAL = 5
 TRAFFIC_TENANTS = {"north": 1, "south": 2, "east": 3}
 RESOLVED_TENANT = ("resolved", 4)  # default settle_minutes (10): only the resolution settles it at once
-TRAFFIC = LiveSchedule(duration_min=1.5, every_s=30, gap_s=10, messages=7, seed=24)
+TRAFFIC = LiveSchedule(duration_min=1.0, every_s=30, gap_s=10, messages=7, seed=24)
 CONTACT_MESSAGES = 4  # of 7: contact, bot, contact, bot, contact, bot, contact
 SLACK_S = 150  # after settling: the sensor's tick, the queue, the run
 
@@ -291,7 +291,7 @@ def resolve_scenario(live) -> dict:
 def test_live_traffic_gets_a_provisional_answer_then_its_final_one_paid_about_once(live):
     traffic, seen, analytics = live["traffic"], live["seen"], live["analytics"]
     records = traffic.join(TRAFFIC.seconds(len(TRAFFIC_TENANTS)) + 120)
-    assert not traffic.is_alive() and len(records) == traffic.planned() == 9
+    assert not traffic.is_alive() and len(records) == traffic.planned() == 6
     ids = {account: live["ids"][slug] for slug, account in TRAFFIC_TENANTS.items()}
     finals = {}
     for account in TRAFFIC_TENANTS.values():
