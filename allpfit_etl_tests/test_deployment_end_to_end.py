@@ -234,32 +234,6 @@ query($selector: SensorSelector!) {
 """
 
 
-def test_a_new_chatwoot_message_makes_the_activity_sensor_launch_its_run(deployment):
-    selector = {"repositoryName": "__repository__", "repositoryLocationName": "allpfit_etl", "sensorName": "chatwoot_activity_sensor"}
-    wait_for(
-        lambda: any(t["cursor"] for t in graphql(deployment, SENSOR_TICKS, {"selector": selector})["sensorOrError"]["sensorState"]["ticks"]),
-        120, "the activity sensor's first tick",
-    )
-    cw, gym = deployment["cw"], deployment["gym"]
-    at = UTC(2025, 11, 12, 14, 0)
-    # Resolved in Chatwoot: paid for at once, without waiting for the conversation to settle.
-    conv = cw.conversation(gym, at, "Marcos", status=1)
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # newer than any seeded activity, as a real message is
-    cw.message(gym, conv, now, "quero agendar uma aula experimental amanhã às 19h")
-    instance = deployment["instance"]
-
-    def sensor_run():
-        runs = instance.get_runs(dg.RunsFilter(tags={"allpfit/trigger": "activity_sensor", "dagster/partition": "2025-11-12|allpfit"}))
-        return runs[0] if runs else None
-
-    run = wait_for(sensor_run, 180, "a run launched by the activity sensor", 2)
-    assert wait_for_run(instance, run.run_id).status == dg.DagsterRunStatus.SUCCESS
-    with deployment["analytics"].connect() as conn:
-        row = conn.execute(sa.text("SELECT analyzer, answer_kind FROM conversations_analytics WHERE conversation_id = :c"),
-                           {"c": conv}).one()
-    assert (row.analyzer, row.answer_kind) == ("openai", "final")
-
-
 def test_a_failed_run_posts_the_alert_webhook_without_leaking_its_url(deployment):
     instance = deployment["instance"]
     add_tenant(deployment["analytics"], "ghost", "Ghost Gym", 999_999)  # a Chatwoot account that does not exist
