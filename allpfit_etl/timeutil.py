@@ -1,4 +1,4 @@
-"""Time helpers shared by the extract and the activity sensor."""
+"""Timestamps and dates as the databases return them (PostgreSQL: objects; SQLite: ISO text)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from allpfit_etl.errors import ConfigError
 from allpfit_etl.partitions import (
     BACKFILL_TAG, PARTITION_TAG, PARTITION_TENANT_TAG, RANGE_END_TAG, RANGE_START_TAG, TENANT_TAG, parse_partition_key,
 )
-from allpfit_etl.timeutil import as_utc
+from allpfit_etl.timeutil import as_date, as_utc
 
 SETTLE_TOKEN_PREFIX = "s"  # a waiting day's change that is a settled provisional answer, not a Chatwoot row
 EPOCH = "1970-01-01T00:00:00"
@@ -218,7 +218,7 @@ def settled_provisional_days(
         rows = conn.execute(sql("analytics/settled_provisional_days", conn.dialect.name),
                             {"tenant_id": tenant_id, "after": lower, "until": until}).all()
     return [
-        SettledDay(row.day if isinstance(row.day, dt.date) else dt.date.fromisoformat(str(row.day)),
+        SettledDay(as_date(row.day),
                    as_utc(row.last_activity_at) + settle, int(row.conversations))
         for row in rows
     ]

@@ -13,6 +13,7 @@ import datetime as dt
 import pandas as pd
 
 from allpfit_etl.tenants.outcomes import CONVERTED, LEAD_OUTCOMES, VISITED_OUTCOMES
+from allpfit_etl.timeutil import as_date
 
 # A figure over fewer conversations than this is shown as a small sample.
 SMALL_SAMPLE = 20
@@ -47,8 +48,7 @@ def f1(precision: float | None, recall: float | None) -> float | None:
 
 def month_of(day) -> dt.date:
     """A day (a date, or ISO text from SQLite) → the first day of its month."""
-    day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
-    return day.replace(day=1)
+    return as_date(day).replace(day=1)
 
 
 def _with_month(frame: pd.DataFrame) -> pd.DataFrame:

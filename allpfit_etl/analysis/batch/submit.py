@@ -33,6 +33,7 @@ from allpfit_etl.analysis.budget import estimate_chunk_cost_brl
 from allpfit_etl.analysis.interface import AnalyzerIdentity, ConversationInput
 from allpfit_etl.analysis.pricing import DEFAULT_USD_BRL, ModelPrice, batch_price, price_for
 from allpfit_etl.errors import ConfigError
+from allpfit_etl.timeutil import as_utc
 
 METADATA_KEY = "allpfit_batch_key"
 # A SQLite deployment has no advisory locks: an intent younger than this may still be in flight.
@@ -177,13 +178,6 @@ def find_batch(client: openai.OpenAI, batch_key: str, since: dt.datetime | None 
     return None
 
 
-def _as_datetime(value) -> dt.datetime | None:
-    if value is None or isinstance(value, dt.datetime):
-        return value if value is None or value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    parsed = dt.datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
-
-
 def resume_unsubmitted(engine: sa.Engine, client: openai.OpenAI, options: SubmitOptions,
                        tenant_id: int | None = None) -> list[str]:
     """Finish the submissions a killed process left: find its file and batch, or make them."""
@@ -191,7 +185,7 @@ def resume_unsubmitted(engine: sa.Engine, client: openai.OpenAI, options: Submit
     for row in store.rows(engine, "unsubmitted"):
         if tenant_id is not None and int(row.tenant_id) != tenant_id:
             continue
-        created_at = _as_datetime(row.created_at)
+        created_at = as_utc(row.created_at)
         if engine.dialect.name != "postgresql" and (store.now() - created_at).total_seconds() < SQLITE_RESUME_AFTER_S:
             continue
         with store.submission_lock(engine, row.batch_key) as got:
