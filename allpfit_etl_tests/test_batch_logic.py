@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from allpfit_etl.analysis import openai_analyzer
+from allpfit_etl.analysis import openai_analyzer, structured_output
 from allpfit_etl.analysis.batch.requests import (
     RequestKey,
     build_request_line,
@@ -30,7 +30,7 @@ def test_request_line_is_the_real_time_request():
     row = json.loads(line.data)
     assert line.data.endswith(b"\n") and row["method"] == "POST" and row["url"] == "/v1/chat/completions"
     assert row["body"] == {"model": "gpt-4o-mini", "messages": openai_analyzer.build_messages(conversation(1), 6000),
-                           "response_format": json.loads(json.dumps(openai_analyzer.RESPONSE_FORMAT))}
+                           "response_format": json.loads(json.dumps(structured_output.response_format()))}
 
 
 @pytest.mark.parametrize("model, version", [("gpt-4o-mini", "lead_analysis_v1"), ("ft:gpt-4o-mini:org::x1", "v:2/é")])

@@ -11,7 +11,7 @@ import pydantic
 import pytest
 import requests
 
-from allpfit_etl.analysis.openai_analyzer import RESPONSE_FORMAT, LeadAnswer
+from allpfit_etl.analysis.structured_output import LeadAnswer, response_format
 from fake_openai import FakeOpenAIServer, expected_answer
 
 MESSAGES = [{"role": "system", "content": "Você analisa leads."}, {"role": "user", "content": "Contato: qual o valor?"}]
@@ -22,7 +22,7 @@ def client(server, **kw):
 
 
 def request_body(messages=MESSAGES) -> dict:
-    return {"model": "gpt-4o-mini", "messages": messages, "response_format": RESPONSE_FORMAT}
+    return {"model": "gpt-4o-mini", "messages": messages, "response_format": response_format()}
 
 
 def test_structured_output_is_the_expected_answer_and_usage_is_counted(server):
@@ -90,20 +90,20 @@ def test_hang_outlasts_the_client_timeout_without_blocking_others(server):
 def test_truncated_and_nul_answers_are_billed_as_faulty(server):
     c = client(server)
     server.configure(p_truncated=1.0)
-    truncated = c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, response_format=RESPONSE_FORMAT)
+    truncated = c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, response_format=response_format())
     assert truncated.choices[0].finish_reason == "length"
     with pytest.raises(pydantic.ValidationError):
         LeadAnswer.model_validate_json(truncated.choices[0].message.content)
     server.configure(p_truncated=0.0, p_nul=1.0)
-    nul = c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, response_format=RESPONSE_FORMAT)
+    nul = c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, response_format=response_format())
     assert "\x00" in json.loads(nul.choices[0].message.content)["analise_ia"]
     stats = server.stats()
     assert stats["billed_calls"] == 2 and stats["faulty_billed_calls"] == 2
     assert server.prompts_billed_twice() == []  # two faulty answers, no good one paid twice
     server.configure(p_nul=0.0)
-    c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, response_format=RESPONSE_FORMAT)
+    c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, response_format=response_format())
     assert server.prompts_billed_twice() == []
-    c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, response_format=RESPONSE_FORMAT)
+    c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, response_format=response_format())
     assert len(server.prompts_billed_twice()) == 1
 
 

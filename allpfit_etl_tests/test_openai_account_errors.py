@@ -23,8 +23,8 @@ CONVERSATIONS = 150
 
 # A schema bug: strict Structured Outputs refuse an object without additionalProperties: false.
 BROKEN_SCHEMA_RUN = (
-    "import sys; from allpfit_etl.analysis import openai_analyzer as a; "
-    "a.RESPONSE_FORMAT['json_schema']['schema'].pop('additionalProperties'); "
+    "import sys; from allpfit_etl.analysis import structured_output as s; "
+    "s.response_format()['json_schema']['schema'].pop('additionalProperties'); "
     "from allpfit_etl.cli.main import main; sys.exit(main(sys.argv[1:]))"
 )
 

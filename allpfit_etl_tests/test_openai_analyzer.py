@@ -13,12 +13,12 @@ from allpfit_etl.analysis import openai_analyzer, structured_output
 from allpfit_etl.analysis.interface import ConversationInput
 from allpfit_etl.analysis.openai_analyzer import (
     IN_FLIGHT_WITHOUT_LIMIT,
-    RESPONSE_FORMAT,
     OpenAIAccountError,
     build_messages,
     in_flight_cap,
 )
 from allpfit_etl.analysis.openai_resource import LeadAnalysisOpenAI
+from allpfit_etl.analysis.structured_output import response_format
 from allpfit_etl.errors import ConfigError
 from fake_openai import expected_answer
 from fake_openai.strict_schema import check_strict_schema
@@ -45,7 +45,7 @@ def test_answers_are_the_servers_and_each_is_handed_over_as_it_arrives(server):
     assert len(outcome.results) == 16 and not outcome.failures
     for result in outcome.results:
         c = conversations(16)[result.conversation_id]
-        body = {"model": "gpt-4o-mini", "messages": build_messages(c, 6000), "response_format": RESPONSE_FORMAT}
+        body = {"model": "gpt-4o-mini", "messages": build_messages(c, 6000), "response_format": response_format()}
         expected = expected_answer(body)
         assert result.analysis.is_lead == expected["is_lead"]
         assert result.analysis.probabilidade_conversao == expected["probabilidade_conversao"]
@@ -114,9 +114,9 @@ def test_account_errors_stop_the_chunk_and_keep_the_answers_received(server, cha
 
 
 def test_a_rejected_schema_stops_the_chunk(server, monkeypatch):
-    schema = json.loads(json.dumps(RESPONSE_FORMAT))
+    schema = json.loads(json.dumps(response_format()))
     del schema["json_schema"]["schema"]["additionalProperties"]
-    monkeypatch.setattr(structured_output, "RESPONSE_FORMAT", schema)  # a schema strict mode refuses
+    monkeypatch.setattr(structured_output, "response_format", lambda: schema)  # a schema strict mode refuses
     with pytest.raises(OpenAIAccountError, match="rejected the request itself .400 invalid_json_schema.*additionalProperties"):
         analyzer(server).analyze_chunk(conversations(200))
     assert server.stats()["schema_rejections"] <= 30 and server.stats()["billed_calls"] == 0
@@ -124,7 +124,7 @@ def test_a_rejected_schema_stops_the_chunk(server, monkeypatch):
 
 def test_response_format_is_the_strict_schema_structured_outputs_expect():
     """Pins the schema built by openai's public helper (it replaced a private import)."""
-    assert RESPONSE_FORMAT == {"type": "json_schema", "json_schema": {"name": "LeadAnswer", "strict": True, "schema": {
+    assert response_format() == {"type": "json_schema", "json_schema": {"name": "LeadAnswer", "strict": True, "schema": {
         "type": "object", "title": "LeadAnswer", "additionalProperties": False,
         "description": "The answer schema, sent as a strict JSON schema (Structured Outputs).",
         "properties": {
@@ -136,7 +136,7 @@ def test_response_format_is_the_strict_schema_structured_outputs_expect():
         },
         "required": ["is_lead", "visita_agendada", "probabilidade_conversao", "nome_mapeado_bot", "analise_ia"],
     }}}
-    check_strict_schema("LeadAnswer", RESPONSE_FORMAT["json_schema"]["schema"])
+    check_strict_schema("LeadAnswer", response_format()["json_schema"]["schema"])
 
 
 def test_limits_are_learned_from_the_headers_and_in_flight_follows_littles_law(server):

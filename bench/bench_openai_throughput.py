@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 from allpfit_devtools.openai_process import API_KEY, ServerProcess, user_environment
 from allpfit_devtools.bench import dagster_run_seconds, run_cli, seed_in_subprocess, throwaway_databases
-from allpfit_etl.analysis.openai_analyzer import LeadAnswer
+from allpfit_etl.analysis.structured_output import LeadAnswer
 from allpfit_etl.analysis.prompts import system_prompt
 
 DAY = dt.date(2025, 11, 10)

@@ -20,7 +20,7 @@ import time
 import openai
 from allpfit_devtools.openai_process import API_KEY, ServerProcess
 
-from allpfit_etl.analysis.openai_analyzer import RESPONSE_FORMAT, LeadAnswer
+from allpfit_etl.analysis.structured_output import LeadAnswer, response_format
 from allpfit_etl.analysis.prompts import system_prompt
 
 TRANSCRIPT = "\n".join([
@@ -43,7 +43,7 @@ async def typed(client: openai.AsyncOpenAI, i: int) -> LeadAnswer:
 
 async def raw(client: openai.AsyncOpenAI, i: int) -> LeadAnswer:
     response = await client.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[], extra_body={"messages": messages(i), "response_format": RESPONSE_FORMAT})
+        model="gpt-4o-mini", messages=[], extra_body={"messages": messages(i), "response_format": response_format()})
     body = json.loads(response.text)
     return LeadAnswer.model_validate_json(body["choices"][0]["message"]["content"])
 

@@ -17,9 +17,8 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import openai
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from allpfit_etl.analysis.interface import (
@@ -36,11 +35,9 @@ from allpfit_etl.analysis.prompts import PROMPT_VERSION, system_prompt
 from allpfit_etl.analysis.rate_limiter import LimiterClosed, retry_after_seconds
 from allpfit_etl.analysis.shared_rate_limit import SharedRateLimit
 from allpfit_etl.analysis import structured_output
-from allpfit_etl.analysis.structured_output import (  # noqa: F401 — LeadAnswer, RESPONSE_FORMAT: the schema's home
+from allpfit_etl.analysis.structured_output import (
     AUTO,
-    RESPONSE_FORMAT,
     InvalidAnswer,
-    LeadAnswer,
     completion_usage,
     first_mode,
     is_format_rejection,
@@ -52,6 +49,9 @@ from allpfit_etl.analysis.structured_output import (  # noqa: F401 — LeadAnswe
 from allpfit_etl.analysis.truncation import estimate_tokens, truncate_transcript
 from allpfit_etl.errors import AllpfitError
 from allpfit_etl.text import sanitize_text
+
+if TYPE_CHECKING:  # the SDK is imported where requests are sent (``structured_output.response_format`` says why)
+    import openai
 
 EXPECTED_COMPLETION_TOKENS = 120
 # Little's law: in flight ≈ rate × latency; the headroom absorbs latency jitter.
@@ -382,6 +382,8 @@ class OpenAIAnalyzer:
     async def _attempt(self, client, conversation, messages, attempt_number: int, usage: Usage):
         """One attempt; under ``auto``, a request whose format the server rejects is sent again
         at once in the next mode (the rejection is ledgered, unbilled, and not an attempt)."""
+        import openai
+
         while True:
             mode = self.mode
             record = CallRecord(self.tenant_id, conversation.conversation_id, self.model, attempt=attempt_number,
@@ -476,6 +478,8 @@ class OpenAIAnalyzer:
 
     async def _failed_status(self, exc: openai.APIStatusError, record: CallRecord, started: float, usage: Usage):
         """A failed request that concerns this conversation only: retry it, or record it."""
+        import openai
+
         if isinstance(exc, openai.RateLimitError):
             self.rate_limit.observe_rejection(exc.response.headers)
             await self._record(record, started, "rate_limited", "rate_limit", usage)

@@ -1,10 +1,9 @@
 """The OpenAI client as a Dagster resource: key and endpoint from the environment (``dg.EnvVar``)."""
 
 import os
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import dagster as dg
-import openai
 import sqlalchemy as sa
 from pydantic import Field
 
@@ -14,6 +13,9 @@ from allpfit_etl.analysis.structured_output import JSON_SCHEMA, MODES
 from allpfit_etl.analysis.shared_rate_limit import SharedRateLimit, account_key
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.identities import PROMPT_VERSION
+
+if TYPE_CHECKING:  # imported by the client factory (``structured_output.response_format`` says why)
+    import openai
 
 RPM_ENV, TPM_ENV = "OPENAI_RPM", "OPENAI_TPM"
 STRUCTURED_OUTPUT_ENV = "OPENAI_STRUCTURED_OUTPUT"
@@ -61,12 +63,14 @@ class LeadAnalysisOpenAI(dg.ConfigurableResource):
         default=None, description="json_schema | json_object | tools | auto; a tenant's feature wins; "
                                   "else OPENAI_STRUCTURED_OUTPUT; else json_schema.")
 
-    def client_factory(self) -> Callable[[], openai.AsyncOpenAI]:
+    def client_factory(self) -> Callable[[], "openai.AsyncOpenAI"]:
         if not self.api_key:
             raise ConfigError("OPENAI_API_KEY is not set: tenants with use_openai need it (or switch them to regex)")
         api_key, base_url = self.api_key, self.base_url
 
-        def factory() -> openai.AsyncOpenAI:
+        def factory() -> "openai.AsyncOpenAI":
+            import openai
+
             # Retries are ours (tenacity), so every attempt reaches the llm_usage ledger. The aiohttp
             # transport (openai[aiohttp]) spends about half the CPU per request of the default one,
             # which matters at hundreds of requests per second.

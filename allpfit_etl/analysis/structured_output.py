@@ -13,9 +13,9 @@ Whatever the mode, the answer is validated by the same pydantic model, ``LeadAns
 
 from __future__ import annotations
 
+import functools
 import json
 
-import openai
 import pydantic
 
 from allpfit_etl.analysis.interface import LeadAnalysis
@@ -47,15 +47,32 @@ def strict_response_format(model: type[pydantic.BaseModel]) -> dict:
     """The ``response_format`` of Structured Outputs for ``model``. The strict schema comes from
     ``openai.pydantic_function_tool`` — the public helper applying the same conversion as
     ``chat.completions.parse`` — and a test pins it (``test_openai_analyzer``)."""
+    import openai  # imported by the processes that send requests only (see ``response_format``)
+
     function = openai.pydantic_function_tool(model)["function"]
     return {"type": "json_schema",
             "json_schema": {"name": function["name"], "schema": function["parameters"], "strict": True}}
 
 
-RESPONSE_FORMAT = strict_response_format(LeadAnswer)
-SCHEMA = RESPONSE_FORMAT["json_schema"]["schema"]
-SCHEMA_IN_PROMPT = ("\n\nResponda somente com um objeto JSON, sem texto antes ou depois, que siga este JSON Schema:\n"
-                    + json.dumps(SCHEMA, ensure_ascii=False))
+@functools.cache
+def response_format() -> dict:
+    """``LeadAnswer``'s strict ``response_format``, built on first use rather than at import.
+    Importing the openai SDK costs a third of a process's definitions load (0.34 of 1.10 CPU-s,
+    bench/bench_definitions_load.py), and most processes that load them — the CLI's commands, the
+    code server, sensors, run workers of regex tenants and provisional answers — never send a
+    request. So the SDK is imported only where a client is made or its errors are caught."""
+    return strict_response_format(LeadAnswer)
+
+
+def schema() -> dict:
+    """The answer's JSON schema, as the other modes send it."""
+    return response_format()["json_schema"]["schema"]
+
+
+def schema_in_prompt() -> str:
+    """The schema stated in the system prompt, for servers that ignore ``response_format``'s."""
+    return ("\n\nResponda somente com um objeto JSON, sem texto antes ou depois, que siga este JSON Schema:\n"
+            + json.dumps(schema(), ensure_ascii=False))
 
 
 def validate_mode(mode: str) -> str:
@@ -80,14 +97,14 @@ def next_mode(mode: str) -> str | None:
 def request_fields(mode: str, messages: list[dict]) -> dict:
     """The body fields besides ``model``: the messages and how the schema is asked for."""
     if mode == JSON_SCHEMA:
-        return {"messages": messages, "response_format": RESPONSE_FORMAT}
+        return {"messages": messages, "response_format": response_format()}
     if mode == JSON_OBJECT:
         system, *rest = messages
-        stated = [{**system, "content": system["content"] + SCHEMA_IN_PROMPT}, *rest]
-        return {"messages": stated, "response_format": {"type": "json_object", "schema": SCHEMA}}
+        stated = [{**system, "content": system["content"] + schema_in_prompt()}, *rest]
+        return {"messages": stated, "response_format": {"type": "json_object", "schema": schema()}}
     if mode == TOOLS:
         tool = {"type": "function", "function": {
-            "name": TOOL_NAME, "description": "Registra a análise da conversa.", "parameters": SCHEMA}}
+            "name": TOOL_NAME, "description": "Registra a análise da conversa.", "parameters": schema()}}
         return {"messages": messages, "tools": [tool],
                 "tool_choice": {"type": "function", "function": {"name": TOOL_NAME}}}
     raise ValueError(f"not a request mode: {mode!r}")

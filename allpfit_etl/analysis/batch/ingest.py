@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import openai
 import sqlalchemy as sa
 
 from allpfit_etl.analysis.answer_store import AnswerSink, chunk_inputs, insert_answer
@@ -23,6 +23,9 @@ from allpfit_etl.db import sql
 from allpfit_etl.errors import redact
 from allpfit_etl.tables import insert_rows, ledger_row, llm_usage
 from allpfit_etl.tenants.registry import get_tenant_by_id
+
+if TYPE_CHECKING:  # imported by the client's maker (``structured_output.response_format`` says why)
+    import openai
 
 ENDED = ("completed", "expired", "failed", "cancelled")
 MAX_BATCH_ATTEMPTS = 3  # a line that keeps failing is tried in this many batches, then recorded as a failure

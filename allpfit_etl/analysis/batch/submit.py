@@ -15,9 +15,8 @@ import datetime as dt
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import openai
 import sqlalchemy as sa
 
 from allpfit_etl.analysis.answer_store import chunk_inputs
@@ -35,6 +34,9 @@ from allpfit_etl.analysis.pricing import DEFAULT_USD_BRL, ModelPrice, batch_pric
 from allpfit_etl.errors import ConfigError
 from allpfit_etl.timeutil import as_utc
 
+if TYPE_CHECKING:  # imported by the client's maker (``structured_output.response_format`` says why)
+    import openai
+
 METADATA_KEY = "allpfit_batch_key"
 # A SQLite deployment has no advisory locks: an intent younger than this may still be in flight.
 SQLITE_RESUME_AFTER_S = 300
@@ -43,6 +45,8 @@ SQLITE_RESUME_AFTER_S = 300
 def batch_client(api_key: str | None, base_url: str | None) -> openai.OpenAI:
     if not api_key:
         raise ConfigError("OPENAI_API_KEY is not set: the Batch API needs it")
+    import openai
+
     return openai.OpenAI(api_key=api_key, base_url=base_url or None, max_retries=2, timeout=300)
 
 
@@ -149,6 +153,8 @@ def _upload_and_create(engine: sa.Engine, client: openai.OpenAI, batch_key: str,
 def _guarded(engine: sa.Engine, batch_key: str, action) -> str | None:
     """A request the API rejects (400) will be rejected again: its conversations go back to
     pending instead of being retried for ever. Network errors and 5xx propagate (retried later)."""
+    import openai
+
     try:
         return action()
     except openai.BadRequestError as exc:
