@@ -137,8 +137,12 @@ class RunSummary:
 DEFINITIONS_MODULE, DEFINITIONS_ATTRIBUTE = "allpfit_etl.definitions", "defs"
 CODE_LOCATION_NAME = "allpfit_etl"
 REPOSITORY_NAME = "__repository__"  # the repository a Definitions object makes
-# The code location's executor is multi_or_in_process_executor: a run the CLI executes itself runs
-# its steps in this process (no process per step), as fast as execute_in_process.
+# The code location's executor is multi_or_in_process_executor. The CLI's runs choose in_process,
+# whether this process or the daemon's run worker executes them, as the sensors' runs do: one
+# process per run instead of one per step costs ~3.4 CPU-s for a day's run instead of ~17
+# (docs/live_operation.md), and the work that gains from more cores is already spread inside
+# the steps (forked extract and regex workers, concurrent requests, worker processes of a big
+# chunk). Backfills and runs launched from the UI keep the code location's process per step.
 IN_PROCESS_EXECUTION = {"execution": {"config": {"in_process": {}}}}
 # The daemon writes a heartbeat every 30 s; one older than this means no daemon serves the queue.
 # (QueuedRunCoordinatorDaemon.daemon_type(), named here: importing dagster._daemon costs 0.4 s.)
@@ -341,11 +345,10 @@ def _launch(instance: dg.DagsterInstance, turn: Turn, tags: dict, *, partition: 
     pointer = recon_job(job_name)
     job = pointer.get_definition()
     queue = daemon_serves_queue(instance)
-    config = dict(run_config or {})
+    config = {**(run_config or {}), **IN_PROCESS_EXECUTION}
     if not queue:
         # Dagster's console log would print a failing step's stack trace: the CLI prints one line
         # per failed run instead (ALLPFIT_LOG_LEVEL=INFO shows Dagster's log; the UI always has it).
-        config.update(IN_PROCESS_EXECUTION)
         config["loggers"] = {"console": {"config": {"log_level": _console_log_level()}}}
     run = instance.create_run_for_job(
         job, run_config=config,
@@ -421,9 +424,7 @@ def refresh_monitoring(summary: RunSummary, instance: dg.DagsterInstance, trigge
     process executes it; with one, it is queued and the command does not wait for it (it takes
     seconds; monitoring_refresh_sensor would also do it, up to 10 minutes later)."""
     if summary.runs and len(summary.failed_runs) < len(summary.runs):
-        # One process for its few steps, whoever executes it (the daemon's run worker or this one).
-        run = _launch(instance, MONITORING_TURN, {TRIGGER_TAG: trigger}, job_name=MONITORING_JOB_NAME,
-                      run_config=IN_PROCESS_EXECUTION, wait=False)
+        run = _launch(instance, MONITORING_TURN, {TRIGGER_TAG: trigger}, job_name=MONITORING_JOB_NAME, wait=False)
         summary.monitoring_runs.append(run.run_id)
         if run.is_finished and run.status != dg.DagsterRunStatus.SUCCESS:
             summary.failed_runs.append(run.run_id)

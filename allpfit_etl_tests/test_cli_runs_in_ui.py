@@ -23,7 +23,7 @@ from allpfit_etl.db import get_engine
 from allpfit_etl.demo.seed import create_chatwoot_schema
 from fake_openai import FakeOpenAIServer, FakeServerConfig
 from allpfit_etl.partitions import run_tags
-from allpfit_etl.runner import daemon_serves_queue
+from allpfit_etl.runner import IN_PROCESS_EXECUTION, daemon_serves_queue
 from allpfit_etl.schema import apply_migrations
 from allpfit_etl.tenants.registry import TenantFeatures, add_tenant
 from allpfit_etl_tests.chatwoot_builder import ChatwootBuilder
@@ -161,10 +161,11 @@ def test_a_cli_run_goes_through_the_queue_shows_in_the_timeline_and_re_executes_
     (run,) = cli_run_of(instance, "allpfit", REEXECUTED_DAY)
     assert run.status == dg.DagsterRunStatus.SUCCESS
     assert_code_location_origin(instance, run)
-    # submitted to the queue, launched by the daemon (its steps in processes of their own), nothing secret in its config
+    # submitted to the queue and launched by the daemon, every step in its run worker's one process
+    # (the CLI's runs are in_process wherever they execute); nothing secret in its config
     assert instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_ENQUEUED)
-    assert len({e.dagster_event.pid for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)}) > 1
-    assert run.run_config == {} and SECRET_KEY not in str(run.tags)
+    assert len({e.dagster_event.pid for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)}) == 1
+    assert run.run_config == IN_PROCESS_EXECUTION and SECRET_KEY not in str(run.tags)
 
     (listed,) = graphql(deployment, TIMELINE_RUNS, {"runIds": [run.run_id]})["runsOrError"]["results"]
     assert listed["repositoryOrigin"] == {"repositoryName": REPOSITORY, "repositoryLocationName": LOCATION}
@@ -240,7 +241,7 @@ def test_without_a_daemon_the_cli_executes_its_run_itself_with_the_code_location
         (refresh,) = instance.get_runs(dg.RunsFilter(job_name="monitoring_refresh"))  # once, after the tenant's run
         assert refresh.status == dg.DagsterRunStatus.SUCCESS and refresh.tags["allpfit/monitoring"] == "refresh"
         assert_code_location_origin(instance, run)
-        assert run.run_config["execution"] == {"config": {"in_process": {}}}
+        assert run.run_config["execution"] == IN_PROCESS_EXECUTION["execution"]
         assert not instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_ENQUEUED)
         pids = {e.dagster_event.pid for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)}
         assert len(pids) == 1  # every step in the CLI's own process

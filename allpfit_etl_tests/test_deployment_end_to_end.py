@@ -63,8 +63,8 @@ class WebhookReceiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
-# One worker runs these against one deployment (daemon, webserver, databases); the backfill,
-# the longest, gets a worker and a deployment of its own.
+# One worker runs these against one deployment (daemon, webserver, databases): each test's runs
+# are its own tenant's, day's or backfill's.
 pytestmark = pytest.mark.xdist_group("deployment")
 
 
@@ -320,7 +320,6 @@ def plotted_figures(deployment, asset: str) -> dict[str, dict]:
     }
 
 
-@pytest.mark.xdist_group("deployment_backfill")
 def test_a_backfill_completes_in_the_expected_runs_records_each_partitions_figures_and_the_plots_show_them(deployment):
     instance, analytics = deployment["instance"], deployment["analytics"]
     first, last = min(RECENT), max(RECENT)

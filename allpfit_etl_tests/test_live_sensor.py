@@ -4,15 +4,14 @@ waking their tenant's pipeline.
 
 The decisions are plain functions, tested first without Dagster; then the sensor itself through
 build_sensor_context on a persistent test instance holding runs in the states at stake (queued,
-started at a given time, finished), against real PostgreSQL and SQLite databases; last, a real
-``dagster-daemon`` launches the range run the sensor requests."""
+started at a given time, finished), against real PostgreSQL and SQLite databases. A real ``dagster-daemon`` launching the range run
+the sensor requests is test_daemon_on_sqlite's."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -408,90 +407,3 @@ def test_a_cursor_from_before_the_live_fields_checks_every_settled_answer(settle
     assert len(result.run_requests) == 1
     parsed = ActivityCursor.parse(new_cursor)
     assert parsed.messages != cursor.messages and "allpfit" in parsed.settle_checked
-
-
-# --- a real daemon launches the range run --------------------------------------------------------
-
-DAEMON_YAML = """# The embedded SQLite storage with the production run queue's limit of one run per tenant.
-telemetry:
-  enabled: false
-run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
-    tag_concurrency_limits:
-      - key: allpfit/tenant
-        value:
-          applyLimitPerUniqueValue: true
-        limit: 1
-"""
-
-
-def two_conversations_days_apart(chatwoot_db: Path, account_id: int) -> list[tuple[int, int]]:
-    """(conversation id, inbox id) of the newest demo conversation and of one created 2 to 6 days before it."""
-    engine = sa.create_engine(f"sqlite:///{chatwoot_db}")
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT id, inbox_id, created_at FROM conversations WHERE account_id = :a ORDER BY created_at DESC"),
-            {"a": account_id}).all()
-    engine.dispose()
-    newest = rows[0]
-    newest_at = dt.datetime.fromisoformat(str(newest.created_at))
-    older = next(r for r in rows if dt.timedelta(days=2) < newest_at - dt.datetime.fromisoformat(str(r.created_at))
-                 < dt.timedelta(days=6))
-    return [(newest.id, newest.inbox_id), (older.id, older.inbox_id)]
-
-
-def write_messages(chatwoot_db: Path, account_id: int, conversations: list[tuple[int, int]]) -> None:
-    engine = sa.create_engine(f"sqlite:///{chatwoot_db}")
-    now = dt.datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
-    with engine.begin() as conn:
-        for conversation_id, inbox_id in conversations:
-            conn.execute(sa.text(
-                "INSERT INTO messages (content, account_id, inbox_id, conversation_id, message_type, created_at, updated_at,"
-                " sender_type) VALUES ('Ainda tem vaga na turma das 19h?', :a, :i, :c, 0, :t, :t, 'Contact')"),
-                {"a": account_id, "i": inbox_id, "c": conversation_id, "t": now})
-            conn.execute(sa.text("UPDATE conversations SET updated_at = :t, last_activity_at = :t WHERE id = :c"),
-                         {"t": now, "c": conversation_id})
-    engine.dispose()
-
-
-def test_the_daemon_launches_the_sensors_range_run_in_one_process(tmp_path, monkeypatch):
-    from allpfit_etl.demo.seed import DEMO_TENANTS
-    from allpfit_devtools.deployment import sensor_ticks_since, wait_for
-    from allpfit_etl_tests.deployments import demo_home_daemon
-
-    tenant = DEMO_TENANTS[2]
-    with demo_home_daemon(tmp_path, monkeypatch, DAEMON_YAML, [tenant], sensor_interval=5) as instance:
-        def sensor_cursor():
-            states = [s for s in instance.all_instigator_state() if s.instigator_name == "chatwoot_activity_sensor"]
-            return states and states[0].instigator_data and states[0].instigator_data.cursor
-
-        chatwoot_db = tmp_path / "chatwoot.db"
-        conversations = two_conversations_days_apart(chatwoot_db, tenant.account_id)
-        wait_for(sensor_cursor, 90, "the activity sensor's first tick")
-        write_messages(chatwoot_db, tenant.account_id, conversations)
-        trigger = {"allpfit/trigger": "activity_sensor"}
-        launched = wait_for(lambda: instance.get_runs(dg.RunsFilter(tags=trigger)), 90, "the sensor's run")
-        finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
-        done = wait_for(lambda: (r := instance.get_run_by_id(launched[0].run_id)) and r.status in finished and r, 240,
-                        "that run to finish", 2)
-        ended = time.time()
-        wait_for(lambda: sensor_ticks_since(instance, "chatwoot_activity_sensor", ended) >= 1, 60,
-                 "a tick after the run")  # that sees the same changes: no second run for them
-        runs = instance.get_runs(dg.RunsFilter(tags=trigger))
-
-    assert len(runs) == 1, [r.tags for r in runs]
-    assert done.status == dg.DagsterRunStatus.SUCCESS
-    tags = done.tags
-    assert RANGE_START in tags and RANGE_END in tags and "dagster/partition" not in tags
-    first, last = (dt.date.fromisoformat(tags[t].split("|")[0]) for t in (RANGE_START, RANGE_END))
-    assert tags[RANGE_START].endswith(f"|{tenant.slug}") and 2 <= (last - first).days <= 6
-    materialized = {
-        e.dagster_event.partition
-        for e in instance.all_logs(done.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-        if e.dagster_event.asset_key == dg.AssetKey("chatwoot_conversations")
-    }
-    assert len(materialized) == (last - first).days + 1  # every day of the range, in one run
-    step_pids = {e.dagster_event.pid for e in instance.all_logs(done.run_id, of_type=dg.DagsterEventType.STEP_START)}
-    assert len(step_pids) == 1  # the in_process executor: one process for every step

@@ -99,6 +99,7 @@ def test_a_bad_key_stops_every_request_at_once(server):
 
 @pytest.mark.parametrize("change, line", [
     ({"quota_calls": 5}, "OpenAI quota exhausted for this API key: add credit or raise the limit, then re-run"),
+    ({"api_keys": ("sk-the-only-valid-key",)}, "OpenAI rejected the API key (401)"),
     ({"forbidden": True}, "OpenAI refused access (403)"),
     ({"models": ("gpt-4o",)}, "OpenAI has no model 'gpt-4o-mini' for this API key (404 model_not_found)"),
 ])
