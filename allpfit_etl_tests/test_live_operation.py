@@ -6,7 +6,7 @@ once it has settled (``settle_minutes`` 0.5) and the bundled OpenAI-compatible s
 One deployment serves the module, and its three scenarios run at the same time (the file stays
 within ~5 minutes): the fixture starts them, each test waits for its own outcome.
 
-- live traffic: three tenants, a conversation every 30 s per tenant for a minute, 7 messages
+- live traffic: two tenants, a conversation every 30 s per tenant for a minute, 7 messages
   10 s apart (demo/live.py). Each gets its free provisional (regex) answer while it goes on and
   its final OpenAI answer, on its whole transcript, once settled — paid about once.
 - a conversation that resumes after it settled is paid exactly twice (on a traffic tenant).
@@ -55,7 +55,7 @@ pytestmark = pytest.mark.xdist_group("live")
 TIMEZONE = "America/Sao_Paulo"
 SETTLE_MINUTES = 0.5
 SENSOR_INTERVAL = 5
-TRAFFIC_TENANTS = {"north": 1, "south": 2, "east": 3}
+TRAFFIC_TENANTS = {"north": 1, "south": 2}
 RESOLVED_TENANT = ("resolved", 4)  # default settle_minutes (10): only the resolution settles it at once
 TRAFFIC = LiveSchedule(duration_min=1.0, every_s=30, gap_s=10, messages=7, seed=24)
 CONTACT_MESSAGES = 4  # of 7: contact, bot, contact, bot, contact, bot, contact
@@ -291,7 +291,7 @@ def resolve_scenario(live) -> dict:
 def test_live_traffic_gets_a_provisional_answer_then_its_final_one_paid_about_once(live):
     traffic, seen, analytics = live["traffic"], live["seen"], live["analytics"]
     records = traffic.join(TRAFFIC.seconds(len(TRAFFIC_TENANTS)) + 120)
-    assert not traffic.is_alive() and len(records) == traffic.planned() == 6
+    assert not traffic.is_alive() and len(records) == traffic.planned() == 4
     ids = {account: live["ids"][slug] for slug, account in TRAFFIC_TENANTS.items()}
     finals = {}
     for account in TRAFFIC_TENANTS.values():
@@ -314,10 +314,10 @@ def test_live_traffic_gets_a_provisional_answer_then_its_final_one_paid_about_on
         kinds = [kind for kind, _, _ in seen.answers(ids[r.account_id], r.conversation_id)]
         assert "provisional" in kinds and kinds.index("provisional") < kinds.index("final"), (r, kinds)
 
-    # paid about once per conversation: the ledger, and the server's bill
+    # paid about once per conversation (at most one of them twice): the ledger, and the server's bill
     calls = paid_calls(analytics)
     traffic_calls = [calls.get((ids[r.account_id], r.conversation_id), 0) for r in records]
-    assert min(traffic_calls) >= 1 and sum(traffic_calls) <= 1.2 * len(records), traffic_calls
+    assert min(traffic_calls) >= 1 and sum(traffic_calls) <= len(records) + 1, traffic_calls
     assert live["server"].stats()["billed_calls"] >= sum(traffic_calls)
     assert seen.error is None, seen.error
 
