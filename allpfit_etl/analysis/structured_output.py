@@ -57,8 +57,8 @@ def strict_response_format(model: type[pydantic.BaseModel]) -> dict:
 @functools.cache
 def response_format() -> dict:
     """``LeadAnswer``'s strict ``response_format``, built on first use rather than at import.
-    Importing the openai SDK costs a third of a process's definitions load (0.34 of 1.10 CPU-s,
-    bench/bench_definitions_load.py), and most processes that load them — the CLI's commands, the
+    Importing the openai SDK costs a third of a process's definitions load (0.34–0.52 of
+    1.10–1.49 CPU-s, bench/bench_definitions_load.py), and most processes that load them — the CLI's commands, the
     code server, sensors, run workers of regex tenants and provisional answers — never send a
     request. So the SDK is imported only where a client is made or its errors are caught."""
     return strict_response_format(LeadAnswer)
