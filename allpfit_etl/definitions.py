@@ -33,8 +33,9 @@ ASSETS = [
 # in_process executor in their run config: a run of a few conversations is then one process.
 # Dagster's default executor with only its default changed: run config can still choose
 # `in_process`, another start_method or max_concurrent (a configured dict would ignore them all).
-# The monitoring steps' pandas too: the code location itself imports it only in those steps.
-FORKSERVER = {"forkserver": {"preload_modules": ["allpfit_etl.definitions", "allpfit_etl.monitoring.store"]}}
+# The monitoring steps' pandas and the chunk steps' openai SDK too: the code location itself
+# imports them only in those steps (and a backfill has a chunk step per chunk).
+FORKSERVER = {"forkserver": {"preload_modules": ["allpfit_etl.definitions", "allpfit_etl.monitoring.store", "openai"]}}
 
 
 def _forkserver_unless_configured(config: dict) -> dict:

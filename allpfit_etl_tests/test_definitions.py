@@ -94,10 +94,10 @@ def test_resources_under_their_keys(defs):
     "execution, expected",
     [
         ({}, {"multiprocess": {"start_method": {"forkserver": {"preload_modules": [
-            "allpfit_etl.definitions", "allpfit_etl.monitoring.store"]}}}}),
+            "allpfit_etl.definitions", "allpfit_etl.monitoring.store", "openai"]}}}}),
         ({"multiprocess": {"max_concurrent": 1}},
          {"multiprocess": {"max_concurrent": 1, "start_method": {"forkserver": {"preload_modules": [
-            "allpfit_etl.definitions", "allpfit_etl.monitoring.store"]}}}}),
+            "allpfit_etl.definitions", "allpfit_etl.monitoring.store", "openai"]}}}}),
         ({"multiprocess": {"start_method": {"spawn": {}}}}, {"multiprocess": {"start_method": {"spawn": {}}}}),
         ({"in_process": {}}, {"in_process": {}}),
     ],
@@ -120,6 +120,18 @@ def test_loading_the_code_location_leaves_pandas_to_the_monitoring_steps():
     import sys
 
     code = "import sys, allpfit_etl.definitions; print(sorted({'pandas', 'numpy'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_loading_the_code_location_leaves_the_openai_sdk_to_the_processes_that_send_requests():
+    """A third of a definitions load was the SDK (bench/bench_definitions_load.py): the CLI's
+    commands, code servers, sensors and regex runs no longer pay it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, allpfit_etl.definitions, allpfit_etl.cli.main, allpfit_etl.runner; "
+            "print(sorted({'openai', 'aiohttp'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -58,9 +58,10 @@ def strict_response_format(model: type[pydantic.BaseModel]) -> dict:
 def response_format() -> dict:
     """``LeadAnswer``'s strict ``response_format``, built on first use rather than at import.
     Importing the openai SDK costs a third of a process's definitions load (0.34–0.52 of
-    1.10–1.49 CPU-s, bench/bench_definitions_load.py), and most processes that load them — the CLI's commands, the
-    code server, sensors, run workers of regex tenants and provisional answers — never send a
-    request. So the SDK is imported only where a client is made or its errors are caught."""
+    1.10–1.49 CPU-s, bench/bench_definitions_load.py), and most processes that load them — the
+    CLI's commands, the code server, sensors, run workers of regex tenants and provisional
+    answers — never send a request. So the SDK is imported only where a client is made or its
+    errors are caught (and preloaded by the forkserver of a run's step processes, definitions.py)."""
     return strict_response_format(LeadAnswer)
 
 
@@ -69,6 +70,7 @@ def schema() -> dict:
     return response_format()["json_schema"]["schema"]
 
 
+@functools.cache
 def schema_in_prompt() -> str:
     """The schema stated in the system prompt, for servers that ignore ``response_format``'s."""
     return ("\n\nResponda somente com um objeto JSON, sem texto antes ou depois, que siga este JSON Schema:\n"
