@@ -8,11 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
-from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
 
+from allpfit_etl.demo.live import write_message
 from allpfit_etl.demo.seed import DEMO_TENANTS
 from allpfit_etl.errors import root_cause_line
 from allpfit_etl.runner import LOCAL_INSTANCE_YAML
@@ -25,34 +25,17 @@ ACTIVITY_TICKS = 5  # ticks of the activity sensor seen through (not counted by 
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
-def two_conversations_days_apart(chatwoot_db: Path, account_id: int) -> list[tuple[int, int]]:
-    """(conversation id, inbox id) of the newest demo conversation and of one created 2 to 6 days before it."""
-    engine = sa.create_engine(f"sqlite:///{chatwoot_db}")
-    with engine.connect() as conn:
+def two_conversations_days_apart(chatwoot: sa.Engine, account_id: int) -> list[int]:
+    """The newest demo conversation and one created 2 to 6 days before it."""
+    with chatwoot.connect() as conn:
         rows = conn.execute(sa.text(
-            "SELECT id, inbox_id, created_at FROM conversations WHERE account_id = :a ORDER BY created_at DESC"),
+            "SELECT id, created_at FROM conversations WHERE account_id = :a ORDER BY created_at DESC"),
             {"a": account_id}).all()
-    engine.dispose()
     newest = rows[0]
     newest_at = dt.datetime.fromisoformat(str(newest.created_at))
     older = next(r for r in rows if dt.timedelta(days=2) < newest_at - dt.datetime.fromisoformat(str(r.created_at))
                  < dt.timedelta(days=6))
-    return [(newest.id, newest.inbox_id), (older.id, older.inbox_id)]
-
-
-def write_messages(chatwoot_db: Path, account_id: int, conversations: list[tuple[int, int]]) -> None:
-    """A contact writes again, now, in each of ``conversations``."""
-    engine = sa.create_engine(f"sqlite:///{chatwoot_db}")
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
-    with engine.begin() as conn:
-        for conversation_id, inbox_id in conversations:
-            conn.execute(sa.text(
-                "INSERT INTO messages (content, account_id, inbox_id, conversation_id, message_type, created_at, updated_at,"
-                " sender_type) VALUES ('Ainda tem vaga na turma das 19h?', :a, :i, :c, 0, :t, :t, 'Contact')"),
-                {"a": account_id, "i": inbox_id, "c": conversation_id, "t": now})
-            conn.execute(sa.text("UPDATE conversations SET updated_at = :t, last_activity_at = :t WHERE id = :c"),
-                         {"t": now, "c": conversation_id})
-    engine.dispose()
+    return [newest.id, older.id]
 
 
 def tick_statuses(instance: dg.DagsterInstance) -> dict[str, Counter]:
@@ -84,8 +67,10 @@ def test_every_sensor_ticks_cleanly_and_new_messages_days_apart_become_one_range
     with demo_home_daemon(tmp_path, monkeypatch, LOCAL_INSTANCE_YAML, DEMO_TENANTS, INTERVAL_SECONDS) as instance:
         wait_for(lambda: tick_statuses(instance).get("chatwoot_activity_sensor", Counter()).total() >= 2, 60,
                  "the activity sensor's first two ticks")
-        chatwoot_db = tmp_path / "chatwoot.db"
-        write_messages(chatwoot_db, tenant.account_id, two_conversations_days_apart(chatwoot_db, tenant.account_id))
+        chatwoot = sa.create_engine(f"sqlite:///{tmp_path / 'chatwoot.db'}")
+        for conversation in two_conversations_days_apart(chatwoot, tenant.account_id):  # a contact writes again, now
+            write_message(chatwoot, conversation, "Ainda tem vaga na turma das 19h?")
+        chatwoot.dispose()
         launched = wait_for(lambda: instance.get_runs(dg.RunsFilter(tags=trigger)), 90, "the sensor's run")
         done = wait_for(lambda: (r := instance.get_run_by_id(launched[0].run_id)) and r.status in FINISHED and r, 240,
                         "that run to finish", 2)

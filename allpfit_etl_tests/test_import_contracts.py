@@ -13,4 +13,3 @@ def test_the_import_contracts_hold():
     result = subprocess.run([str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Contracts: 4 kept, 0 broken." in result.stdout
-

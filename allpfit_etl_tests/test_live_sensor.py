@@ -4,8 +4,8 @@ waking their tenant's pipeline.
 
 The decisions are plain functions, tested first without Dagster; then the sensor itself through
 build_sensor_context on a persistent test instance holding runs in the states at stake (queued,
-started at a given time, finished), against real PostgreSQL and SQLite databases. A real ``dagster-daemon`` launching the range run
-the sensor requests is test_daemon_on_sqlite's."""
+started at a given time, finished), against real PostgreSQL and SQLite databases. A real
+``dagster-daemon`` launching the range run the sensor requests is test_daemon_on_sqlite's."""
 
 from __future__ import annotations
 
